@@ -1,0 +1,43 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import type { Config } from './config.js'
+import { registerErrorHandlers } from './http/error-handler.js'
+import { groupRoutes } from './http/routes/groups.js'
+import { healthRoutes } from './http/routes/health.js'
+import { keyPackageRoutes } from './http/routes/key-packages.js'
+import { messageRoutes } from './http/routes/messages.js'
+import { registerDocs } from './http/swagger.js'
+import { describeValidationError, validatorCompiler } from './http/validation.js'
+import type { DeliveryService } from './service/delivery-service.js'
+
+export interface AppOptions {
+  readonly config: Pick<Config, 'maxMessageBytes'>
+  readonly service: DeliveryService
+  readonly logger: FastifyBaseLogger
+}
+
+/** Builds the REST app over the given service. Never listens: see server.ts. */
+export async function buildApp({ config, service, logger }: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.maxMessageBytes,
+    // Ids may be 256 characters, percent-encoded up to 12 bytes each.
+    routerOptions: { maxParamLength: 4096 },
+    return503OnClosing: true,
+    schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
+  }).withTypeProvider<TypeBoxTypeProvider>()
+
+  app.setValidatorCompiler(validatorCompiler)
+  // Bodies are JSON or raw MLS; a text body is a 415, not a string that fails validation.
+  app.removeContentTypeParser('text/plain')
+  // RFC 9420 §17.10: the media type of MLS wire messages.
+  app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+  registerErrorHandlers(app)
+  await registerDocs(app)
+
+  await app.register(healthRoutes)
+  await app.register(keyPackageRoutes, { service })
+  await app.register(groupRoutes, { service })
+  await app.register(messageRoutes, { service })
+  return app
+}

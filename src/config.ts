@@ -1,0 +1,151 @@
+import { parseArgs } from 'node:util'
+
+/**
+ * The one place that reads process.env and the command line. Every setting has an
+ * environment variable and a matching `--flag`; the flag wins. All values are validated
+ * once at start and every bad value is reported in its own line.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+export const STORES = ['memory'] as const
+export type StoreKind = (typeof STORES)[number]
+
+export interface Config {
+  readonly host: string
+  readonly httpPort: number
+  readonly tcpPort: number
+  readonly tcpEnabled: boolean
+  readonly logLevel: LogLevel
+  readonly logFormat: 'json' | 'pretty'
+  readonly maxMessageBytes: number
+  readonly store: StoreKind
+  readonly shutdownTimeoutMs: number
+}
+
+interface Option<K extends keyof Config> {
+  readonly key: K
+  readonly env: string
+  readonly flag: string
+  readonly default: string
+  readonly help: string
+  readonly parse: (raw: string) => Config[K]
+}
+
+const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
+
+export const OPTIONS = [
+  option({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', help: 'Address both listeners bind to (0.0.0.0 for all interfaces)', parse: parseHost }),
+  option({ key: 'httpPort', env: 'HTTP_PORT', flag: 'http-port', default: '3000', help: 'REST API port (0 = a free port)', parse: parsePort }),
+  option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
+  option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
+  option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
+  option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
+  option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes', parse: (raw) => parseInteger(raw, 64, 1024 * 1024 * 1024) }),
+  option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
+  option({ key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', default: '5000', help: 'On SIGINT/SIGTERM, how long to let requests in flight finish', parse: (raw) => parseInteger(raw, 0, 600_000) }),
+] as const
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[]
+  constructor(problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`)
+    this.name = 'ConfigError'
+    this.problems = problems
+  }
+}
+
+export type Env = Readonly<Record<string, string | undefined>>
+
+/** Returns the config, or `{ help: true }` when --help was asked for; throws ConfigError. */
+export function loadConfig(env: Env = process.env, argv: readonly string[] = process.argv.slice(2)): Config | { help: true } {
+  let flags: Record<string, string | boolean | undefined>
+  try {
+    const options = Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: 'string' as const }]))
+    flags = parseArgs({ args: [...argv], options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true }).values
+  } catch (err) {
+    throw new ConfigError([(err as Error).message])
+  }
+  if (flags.help) return { help: true }
+
+  const problems: string[] = []
+  const values: Record<string, unknown> = {}
+  for (const o of OPTIONS) {
+    const fromFlag = flags[o.flag]
+    let raw: string
+    let source: string
+    if (typeof fromFlag === 'string') {
+      raw = fromFlag
+      source = `--${o.flag}`
+    } else if (env[o.env] !== undefined && env[o.env] !== '') {
+      raw = env[o.env] as string
+      source = o.env
+    } else if (o.key === 'logLevel' && env.RUST_LOG) {
+      raw = env.RUST_LOG
+      source = 'RUST_LOG'
+    } else {
+      raw = o.default
+      source = `default of ${o.env}`
+    }
+    try {
+      values[o.key] = o.parse(raw.trim())
+    } catch (err) {
+      problems.push(`${source}=${JSON.stringify(raw)}: ${(err as Error).message}`)
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems)
+  return values as unknown as Config
+}
+
+export function helpText(): string {
+  const lines = [
+    'MLS Delivery Service: a REST API and the legacy TCP-JSON protocol over one service.',
+    '',
+    'Usage: npm start -- [--flag value ...]     (or: node dist/server.js [flags])',
+    '',
+    'Every setting is an environment variable or the matching flag (the flag wins):',
+    '',
+  ]
+  for (const o of OPTIONS) {
+    lines.push(`  --${o.flag.padEnd(22)} ${o.env.padEnd(20)} default: ${o.default}`)
+    lines.push(`  ${''.padEnd(46)}${o.help}`)
+  }
+  lines.push('  --help, -h               print this help and exit', '')
+  return lines.join('\n')
+}
+
+function parsePort(raw: string): number {
+  return parseInteger(raw, 0, 65535)
+}
+
+function parseInteger(raw: string, min: number, max: number): number {
+  if (!/^\d+$/.test(raw)) throw new Error(`must be a whole number from ${min} to ${max}`)
+  const n = Number(raw)
+  if (n < min || n > max) throw new Error(`must be a whole number from ${min} to ${max}`)
+  return n
+}
+
+function parseBoolean(raw: string): boolean {
+  const value = raw.toLowerCase()
+  if (['true', '1', 'yes', 'on'].includes(value)) return true
+  if (['false', '0', 'no', 'off'].includes(value)) return false
+  throw new Error('must be true or false')
+}
+
+function parseHost(raw: string): string {
+  if (raw === '' || /\s/.test(raw)) throw new Error('must be a host name or IP address')
+  return raw
+}
+
+/** Accepts LOG_LEVEL names and the original's RUST_LOG forms ("debug", "mls=debug,info"). */
+function parseLogLevel(raw: string): LogLevel {
+  const directives = raw.toLowerCase().split(',').map((d) => d.trim()).filter(Boolean)
+  const bare = directives.find((d) => !d.includes('=')) ?? directives.at(-1)?.split('=')[1]
+  if (bare === 'off') return 'silent'
+  return oneOf(bare ?? '', LOG_LEVELS)
+}
+
+function oneOf<T extends string>(raw: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(raw)) return raw as T
+  throw new Error(`must be one of ${allowed.join(', ')}`)
+}

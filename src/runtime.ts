@@ -1,0 +1,68 @@
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
+import { buildApp } from './app.js'
+import type { Config } from './config.js'
+import { DeliveryService } from './service/delivery-service.js'
+import { createStore, type Store } from './storage/index.js'
+import { createTcpServer, type TcpServer } from './tcp/server.js'
+
+export interface RunningService {
+  readonly app: FastifyInstance
+  readonly service: DeliveryService
+  readonly store: Store
+  readonly tcp: TcpServer | undefined
+  readonly httpPort: number
+  readonly tcpPort: number | undefined
+  /** Stops accepting, lets requests in flight finish, closes connections and the store. */
+  close(): Promise<void>
+}
+
+/** A listener could not bind; names the port and the setting to change. */
+export class ListenError extends Error {
+  constructor(readonly setting: 'HTTP_PORT' | 'TCP_PORT', readonly port: number, readonly host: string, cause: NodeJS.ErrnoException) {
+    super(cause.code === 'EADDRINUSE'
+      ? `port ${port} on ${host} is already in use; stop the other process or set ${setting} (or --${setting.toLowerCase().replace('_', '-')}) to another port`
+      : `cannot listen on ${host}:${port} (${setting}): ${cause.code ?? cause.message}`)
+    this.name = 'ListenError'
+  }
+}
+
+/** Builds the store, the one service and both doors over it, and starts listening. */
+export async function startService(config: Config, logger: Logger): Promise<RunningService> {
+  const store = createStore(config)
+  const service = new DeliveryService({ store, log: logger })
+  const app = await buildApp({ config, service, logger })
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger }) : undefined
+
+  let httpPort: number
+  let tcpPort: number | undefined
+  try {
+    await app.listen({ host: config.host, port: config.httpPort, listenTextResolver: () => '' })
+    httpPort = (app.server.address() as AddressInfo).port
+  } catch (err) {
+    await store.close()
+    throw new ListenError('HTTP_PORT', config.httpPort, config.host, err as NodeJS.ErrnoException)
+  }
+  logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (HTTP REST API)`)
+  if (tcp) {
+    try {
+      tcpPort = (await tcp.listen(config.tcpPort, config.host)).port
+    } catch (err) {
+      await app.close()
+      await store.close()
+      throw new ListenError('TCP_PORT', config.tcpPort, config.host, err as NodeJS.ErrnoException)
+    }
+    logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON)`)
+  }
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      await Promise.all([tcp?.close(), app.close()])
+      await store.close()
+    })()
+    return closing
+  }
+  return { app, service, store, tcp, httpPort, tcpPort, close }
+}

@@ -1,0 +1,37 @@
+import { Type, type Static } from 'typebox'
+import { MESSAGE_TYPES } from '../storage/store.js'
+import { MAX_ID_LENGTH } from '../service/ids.js'
+
+export const IdSchema = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description: `Client or group id: 1 to ${MAX_ID_LENGTH} characters` })
+
+/** Standard base64 (RFC 4648 §4) with padding. */
+export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$'
+export const Base64Schema = Type.String({ minLength: 4, pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding' })
+
+export const MessageTypeSchema = Type.Enum([...MESSAGE_TYPES], { description: 'The original service\'s message types' })
+
+export const ErrorSchema = Type.Object(
+  {
+    error: Type.String({ description: 'Stable machine-readable code, e.g. group_not_found' }),
+    message: Type.String({ description: 'What is wrong, for a person' }),
+  },
+  { additionalProperties: true, description: 'Every error answers in this shape' },
+)
+export type ErrorBody = Static<typeof ErrorSchema>
+
+export const ClientParamsSchema = Type.Object({ client: IdSchema })
+export const GroupParamsSchema = Type.Object({ group: IdSchema })
+export const GroupMemberParamsSchema = Type.Object({ group: IdSchema, client: IdSchema })
+
+/** Error responses by status, for route schemas. */
+export function errorResponses<const S extends readonly number[]>(...statuses: S): Record<S[number], typeof ErrorSchema> {
+  const descriptions: Record<number, string> = {
+    400: 'Bad input; the message names the field',
+    403: 'Not allowed (e.g. the sender is not a member)',
+    404: 'No such resource',
+    409: 'Conflict with the current state',
+    413: 'Body larger than MAX_MESSAGE_BYTES',
+    415: 'Unsupported Content-Type',
+  }
+  return Object.fromEntries(statuses.map((s) => [s, { ...ErrorSchema, description: descriptions[s] ?? 'Error' }])) as unknown as Record<S[number], typeof ErrorSchema>
+}

@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { ConfigError, helpText, loadConfig, OPTIONS, type Config } from '../../src/config.js'
+
+const load = (env: Record<string, string> = {}, argv: string[] = []) => loadConfig(env, argv) as Config
+
+test('defaults', () => {
+  assert.deepEqual(load(), {
+    host: '127.0.0.1',
+    httpPort: 3000,
+    tcpPort: 8080,
+    tcpEnabled: true,
+    logLevel: 'info',
+    logFormat: 'json',
+    maxMessageBytes: 1024 * 1024,
+    store: 'memory',
+    shutdownTimeoutMs: 5000,
+  })
+})
+
+test('environment values, and flags that win over them', () => {
+  const config = load({ HOST: '0.0.0.0', HTTP_PORT: '0', TCP_PORT: '9000', TCP_ENABLED: 'false', MAX_MESSAGE_BYTES: '2048' }, ['--tcp-port', '9001', '--log-level=debug'])
+  assert.equal(config.host, '0.0.0.0')
+  assert.equal(config.httpPort, 0)
+  assert.equal(config.tcpPort, 9001)
+  assert.equal(config.tcpEnabled, false)
+  assert.equal(config.logLevel, 'debug')
+  assert.equal(config.maxMessageBytes, 2048)
+})
+
+test('RUST_LOG is honoured when LOG_LEVEL is unset, in the original\'s forms', () => {
+  assert.equal(load({ RUST_LOG: 'debug' }).logLevel, 'debug')
+  assert.equal(load({ RUST_LOG: 'TRACE' }).logLevel, 'trace')
+  assert.equal(load({ RUST_LOG: 'mls_delivery_service=warn' }).logLevel, 'warn')
+  assert.equal(load({ RUST_LOG: 'hyper=info,error' }).logLevel, 'error')
+  assert.equal(load({ RUST_LOG: 'off' }).logLevel, 'silent')
+  assert.equal(load({ RUST_LOG: 'debug', LOG_LEVEL: 'warn' }).logLevel, 'warn')
+})
+
+test('every bad value is reported on its own line, naming the variable', () => {
+  try {
+    load({ HTTP_PORT: '70000', TCP_PORT: 'eighty', TCP_ENABLED: 'maybe', LOG_LEVEL: 'loud', MAX_MESSAGE_BYTES: '-1', STORE: 'redis' })
+    assert.fail('expected a ConfigError')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError)
+    assert.equal(err.problems.length, 6)
+    for (const name of ['HTTP_PORT', 'TCP_PORT', 'TCP_ENABLED', 'LOG_LEVEL', 'MAX_MESSAGE_BYTES', 'STORE']) {
+      assert.ok(err.problems.some((p) => p.startsWith(`${name}=`)), name)
+    }
+  }
+})
+
+test('a bad flag names the flag; an unknown flag is an error', () => {
+  assert.throws(() => load({}, ['--http-port', 'x']), (err: ConfigError) => err.problems[0]!.startsWith('--http-port='))
+  assert.throws(() => load({}, ['--frobnicate']), ConfigError)
+})
+
+test('--help is recognised, and the help text lists every variable and flag', () => {
+  assert.deepEqual(loadConfig({}, ['--help']), { help: true })
+  const text = helpText()
+  for (const o of OPTIONS) {
+    assert.ok(text.includes(o.env), o.env)
+    assert.ok(text.includes(`--${o.flag}`), o.flag)
+  }
+})

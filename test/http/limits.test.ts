@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict'
+import { connect } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { after, before, describe, test } from 'node:test'
+import type { FastifyInstance } from 'fastify'
+import { buildTestApp } from '../helpers/app.js'
+
+/** Over a real socket, because body limits and broken bodies live on the wire. */
+describe('REST limits and broken requests (real HTTP)', () => {
+  const limit = 64 * 1024
+  let app: FastifyInstance
+  let base: string
+  let port: number
+  before(async () => {
+    ;({ app } = await buildTestApp({ maxMessageBytes: limit }))
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    port = (app.server.address() as AddressInfo).port
+    base = `http://127.0.0.1:${port}`
+    await fetch(`${base}/groups`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ group_id: 'g', creator_id: 'a' }) })
+  })
+  after(() => app.close())
+
+  const post = (path: string, body: string | Uint8Array, type = 'application/json') =>
+    fetch(`${base}${path}`, { method: 'POST', headers: { 'content-type': type }, body })
+
+  test('a JSON body over MAX_MESSAGE_BYTES is a 413 and stores nothing', async () => {
+    const message = Buffer.alloc(limit).toString('base64')
+    const res = await post('/groups/g/messages', JSON.stringify({ sender_id: 'a', message, message_type: 'Application' }))
+    assert.equal(res.status, 413)
+    const body = await res.json() as { error: string; message: string }
+    assert.equal(body.error, 'payload_too_large')
+    assert.match(body.message, new RegExp(String(limit)))
+    const group = await (await fetch(`${base}/groups/g`)).json() as { next_seq: number }
+    assert.equal(group.next_seq, 1)
+  })
+
+  test('a raw message/mls body over the limit is a 413', async () => {
+    const res = await fetch(`${base}/key-packages/big`, { method: 'PUT', headers: { 'content-type': 'message/mls' }, body: new Uint8Array(limit + 1) })
+    assert.equal(res.status, 413)
+    assert.equal((await res.json() as { error: string }).error, 'payload_too_large')
+  })
+
+  test('a body just under the limit is accepted', async () => {
+    const message = Buffer.alloc(Math.floor(((limit - 200) * 3) / 4 / 3) * 3).toString('base64')
+    const res = await post('/groups/g/messages', JSON.stringify({ sender_id: 'a', message, message_type: 'Application' }))
+    assert.equal(res.status, 201)
+  })
+
+  test('a truncated body (the client stops early) changes nothing and the server stays up', async () => {
+    const body = JSON.stringify({ sender_id: 'a', message: 'AAAA', message_type: 'Application' })
+    await new Promise<void>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(`POST /groups/g/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length + 50}\r\n\r\n${body}`)
+        setTimeout(() => socket.destroy(), 50)
+      })
+      socket.on('close', () => resolve())
+      socket.on('error', () => {})
+    })
+    const group = await (await fetch(`${base}/groups/g`)).json() as { next_seq: number }
+    assert.ok(group.next_seq <= 2, 'the truncated message was not stored')
+    const health = await fetch(`${base}/health`)
+    assert.equal(health.status, 200)
+  })
+
+  test('an unknown route is a 404 in the error shape', async () => {
+    const res = await fetch(`${base}/nothing/here?x=1`)
+    assert.equal(res.status, 404)
+    assert.deepEqual(await res.json(), { error: 'not_found', message: 'Route GET /nothing/here not found' })
+    const wrongMethod = await fetch(`${base}/health`, { method: 'PATCH' })
+    assert.equal(wrongMethod.status, 404)
+    assert.equal((await wrongMethod.json() as { error: string }).error, 'not_found')
+  })
+
+  test('health, docs and the OpenAPI document are served', async () => {
+    assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok' })
+    const docs = await fetch(`${base}/docs`)
+    assert.equal(docs.status, 200)
+    assert.match(await docs.text(), /swagger/i)
+    const spec = await (await fetch(`${base}/openapi.json`)).json() as { openapi: string; paths: Record<string, unknown> }
+    assert.match(spec.openapi, /^3\./)
+    assert.ok(spec.paths['/groups/{group}/messages'])
+  })
+})

@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { createServer, type AddressInfo } from 'node:net'
+import { test } from 'node:test'
+
+/** The real process, as `npm start` runs it (through tsx here, to skip the build). */
+function startProcess(env: Record<string, string>, args: string[] = []): { child: ChildProcess; output: () => string; lines: () => Record<string, unknown>[] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts', ...args], {
+    env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', TCP_PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let out = ''
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()))
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()))
+  const lines = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>)
+  return { child, output: () => out, lines }
+}
+
+async function waitFor<T>(check: () => T | undefined, what: string, ms = 20000): Promise<T> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    const value = check()
+    if (value !== undefined) return value
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+const portsFrom = (lines: Record<string, unknown>[]) => {
+  const ports = lines
+    .map((l) => /running on [^:]+:(\d+) \((HTTP|legacy TCP)/.exec(String(l.msg)))
+    .filter((m): m is RegExpExecArray => m !== null)
+  return ports.length === 2 ? Object.fromEntries(ports.map((m) => [m[2], Number(m[1])])) as Record<'HTTP' | 'legacy TCP', number> : undefined
+}
+
+test('starts both listeners on free ports, logs them, and stops with exit 0 on SIGTERM', async () => {
+  const proc = startProcess({ LOG_LEVEL: 'info' })
+  const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+  assert.ok(ports.HTTP > 0 && ports['legacy TCP'] > 0)
+  const res = await fetch(`http://127.0.0.1:${ports.HTTP}/health`)
+  assert.deepEqual(await res.json(), { status: 'ok' })
+
+  proc.child.kill('SIGTERM')
+  const [code] = await once(proc.child, 'exit')
+  assert.equal(code, 0)
+})
+
+test('SIGINT with an idle TCP client connected still exits 0 promptly', async () => {
+  const proc = startProcess({})
+  const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+  const { connect } = await import('node:net')
+  const socket = connect(ports['legacy TCP'], '127.0.0.1')
+  await once(socket, 'connect')
+  socket.on('error', () => {})
+  await waitFor(() => (proc.output().includes('New client connected from') ? true : undefined), 'the connection log line')
+  proc.child.kill('SIGINT')
+  const [code] = await once(proc.child, 'exit')
+  assert.equal(code, 0)
+  socket.destroy()
+})
+
+test('a port in use ends the start with one line naming the port and the variable', async () => {
+  const blocker = createServer()
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve))
+  const port = (blocker.address() as AddressInfo).port
+  try {
+    const proc = startProcess({ TCP_PORT: String(port), LOG_LEVEL: 'silent' })
+    const [code] = await once(proc.child, 'exit')
+    assert.equal(code, 1)
+    const text = proc.output().trim()
+    assert.match(text, new RegExp(`port ${port}.*already in use.*TCP_PORT`))
+    assert.equal(text.split('\n').length, 1, `expected one line, got:\n${text}`)
+    assert.doesNotMatch(text, /\s+at /)
+  } finally {
+    blocker.close()
+  }
+})
+
+test('a bad setting ends the start with a clear error and exit 2', async () => {
+  const proc = startProcess({ HTTP_PORT: 'abc' })
+  const [code] = await once(proc.child, 'exit')
+  assert.equal(code, 2)
+  assert.match(proc.output(), /HTTP_PORT="abc": must be a whole number/)
+})
+
+test('--help prints every setting and exits 0', async () => {
+  const proc = startProcess({}, ['--help'])
+  const [code] = await once(proc.child, 'exit')
+  assert.equal(code, 0)
+  assert.match(proc.output(), /MAX_MESSAGE_BYTES/)
+  assert.match(proc.output(), /--tcp-port/)
+})
+
+test('RUST_LOG=debug is honoured and the original log lines appear', async () => {
+  const proc = startProcess({ RUST_LOG: 'debug' })
+  const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+  const post = (path: string, body: unknown) => fetch(`http://127.0.0.1:${ports.HTTP}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+  await fetch(`http://127.0.0.1:${ports.HTTP}/key-packages/u1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key_package: 'AAAA' }) })
+  await fetch(`http://127.0.0.1:${ports.HTTP}/key-packages/u1`)
+  await post('/groups', { group_id: 'g1', creator_id: 'u1' })
+  await post('/groups/g1/messages', { sender_id: 'u1', message: 'AAAA', message_type: 'Application' })
+  const messages = await waitFor(() => {
+    const msgs = proc.lines().map((l) => String(l.msg))
+    return msgs.includes('Relayed message from u1 to group g1') ? msgs : undefined
+  }, 'the relay log line')
+  assert.ok(messages.includes('Stored KeyPackage for client: u1'))
+  assert.ok(messages.includes('Created group: g1 by u1'))
+  assert.ok(proc.lines().some((l) => l.level === 20), 'debug lines are logged')
+  proc.child.kill('SIGTERM')
+  await once(proc.child, 'exit')
+})
