@@ -2,6 +2,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import type { Config } from './config.js'
 import { registerErrorHandlers } from './http/error-handler.js'
+import { clientRoutes } from './http/routes/clients.js'
 import { groupRoutes } from './http/routes/groups.js'
 import { healthRoutes } from './http/routes/health.js'
 import { keyPackageRoutes } from './http/routes/key-packages.js'
@@ -11,7 +12,7 @@ import { describeValidationError, validatorCompiler } from './http/validation.js
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'maxMessageBytes'>
+  readonly config: Pick<Config, 'maxMessageBytes' | 'mlsValidation'>
   readonly service: DeliveryService
   readonly logger: FastifyBaseLogger
 }
@@ -36,8 +37,10 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   await registerDocs(app)
 
   await app.register(healthRoutes)
-  await app.register(keyPackageRoutes, { service })
+  const validation = config.mlsValidation
+  await app.register(keyPackageRoutes, { service, validation })
   await app.register(groupRoutes, { service })
-  await app.register(messageRoutes, { service })
+  await app.register(messageRoutes, { service, validation })
+  await app.register(clientRoutes, { service })
   return app
 }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { parseCiphersuiteList, supportedCiphersuites } from './mls/index.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -10,6 +11,9 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 export type LogLevel = (typeof LOG_LEVELS)[number]
 export const STORES = ['memory'] as const
 export type StoreKind = (typeof STORES)[number]
+export const VALIDATION_MODES = ['strict', 'permissive'] as const
+/** What happens to bytes that do not decode as MLS at all: rejected, or kept as opaque legacy data. */
+export type ValidationMode = (typeof VALIDATION_MODES)[number]
 
 export interface Config {
   readonly host: string
@@ -21,6 +25,10 @@ export interface Config {
   readonly maxMessageBytes: number
   readonly store: StoreKind
   readonly shutdownTimeoutMs: number
+  readonly mlsValidation: ValidationMode
+  readonly tcpMlsValidation: ValidationMode
+  readonly mlsCiphersuites: ReadonlySet<number>
+  readonly keyPackageMaxLifetimeSeconds: number
 }
 
 interface Option<K extends keyof Config> {
@@ -44,6 +52,10 @@ export const OPTIONS = [
   option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes', parse: (raw) => parseInteger(raw, 64, 1024 * 1024 * 1024) }),
   option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
   option({ key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', default: '5000', help: 'On SIGINT/SIGTERM, how long to let requests in flight finish', parse: (raw) => parseInteger(raw, 0, 600_000) }),
+  option({ key: 'mlsValidation', env: 'MLS_VALIDATION', flag: 'mls-validation', default: 'strict', help: 'REST: bytes that are not MLS at all are rejected (strict) or kept as opaque legacy data (permissive)', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
+  option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
+  option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
+  option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
 ] as const
 
 export class ConfigError extends Error {
@@ -112,6 +124,21 @@ export function helpText(): string {
   }
   lines.push('  --help, -h               print this help and exit', '')
   return lines.join('\n')
+}
+
+function parseCiphersuites(raw: string): ReadonlySet<number> {
+  if (raw.toLowerCase() === 'all') return new Set(supportedCiphersuites().map((s) => s.id))
+  return parseCiphersuiteList(raw)
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 }
+
+function parseDuration(raw: string): number {
+  const match = /^(\d+)([smhd]?)$/.exec(raw)
+  if (!match) throw new Error('must be a whole number of seconds, or a number with s, m, h or d (e.g. 90d)')
+  const seconds = Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1)
+  if (seconds < 60) throw new Error('must be at least one minute')
+  return seconds
 }
 
 function parsePort(raw: string): number {

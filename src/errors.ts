@@ -13,6 +13,7 @@ export const ERRORS = {
   group_not_found: { status: 404, message: 'Group not found' },
   member_not_found: { status: 404, message: 'Member not found' },
   key_package_not_found: { status: 404, message: 'No KeyPackage available' },
+  group_info_not_found: { status: 404, message: 'No GroupInfo stored' },
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   group_exists: { status: 409, message: 'Group already exists' },
   stale_epoch: { status: 409, message: 'Stale epoch' },

@@ -31,7 +31,11 @@ export class ListenError extends Error {
 /** Builds the store, the one service and both doors over it, and starts listening. */
 export async function startService(config: Config, logger: Logger): Promise<RunningService> {
   const store = createStore(config)
-  const service = new DeliveryService({ store, log: logger })
+  const service = new DeliveryService({
+    store,
+    log: logger,
+    mls: { allowedCiphersuites: config.mlsCiphersuites, maxLifetimeSeconds: config.keyPackageMaxLifetimeSeconds },
+  })
   const app = await buildApp({ config, service, logger })
   const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger }) : undefined
 

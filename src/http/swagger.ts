@@ -18,7 +18,8 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
       tags: [
         { name: 'key-packages', description: 'KeyPackages: one-time join keys of clients' },
         { name: 'groups', description: 'Groups and their members' },
-        { name: 'messages', description: 'Relaying and reading group messages' },
+        { name: 'messages', description: 'Relaying and reading group messages; commit bundles' },
+        { name: 'clients', description: 'What is routed to one client (Welcomes)' },
         { name: 'operations', description: 'Health and documentation' },
       ],
     },

@@ -1,8 +1,10 @@
 import { Type } from 'typebox'
 import { IdSchema } from './common.js'
 
+export const epochSchema = (description: string) => Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description })
+
 export const CreateGroupBodySchema = Type.Object(
-  { group_id: IdSchema, creator_id: IdSchema },
+  { group_id: IdSchema, creator_id: IdSchema, epoch: Type.Optional(epochSchema('The MLS epoch the group is at now (default 0)')) },
   { additionalProperties: false },
 )
 
@@ -13,5 +15,6 @@ export const GroupSchema = Type.Object({
   creator_id: IdSchema,
   members: Type.Array(IdSchema, { description: 'Members in the order they joined; the creator first' }),
   next_seq: Type.Integer({ description: 'The seq the next accepted message gets' }),
+  epoch: epochSchema('The current epoch: the one the next Commit must carry'),
   created_at: Type.String({ format: 'date-time' }),
 })

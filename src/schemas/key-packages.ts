@@ -20,7 +20,27 @@ export const StoreKeyPackagesReplySchema = Type.Object({
 export const KeyPackageReplySchema = Type.Object({
   client_id: IdSchema,
   key_package: Base64Schema,
-  key_package_ref: Type.String({ description: 'Hex id of the KeyPackage' }),
+  key_package_ref: Type.String({ description: 'Hex KeyPackageRef (RFC 9420 §5.2); a SHA-256 of the bytes for legacy data' }),
+  ciphersuite: Type.Union([Type.Integer(), Type.Null()], { description: 'null for opaque legacy data' }),
+  last_resort: Type.Boolean({ description: 'A last-resort KeyPackage is handed out only when no other is left, and kept' }),
+})
+
+export const ClaimQuerySchema = Type.Object(
+  { ciphersuite: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Only a KeyPackage of this ciphersuite' })) },
+  { additionalProperties: false },
+)
+
+export const KeyPackageRefParamsSchema = Type.Object({
+  client: IdSchema,
+  ref: Type.String({ pattern: '^[0-9a-fA-F]{2,128}$', description: 'Hex KeyPackageRef' }),
+})
+
+export const KeyPackageCountReplySchema = Type.Object({
+  client_id: IdSchema,
+  total: Type.Integer({ description: 'KeyPackages available (not expired)' }),
+  by_ciphersuite: Type.Record(Type.String(), Type.Integer(), { description: 'Available MLS KeyPackages by ciphersuite id' }),
+  last_resort: Type.Integer(),
+  legacy: Type.Integer({ description: 'Opaque legacy KeyPackages (0 or 1)' }),
 })
 
 export const KeyPackageListReplySchema = Type.Object({

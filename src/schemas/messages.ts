@@ -1,29 +1,53 @@
 import { Type } from 'typebox'
+import { CONTENT_TYPES } from '../storage/store.js'
 import { DEFAULT_READ_LIMIT, MAX_READ_LIMIT } from '../service/delivery-service.js'
 import { Base64Schema, IdSchema, MessageTypeSchema } from './common.js'
+import { epochSchema } from './groups.js'
 
 export const RelayBodySchema = Type.Object(
-  { sender_id: IdSchema, message: Base64Schema, message_type: MessageTypeSchema },
-  { additionalProperties: false },
+  {
+    sender_id: IdSchema,
+    message: Base64Schema,
+    message_type: Type.Optional(MessageTypeSchema),
+  },
+  { additionalProperties: false, description: 'message_type is derived from MLS bytes; a declared type that contradicts them is a 400' },
 )
 
 export const RelayReplySchema = Type.Object({
   group_id: IdSchema,
   seq: Type.Integer({ description: 'Position in the group: 1, 2, 3, … with no gaps' }),
+  epoch: epochSchema("The group's epoch after this message"),
+  message_type: MessageTypeSchema,
 })
 
-export const ReadMessagesQuerySchema = Type.Object(
+export const CommitBodySchema = Type.Object(
   {
-    after: Type.Integer({ minimum: 0, default: 0, description: 'Return messages with seq greater than this' }),
+    sender_id: IdSchema,
+    commit: Base64Schema,
+    welcome: Type.Optional(Base64Schema),
+    group_info: Type.Optional(Base64Schema),
+    ratchet_tree: Type.Optional(Base64Schema),
+    welcome_recipients: Type.Optional(Type.Array(IdSchema, { minItems: 1, maxItems: 10000, description: 'Route the Welcome to these clients instead of by its KeyPackageRefs' })),
+  },
+  { additionalProperties: false },
+)
+
+export const PageQuerySchema = Type.Object(
+  {
+    after: Type.Integer({ minimum: 0, default: 0, description: 'Return entries with seq greater than this' }),
     limit: Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, default: DEFAULT_READ_LIMIT }),
   },
   { additionalProperties: false },
 )
 
+const NullableContentType = Type.Union([Type.Enum([...CONTENT_TYPES]), Type.Null()], { description: 'Read from the MLS bytes; null for opaque legacy bytes' })
+
 export const StoredMessageSchema = Type.Object({
   seq: Type.Integer(),
   sender_id: IdSchema,
   message_type: MessageTypeSchema,
+  epoch: Type.Union([Type.Integer(), Type.Null()], { description: 'The epoch the MLS message carries; null for Welcomes and legacy bytes' }),
+  content_type: NullableContentType,
   message: Base64Schema,
   received_at: Type.String({ format: 'date-time' }),
 })
@@ -31,4 +55,22 @@ export const StoredMessageSchema = Type.Object({
 export const MessagesReplySchema = Type.Object({
   group_id: IdSchema,
   messages: Type.Array(StoredMessageSchema, { description: 'In seq order' }),
+})
+
+export const WelcomesReplySchema = Type.Object({
+  client_id: IdSchema,
+  welcomes: Type.Array(Type.Object({
+    seq: Type.Integer({ description: 'Position in this client\'s Welcome inbox' }),
+    group_id: IdSchema,
+    sender_id: IdSchema,
+    welcome: Base64Schema,
+    received_at: Type.String({ format: 'date-time' }),
+  })),
+})
+
+export const GroupInfoReplySchema = Type.Object({
+  group_id: IdSchema,
+  epoch: Type.Integer(),
+  group_info: Base64Schema,
+  ratchet_tree: Type.Union([Base64Schema, Type.Null()]),
 })

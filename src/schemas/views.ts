@@ -1,4 +1,4 @@
-import type { GroupRecord, KeyPackageRecord, StoredMessage } from '../storage/store.js'
+import type { GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
 
 /**
  * The facts both doors answer, in the wire's snake_case. Only the byte encoding differs:
@@ -15,12 +15,42 @@ export function groupView(group: GroupRecord) {
     creator_id: group.creatorId,
     members: [...group.members],
     next_seq: group.nextSeq,
+    epoch: group.epoch,
     created_at: new Date(group.createdAt).toISOString(),
   }
 }
 
 export function keyPackageView<T>(clientId: string, record: KeyPackageRecord, encode: BytesEncoder<T>) {
-  return { client_id: clientId, key_package: encode(record.data), key_package_ref: record.ref }
+  return { client_id: clientId, key_package: encode(record.data), key_package_ref: record.ref, ciphersuite: record.ciphersuite, last_resort: record.lastResort }
+}
+
+export function keyPackageCountView(clientId: string, count: KeyPackageCount) {
+  return {
+    client_id: clientId,
+    total: count.total,
+    by_ciphersuite: Object.fromEntries([...count.byCiphersuite].map(([suite, n]) => [String(suite), n])),
+    last_resort: count.lastResort,
+    legacy: count.legacy,
+  }
+}
+
+export function welcomeView<T>(welcome: WelcomeRecord, encode: BytesEncoder<T>) {
+  return {
+    seq: welcome.seq,
+    group_id: welcome.groupId,
+    sender_id: welcome.senderId,
+    welcome: encode(welcome.data),
+    received_at: new Date(welcome.receivedAt).toISOString(),
+  }
+}
+
+export function groupInfoView<T>(groupId: string, info: GroupInfoRecord, encode: BytesEncoder<T>) {
+  return {
+    group_id: groupId,
+    epoch: info.epoch,
+    group_info: encode(info.data),
+    ratchet_tree: info.ratchetTree ? encode(info.ratchetTree) : null,
+  }
 }
 
 export function messageView<T>(message: StoredMessage, encode: BytesEncoder<T>) {
@@ -28,6 +58,8 @@ export function messageView<T>(message: StoredMessage, encode: BytesEncoder<T>) 
     seq: message.seq,
     sender_id: message.senderId,
     message_type: message.messageType,
+    epoch: message.epoch,
+    content_type: message.contentType,
     message: encode(message.data),
     received_at: new Date(message.receivedAt).toISOString(),
   }

@@ -1,17 +1,42 @@
-import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
+import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
-import type { GroupRecord, KeyPackageRecord, MessageType, Store, StoredMessage } from '../storage/store.js'
+import { inspectGroupInfo, isKnownCiphersuite, isMlsValidationError, supportedCiphersuites } from '../mls/index.js'
+import type {
+  GroupInfoRecord,
+  GroupRecord,
+  KeyPackageCount,
+  KeyPackageRecord,
+  MessageType,
+  NewMessage,
+  Store,
+  StoredMessage,
+  WelcomeRecord,
+} from '../storage/store.js'
 import { assertId } from './ids.js'
+import { toKeyPackageRecords } from './key-package-intake.js'
+import { assertSameGroup, classifyMessage, inspectOrReject, toEpoch, type ClassifiedMessage } from './message-intake.js'
 
 export const DEFAULT_READ_LIMIT = 100
 export const MAX_READ_LIMIT = 1000
+const DAY = 86400
+
+export interface MlsPolicy {
+  readonly allowedCiphersuites: ReadonlySet<number>
+  readonly maxLifetimeSeconds: number
+}
 
 export interface ServiceOptions {
   readonly store: Store
   readonly log: Pick<Logger, 'info' | 'debug' | 'warn'>
+  readonly mls?: MlsPolicy
   /** Injected for tests; unix milliseconds. */
   readonly now?: () => number
+}
+
+/** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
+export interface IntakeOptions {
+  readonly validation?: ValidationMode
 }
 
 export interface StoreKeyPackagesResult {
@@ -24,12 +49,26 @@ export interface RelayRequest {
   readonly groupId: string
   readonly senderId: string
   readonly message: Uint8Array
-  readonly messageType: MessageType
+  readonly messageType?: MessageType
 }
 
 export interface RelayResult {
   readonly groupId: string
   readonly seq: number
+  /** The group's epoch after this message. */
+  readonly epoch: number
+  readonly messageType: MessageType
+}
+
+export interface CommitBundle {
+  readonly groupId: string
+  readonly senderId: string
+  readonly commit: Uint8Array
+  readonly welcome?: Uint8Array
+  readonly groupInfo?: Uint8Array
+  readonly ratchetTree?: Uint8Array
+  /** Route the Welcome to these clients instead of looking up its KeyPackageRefs. */
+  readonly welcomeRecipients?: readonly string[]
 }
 
 /**
@@ -40,11 +79,13 @@ export interface RelayResult {
 export class DeliveryService {
   readonly #store: Store
   readonly #log: ServiceOptions['log']
+  readonly #mls: MlsPolicy
   readonly #now: () => number
 
   constructor(options: ServiceOptions) {
     this.#store = options.store
     this.#log = options.log
+    this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
     this.#now = options.now ?? Date.now
   }
 
@@ -52,22 +93,24 @@ export class DeliveryService {
     return this.#store.kind
   }
 
-  async storeKeyPackages(clientId: string, packages: readonly Uint8Array[]): Promise<StoreKeyPackagesResult> {
+  async storeKeyPackages(clientId: string, packages: readonly Uint8Array[], options: IntakeOptions = {}): Promise<StoreKeyPackagesResult> {
     assertId('client_id', clientId)
     if (packages.length === 0) throw new ServiceError('bad_request', 'key_packages must hold at least one KeyPackage')
-    if (packages.some((p) => p.length === 0)) throw new ServiceError('bad_request', 'a KeyPackage must not be empty')
-    const storedAt = this.#now()
-    const records = packages.map((data) => opaqueKeyPackage(data, storedAt))
-    const available = await this.#store.addKeyPackages(clientId, records, this.#seconds())
+    const now = new Date(this.#now())
+    const records = await toKeyPackageRecords(packages, options.validation ?? 'strict', { ...this.#mls, now })
+    const available = await this.#store.addKeyPackages(clientId, records, seconds(now.getTime()))
     this.#log.info(`Stored KeyPackage for client: ${clientId}`)
     return { clientId, stored: records.length, available }
   }
 
-  /** One KeyPackage of the client, or undefined when it has none. */
-  async fetchKeyPackage(clientId: string): Promise<KeyPackageRecord | undefined> {
+  /** Claims one KeyPackage of the client (removed unless last-resort or legacy); undefined when none. */
+  async fetchKeyPackage(clientId: string, options: { ciphersuite?: number } = {}): Promise<KeyPackageRecord | undefined> {
     assertId('client_id', clientId)
-    const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds() })
-    this.#log.debug({ clientId, found: record !== undefined }, 'Fetched KeyPackage')
+    if (options.ciphersuite !== undefined && !isKnownCiphersuite(options.ciphersuite)) {
+      throw new ServiceError('bad_request', `ciphersuite ${options.ciphersuite} is not a known MLS ciphersuite`)
+    }
+    const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite })
+    this.#log.debug({ clientId, ref: record?.ref }, 'Claimed KeyPackage')
     return record
   }
 
@@ -75,15 +118,29 @@ export class DeliveryService {
     return this.#store.listKeyPackageClients(this.#seconds())
   }
 
+  async countKeyPackages(clientId: string): Promise<KeyPackageCount> {
+    assertId('client_id', clientId)
+    return this.#store.countKeyPackages(clientId, this.#seconds())
+  }
+
   async deleteKeyPackages(clientId: string): Promise<number> {
     assertId('client_id', clientId)
     return this.#store.deleteKeyPackages(clientId)
   }
 
-  async createGroup(groupId: string, creatorId: string): Promise<GroupRecord> {
+  async deleteKeyPackage(clientId: string, ref: string): Promise<void> {
+    assertId('client_id', clientId)
+    if (!(await this.#store.deleteKeyPackage(clientId, ref.toLowerCase()))) {
+      throw new ServiceError('key_package_not_found', `Client ${clientId} has no KeyPackage ${ref}`)
+    }
+  }
+
+  async createGroup(groupId: string, creatorId: string, options: { epoch?: number } = {}): Promise<GroupRecord> {
     assertId('group_id', groupId)
     assertId('creator_id', creatorId)
-    const group = await this.#store.createGroup({ groupId, creatorId, createdAt: this.#now() })
+    const epoch = options.epoch ?? 0
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ServiceError('bad_request', 'epoch must be a whole number >= 0')
+    const group = await this.#store.createGroup({ groupId, creatorId, epoch, createdAt: this.#now() })
     if (!group) throw new ServiceError('group_exists', `Group already exists: ${groupId}`)
     this.#log.info(`Created group: ${groupId} by ${creatorId}`)
     return group
@@ -118,41 +175,139 @@ export class DeliveryService {
     return orNotFound(await this.#store.getGroup(groupId), groupId)
   }
 
-  async relayMessage(request: RelayRequest): Promise<RelayResult> {
-    const { groupId, senderId, message, messageType } = request
+  async relayMessage(request: RelayRequest, options: IntakeOptions = {}): Promise<RelayResult> {
+    const { groupId, senderId, message } = request
     assertId('group_id', groupId)
     assertId('sender_id', senderId)
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
-    const result = await this.#store.appendMessage(
-      groupId,
-      { senderId, messageType, data: message, receivedAt: this.#now() },
-      { senderMustBeMember: true },
-    )
-    if (!result.ok) {
-      if (result.reason === 'no_group') throw groupNotFound(groupId)
-      throw new ServiceError('not_member', `Sender not in group: ${senderId}`)
-    }
+    const classified = classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict')
+    const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
+    const result = await this.#append(groupId, senderId, message, classified, {
+      welcome: recipients ? { data: message, recipients } : undefined,
+    })
     this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
-    return { groupId, seq: result.seq }
+    return result
+  }
+
+  /**
+   * One atomic step: epoch check, append the Commit, keep the GroupInfo of the new epoch, and
+   * only then route the Welcome. A rejected Commit routes nothing (RFC 9420 §14).
+   */
+  async commit(bundle: CommitBundle): Promise<RelayResult> {
+    const { groupId, senderId } = bundle
+    assertId('group_id', groupId)
+    assertId('sender_id', senderId)
+    const classified = classifyMessage(groupId, bundle.commit, undefined, 'strict')
+    if (classified.contentType !== 'commit' || classified.epoch === null) {
+      throw new ServiceError('invalid_message', `commit: the message is ${classified.contentType ?? 'not MLS'}, not a Commit`)
+    }
+    const groupInfo = bundle.groupInfo ? await this.#checkGroupInfo(groupId, bundle.groupInfo, bundle.ratchetTree, classified.epoch + 1) : undefined
+    if (!bundle.groupInfo && bundle.ratchetTree) throw new ServiceError('bad_request', 'ratchet_tree is only accepted together with group_info')
+    let welcome: { data: Uint8Array; recipients: readonly string[] } | undefined
+    if (bundle.welcome) {
+      const inspection = inspectOrReject(bundle.welcome, 'welcome')
+      if (inspection.kind !== 'welcome') throw new ServiceError('invalid_message', 'welcome: the bytes are not an MLS Welcome')
+      const recipients = bundle.welcomeRecipients ?? (await this.#welcomeRecipients(inspection.newMembers))
+      recipients.forEach((r) => assertId('welcome_recipients[]', r))
+      welcome = { data: bundle.welcome, recipients }
+    } else if (bundle.welcomeRecipients) {
+      throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
+    }
+    const result = await this.#append(groupId, senderId, bundle.commit, classified, { groupInfo, welcome })
+    this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
+    return result
   }
 
   async readMessages(groupId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<StoredMessage[]> {
     assertId('group_id', groupId)
-    if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
-    if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
-      throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_READ_LIMIT}`)
-    }
+    assertPage(after, limit)
     return orNotFound(await this.#store.readMessages(groupId, after, limit), groupId)
   }
 
+  async readWelcomes(clientId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<WelcomeRecord[]> {
+    assertId('client_id', clientId)
+    assertPage(after, limit)
+    return this.#store.readWelcomes(clientId, after, limit)
+  }
+
+  async getGroupInfo(groupId: string): Promise<GroupInfoRecord> {
+    assertId('group_id', groupId)
+    const info = await this.#store.getGroupInfo(groupId)
+    if (info) return info
+    orNotFound(await this.#store.getGroup(groupId), groupId)
+    throw new ServiceError('group_info_not_found', `No GroupInfo stored for group: ${groupId}`)
+  }
+
+  async #append(
+    groupId: string,
+    senderId: string,
+    data: Uint8Array,
+    classified: ClassifiedMessage,
+    effects: Parameters<Store['appendMessage']>[3],
+  ): Promise<RelayResult> {
+    const message: NewMessage = {
+      senderId,
+      messageType: classified.messageType,
+      data,
+      receivedAt: this.#now(),
+      epoch: classified.epoch,
+      contentType: classified.contentType,
+    }
+    const result = await this.#store.appendMessage(groupId, message, classified.condition, effects)
+    if (result.ok) return { groupId, seq: result.seq, epoch: result.epoch, messageType: classified.messageType }
+    switch (result.reason) {
+      case 'no_group':
+        throw groupNotFound(groupId)
+      case 'not_member':
+        throw new ServiceError('not_member', `Sender not in group: ${senderId}`)
+      case 'stale_epoch':
+        throw new ServiceError(
+          'stale_epoch',
+          `Stale epoch: the message is for epoch ${classified.epoch}, the group is at epoch ${result.currentEpoch}`,
+          { current_epoch: result.currentEpoch },
+        )
+    }
+  }
+
+  async #welcomeRecipients(refs: readonly string[]): Promise<string[]> {
+    const owners = await this.#store.keyPackageOwners(refs)
+    const unknown = refs.filter((ref) => !owners.has(ref))
+    if (unknown.length > 0) {
+      throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} was never handed out by this service; name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })
+    }
+    return [...new Set(refs.map((ref) => owners.get(ref)!))]
+  }
+
+  async #checkGroupInfo(groupId: string, bytes: Uint8Array, ratchetTree: Uint8Array | undefined, expectedEpoch: number): Promise<GroupInfoRecord> {
+    let inspection
+    try {
+      inspection = await inspectGroupInfo(bytes, ratchetTree)
+    } catch (err) {
+      if (!isMlsValidationError(err)) throw err
+      throw new ServiceError('invalid_message', `group_info: ${err.message}`, { check: err.check })
+    }
+    assertSameGroup(groupId, inspection.groupId)
+    const epoch = toEpoch(inspection.epoch)
+    if (epoch !== expectedEpoch) {
+      throw new ServiceError('invalid_message', `group_info: it is for epoch ${epoch}, but the commit starts epoch ${expectedEpoch}`, { check: 'group_info_epoch' })
+    }
+    return { epoch, data: bytes, ratchetTree: ratchetTree ?? null, storedAt: this.#now() }
+  }
+
   #seconds(): number {
-    return Math.floor(this.#now() / 1000)
+    return seconds(this.#now())
   }
 }
 
-function opaqueKeyPackage(data: Uint8Array, storedAt: number): KeyPackageRecord {
-  const ref = createHash('sha256').update(data).digest('hex')
-  return { ref, data, ciphersuite: null, lastResort: false, legacy: true, notAfter: null, storedAt }
+function seconds(ms: number): number {
+  return Math.floor(ms / 1000)
+}
+
+function assertPage(after: number, limit: number): void {
+  if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
+    throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_READ_LIMIT}`)
+  }
 }
 
 function groupNotFound(groupId: string): ServiceError {

@@ -1,14 +1,18 @@
 import type {
   AppendCondition,
+  AppendEffects,
   AppendResult,
   ClaimQuery,
+  GroupInfoRecord,
   GroupRecord,
+  KeyPackageCount,
   KeyPackageRecord,
   NewGroup,
   NewMessage,
   RemoveMemberResult,
   Store,
   StoredMessage,
+  WelcomeRecord,
 } from './store.js'
 
 interface KeyPackagePool {
@@ -22,6 +26,8 @@ interface GroupState {
   readonly creatorId: string
   readonly createdAt: number
   readonly members: Set<string>
+  epoch: number
+  groupInfo: GroupInfoRecord | undefined
   /** messages[i] has seq firstSeq + i, so a read after N is an O(1) slice. */
   readonly messages: StoredMessage[]
   readonly firstSeq: number
@@ -35,7 +41,10 @@ interface GroupState {
 export class MemoryStore implements Store {
   readonly kind = 'memory'
   readonly #keyPackages = new Map<string, KeyPackagePool>()
+  /** KeyPackageRef → the client it was handed out for. */
+  readonly #handedOut = new Map<string, string>()
   readonly #groups = new Map<string, GroupState>()
+  readonly #welcomes = new Map<string, WelcomeRecord[]>()
 
   async addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
     let pool = this.#keyPackages.get(clientId)
@@ -47,12 +56,13 @@ export class MemoryStore implements Store {
       if (record.legacy) pool.legacy = record
       else pool.packages.set(record.ref, record)
     }
-    return countAvailable(pool, now)
+    return this.#count(pool, now).total
   }
 
   async claimKeyPackage(clientId: string, query: ClaimQuery): Promise<KeyPackageRecord | undefined> {
     const pool = this.#keyPackages.get(clientId)
     if (!pool) return undefined
+    let claimed: KeyPackageRecord | undefined
     let lastResort: KeyPackageRecord | undefined
     for (const [ref, record] of pool.packages) {
       if (isExpired(record, query.now)) {
@@ -65,22 +75,26 @@ export class MemoryStore implements Store {
         continue
       }
       pool.packages.delete(ref)
-      this.#dropIfEmpty(clientId, pool)
-      return record
+      claimed = record
+      break
     }
-    if (lastResort) return lastResort
-    const legacy = pool.legacy
-    this.#dropIfEmpty(clientId, pool)
-    if (legacy && query.ciphersuite === undefined) return legacy
-    return undefined
+    claimed ??= lastResort ?? (query.ciphersuite === undefined ? pool.legacy : undefined)
+    if (pool.packages.size === 0 && !pool.legacy) this.#keyPackages.delete(clientId)
+    if (claimed && !claimed.legacy) this.#handedOut.set(claimed.ref, clientId)
+    return claimed
   }
 
   async listKeyPackageClients(now: number): Promise<string[]> {
     const clients: string[] = []
     for (const [clientId, pool] of this.#keyPackages) {
-      if (countAvailable(pool, now) > 0) clients.push(clientId)
+      if (this.#count(pool, now).total > 0) clients.push(clientId)
     }
     return clients.sort()
+  }
+
+  async countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {
+    const pool = this.#keyPackages.get(clientId)
+    return pool ? this.#count(pool, now) : { total: 0, byCiphersuite: new Map(), lastResort: 0, legacy: 0 }
   }
 
   async deleteKeyPackages(clientId: string): Promise<number> {
@@ -90,6 +104,27 @@ export class MemoryStore implements Store {
     return pool.packages.size + (pool.legacy ? 1 : 0)
   }
 
+  async deleteKeyPackage(clientId: string, ref: string): Promise<boolean> {
+    const pool = this.#keyPackages.get(clientId)
+    if (!pool) return false
+    let deleted = pool.packages.delete(ref)
+    if (!deleted && pool.legacy?.ref === ref) {
+      pool.legacy = undefined
+      deleted = true
+    }
+    if (pool.packages.size === 0 && !pool.legacy) this.#keyPackages.delete(clientId)
+    return deleted
+  }
+
+  async keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
+    const owners = new Map<string, string>()
+    for (const ref of refs) {
+      const owner = this.#handedOut.get(ref)
+      if (owner !== undefined) owners.set(ref, owner)
+    }
+    return owners
+  }
+
   async createGroup(group: NewGroup): Promise<GroupRecord | undefined> {
     if (this.#groups.has(group.groupId)) return undefined
     const state: GroupState = {
@@ -97,6 +132,8 @@ export class MemoryStore implements Store {
       creatorId: group.creatorId,
       createdAt: group.createdAt,
       members: new Set([group.creatorId]),
+      epoch: group.epoch,
+      groupInfo: undefined,
       messages: [],
       firstSeq: 1,
     }
@@ -126,13 +163,26 @@ export class MemoryStore implements Store {
     return state.members.delete(clientId) ? 'removed' : 'not_member'
   }
 
-  async appendMessage(groupId: string, message: NewMessage, condition: AppendCondition): Promise<AppendResult> {
+  async appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
     const state = this.#groups.get(groupId)
     if (!state) return { ok: false, reason: 'no_group' }
     if (condition.senderMustBeMember && !state.members.has(message.senderId)) return { ok: false, reason: 'not_member' }
+    if (condition.epoch && condition.epoch.expected !== state.epoch) {
+      return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
+    }
     const seq = state.firstSeq + state.messages.length
     state.messages.push({ ...message, seq })
-    return { ok: true, seq }
+    if (condition.epoch?.advance) state.epoch += 1
+    if (effects.groupInfo) state.groupInfo = effects.groupInfo
+    if (effects.welcome) {
+      for (const recipient of effects.welcome.recipients) {
+        state.members.add(recipient)
+        let inbox = this.#welcomes.get(recipient)
+        if (!inbox) this.#welcomes.set(recipient, (inbox = []))
+        inbox.push({ seq: inbox.length + 1, groupId, senderId: message.senderId, data: effects.welcome.data, receivedAt: message.receivedAt })
+      }
+    }
+    return { ok: true, seq, epoch: state.epoch }
   }
 
   async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
@@ -142,13 +192,33 @@ export class MemoryStore implements Store {
     return state.messages.slice(start, start + limit)
   }
 
-  async close(): Promise<void> {
-    this.#keyPackages.clear()
-    this.#groups.clear()
+  async getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {
+    return this.#groups.get(groupId)?.groupInfo
   }
 
-  #dropIfEmpty(clientId: string, pool: KeyPackagePool): void {
-    if (pool.packages.size === 0 && !pool.legacy) this.#keyPackages.delete(clientId)
+  async readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
+    const inbox = this.#welcomes.get(clientId) ?? []
+    return inbox.slice(after, after + limit)
+  }
+
+  async close(): Promise<void> {
+    this.#keyPackages.clear()
+    this.#handedOut.clear()
+    this.#groups.clear()
+    this.#welcomes.clear()
+  }
+
+  #count(pool: KeyPackagePool, now: number): KeyPackageCount {
+    const byCiphersuite = new Map<number, number>()
+    let total = pool.legacy ? 1 : 0
+    let lastResort = 0
+    for (const record of pool.packages.values()) {
+      if (isExpired(record, now)) continue
+      total++
+      if (record.lastResort) lastResort++
+      if (record.ciphersuite !== null) byCiphersuite.set(record.ciphersuite, (byCiphersuite.get(record.ciphersuite) ?? 0) + 1)
+    }
+    return { total, byCiphersuite, lastResort, legacy: pool.legacy ? 1 : 0 }
   }
 }
 
@@ -156,17 +226,13 @@ function isExpired(record: KeyPackageRecord, now: number): boolean {
   return record.notAfter !== null && record.notAfter < now
 }
 
-function countAvailable(pool: KeyPackagePool, now: number): number {
-  let count = pool.legacy ? 1 : 0
-  for (const record of pool.packages.values()) if (!isExpired(record, now)) count++
-  return count
-}
-
 function toRecord(state: GroupState): GroupRecord {
   return {
     groupId: state.groupId,
     creatorId: state.creatorId,
     createdAt: state.createdAt,
+    epoch: state.epoch,
+    groupInfoEpoch: state.groupInfo?.epoch ?? null,
     members: [...state.members],
     nextSeq: state.firstSeq + state.messages.length,
   }

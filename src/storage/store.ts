@@ -7,6 +7,9 @@
 
 export const MESSAGE_TYPES = ['Welcome', 'Add', 'Application', 'Commit', 'Proposal'] as const
 export type MessageType = (typeof MESSAGE_TYPES)[number]
+/** What the DS reads from an MLS message in clear (RFC 9420 §6); null for opaque legacy bytes. */
+export const CONTENT_TYPES = ['application', 'proposal', 'commit', 'welcome'] as const
+export type ContentType = (typeof CONTENT_TYPES)[number]
 
 export interface KeyPackageRecord {
   /** Hex id: the MLS KeyPackageRef, or a SHA-256 of the bytes for opaque (legacy) data. */
@@ -30,9 +33,21 @@ export interface ClaimQuery {
   readonly now: number
 }
 
+export interface KeyPackageCount {
+  readonly total: number
+  /** Available packages by ciphersuite id; legacy packages have none. */
+  readonly byCiphersuite: ReadonlyMap<number, number>
+  readonly lastResort: number
+  readonly legacy: number
+}
+
 export interface GroupRecord {
   readonly groupId: string
   readonly creatorId: string
+  /** The current MLS epoch: the one the next Commit must carry. */
+  readonly epoch: number
+  /** The epoch of the latest stored GroupInfo, if any. */
+  readonly groupInfoEpoch: number | null
   /** In the order they joined; the creator first. */
   readonly members: readonly string[]
   /** The seq the next accepted message gets (the first is 1). */
@@ -43,6 +58,7 @@ export interface GroupRecord {
 export interface NewGroup {
   readonly groupId: string
   readonly creatorId: string
+  readonly epoch: number
   readonly createdAt: number
 }
 
@@ -51,6 +67,9 @@ export interface NewMessage {
   readonly messageType: MessageType
   readonly data: Uint8Array
   readonly receivedAt: number
+  /** The MLS epoch the message carries; null for opaque bytes and Welcomes. */
+  readonly epoch: number | null
+  readonly contentType: ContentType | null
 }
 
 export interface StoredMessage extends NewMessage {
@@ -61,11 +80,38 @@ export interface StoredMessage extends NewMessage {
 export interface AppendCondition {
   /** The sender must be a member of the group when the message is accepted. */
   readonly senderMustBeMember: boolean
+  /** The group must be at this epoch; with `advance`, the append moves it to epoch + 1 (a Commit). */
+  readonly epoch?: { readonly expected: number; readonly advance: boolean }
+}
+
+/** What an accepted append also does, in the same atomic step (RFC 9420 §14: Welcome only with its Commit). */
+export interface AppendEffects {
+  /** The GroupInfo (and ratchet tree) of the epoch the commit starts. */
+  readonly groupInfo?: GroupInfoRecord
+  /** A Welcome for these clients: queued in their inboxes, and they become members. */
+  readonly welcome?: { readonly data: Uint8Array; readonly recipients: readonly string[] }
 }
 
 export type AppendResult =
-  | { readonly ok: true; readonly seq: number }
+  | { readonly ok: true; readonly seq: number; readonly epoch: number }
   | { readonly ok: false; readonly reason: 'no_group' | 'not_member' }
+  | { readonly ok: false; readonly reason: 'stale_epoch'; readonly currentEpoch: number }
+
+export interface GroupInfoRecord {
+  readonly epoch: number
+  readonly data: Uint8Array
+  readonly ratchetTree: Uint8Array | null
+  readonly storedAt: number
+}
+
+export interface WelcomeRecord {
+  /** Position in the recipient's inbox: 1, 2, 3, … */
+  readonly seq: number
+  readonly groupId: string
+  readonly senderId: string
+  readonly data: Uint8Array
+  readonly receivedAt: number
+}
 
 export type RemoveMemberResult = 'removed' | 'not_member' | 'no_group'
 
@@ -75,12 +121,21 @@ export interface Store {
 
   /** Adds packages to the client's pool (a legacy one replaces the client's legacy one); returns how many are available. */
   addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number>
-  /** Hands out one package: removes it unless it is legacy or last-resort. */
+  /**
+   * Hands out one package: the oldest consumable one is removed; a last-resort one only when no
+   * other is left, and kept; the legacy one last, and kept. Expired packages are purged. The
+   * handed-out ref is remembered as the client's, in the same step (for Welcome routing).
+   */
   claimKeyPackage(clientId: string, query: ClaimQuery): Promise<KeyPackageRecord | undefined>
   /** Client ids with at least one package that can be handed out, sorted. */
   listKeyPackageClients(now: number): Promise<string[]>
+  countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount>
   /** Removes all of the client's packages; returns how many there were. */
   deleteKeyPackages(clientId: string): Promise<number>
+  /** Removes one package by ref; false when the client has no such package. */
+  deleteKeyPackage(clientId: string, ref: string): Promise<boolean>
+  /** The clients that the given handed-out refs belonged to; unknown refs are absent. */
+  keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>>
 
   /** Creates the group with its creator as first member; undefined when the id is taken. */
   createGroup(group: NewGroup): Promise<GroupRecord | undefined>
@@ -90,10 +145,14 @@ export interface Store {
   /** Adds a member (idempotent); undefined when there is no such group. */
   addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined>
   removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult>
-  /** Appends with the next seq of the group, only if the condition holds. */
-  appendMessage(groupId: string, message: NewMessage, condition: AppendCondition): Promise<AppendResult>
+  /** Appends with the next seq of the group, only if the condition holds, and applies the effects with it. */
+  appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects?: AppendEffects): Promise<AppendResult>
   /** Messages with seq > after, in seq order, at most `limit`; undefined when there is no such group. */
   readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined>
+  /** The latest GroupInfo of the group; undefined when there is no group or no GroupInfo. */
+  getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined>
+  /** Welcomes routed to the client with seq > after, in order, at most `limit`. */
+  readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]>
 
   close(): Promise<void>
 }

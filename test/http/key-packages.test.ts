@@ -8,7 +8,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64')
 describe('REST key packages', () => {
   let app: FastifyInstance
   before(async () => {
-    ;({ app } = await buildTestApp())
+    ;({ app } = await buildTestApp({ mlsValidation: 'permissive' }))
   })
   after(() => app.close())
 

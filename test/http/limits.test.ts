@@ -12,7 +12,7 @@ describe('REST limits and broken requests (real HTTP)', () => {
   let base: string
   let port: number
   before(async () => {
-    ;({ app } = await buildTestApp({ maxMessageBytes: limit }))
+    ;({ app } = await buildTestApp({ maxMessageBytes: limit, mlsValidation: 'permissive' }))
     await app.listen({ host: '127.0.0.1', port: 0 })
     port = (app.server.address() as AddressInfo).port
     base = `http://127.0.0.1:${port}`

@@ -8,7 +8,7 @@ const b64 = (text: string) => Buffer.from(text).toString('base64')
 describe('REST messages', () => {
   let app: FastifyInstance
   before(async () => {
-    ;({ app } = await buildTestApp())
+    ;({ app } = await buildTestApp({ mlsValidation: 'permissive' }))
     await app.inject({ method: 'POST', url: '/groups', payload: { group_id: 'chat', creator_id: 'alice' } })
     await app.inject({ method: 'POST', url: '/groups/chat/members', payload: { client_id: 'bob' } })
   })
@@ -22,7 +22,7 @@ describe('REST messages', () => {
     for (const [i, type] of types.entries()) {
       const res = await relay('chat', i % 2 ? 'bob' : 'alice', b64(`m${i}`), type)
       assert.equal(res.statusCode, 201)
-      assert.deepEqual(res.json(), { group_id: 'chat', seq: i + 1 })
+      assert.deepEqual(res.json(), { group_id: 'chat', seq: i + 1, epoch: 0, message_type: type })
     }
     const res = await app.inject({ method: 'GET', url: '/groups/chat/messages' })
     assert.equal(res.statusCode, 200)
@@ -33,6 +33,9 @@ describe('REST messages', () => {
     assert.equal(messages[1].sender_id, 'bob')
     assert.equal(Buffer.from(messages[3].message, 'base64').toString(), 'm3')
     assert.ok(!Number.isNaN(Date.parse(messages[0].received_at)))
+    // Opaque legacy bytes carry no epoch and no content type.
+    assert.equal(messages[0].epoch, null)
+    assert.equal(messages[0].content_type, null)
     assert.equal((await app.inject({ method: 'GET', url: '/groups/chat' })).json().next_seq, 6)
   })
 

@@ -2,7 +2,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { errorResponses, GroupMemberParamsSchema, GroupParamsSchema } from '../../schemas/common.js'
 import { CreateGroupBodySchema, GroupSchema, JoinGroupBodySchema } from '../../schemas/groups.js'
-import { groupView } from '../../schemas/views.js'
+import { GroupInfoReplySchema } from '../../schemas/messages.js'
+import { groupInfoView, groupView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['groups']
@@ -17,7 +18,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }
       response: { 201: GroupSchema, ...errorResponses(400, 409, 413, 415) },
     },
   }, async (request, reply) => {
-    const group = await service.createGroup(request.body.group_id, request.body.creator_id)
+    const group = await service.createGroup(request.body.group_id, request.body.creator_id, { epoch: request.body.epoch })
     return reply.status(201).send(groupView(group))
   })
 
@@ -63,4 +64,36 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }
     await service.leaveGroup(request.params.group, request.params.client)
     return reply.status(204).send(null)
   })
+
+  app.get('/groups/:group/group-info', {
+    schema: {
+      summary: 'The latest GroupInfo of a group (and its ratchet tree, when one was sent)',
+      description: 'For joiners and external commits (RFC 9420 §12.4.3). JSON with base64 fields, or the raw GroupInfo with `Accept: message/mls`.',
+      tags,
+      params: GroupParamsSchema,
+      response: {
+        200: {
+          description: 'The GroupInfo of the current epoch',
+          content: {
+            'application/json': { schema: GroupInfoReplySchema },
+            'message/mls': { schema: Type.String({ format: 'binary' }) },
+          },
+        },
+        ...errorResponses(400, 404),
+      },
+    },
+  }, async (request, reply) => {
+    const { group } = request.params
+    const info = await service.getGroupInfo(group)
+    if (wantsRawMls(request.headers.accept)) {
+      // A Buffer is sent as it is, without the JSON serializer.
+      return reply.type('message/mls').send(Buffer.from(info.data) as never)
+    }
+    return groupInfoView(group, info, toBase64)
+  })
+}
+
+/** RFC 9420 §17.10: a client that asks for message/mls (and not JSON) gets the raw bytes. */
+function wantsRawMls(accept: string | undefined): boolean {
+  return accept !== undefined && /\bmessage\/mls\b/i.test(accept) && !/application\/json/i.test(accept)
 }

@@ -2,22 +2,29 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
 import { ServiceError } from '../../errors.js'
 import { ClientParamsSchema, errorResponses } from '../../schemas/common.js'
+import type { ValidationMode } from '../../config.js'
 import {
+  ClaimQuerySchema,
+  KeyPackageCountReplySchema,
   KeyPackageListReplySchema,
+  KeyPackageRefParamsSchema,
   KeyPackageReplySchema,
   StoreKeyPackagesBodySchema,
   StoreKeyPackagesReplySchema,
 } from '../../schemas/key-packages.js'
-import { keyPackageView, toBase64 } from '../../schemas/views.js'
+import { keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['key-packages']
 
-export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }> = async (app, { service }) => {
+export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
   app.put('/key-packages/:client', {
     schema: {
-      summary: 'Store KeyPackages for a client',
-      description: 'JSON with `key_package` (one, base64) or `key_packages` (a batch), or the raw bytes of one KeyPackage with `Content-Type: message/mls`.',
+      summary: "Add KeyPackages to a client's pool",
+      description: 'JSON with `key_package` (one, base64) or `key_packages` (a batch), or the raw bytes of one KeyPackage with `Content-Type: message/mls`. ' +
+        'Each is validated (complete decoding, version, allowed ciphersuite, both signatures, lifetime); one bad KeyPackage rejects the batch ' +
+        'with 400 `invalid_key_package` and a `check` naming the failed check. Bytes that are not MLS at all are refused under MLS_VALIDATION=strict ' +
+        'and kept as one opaque legacy KeyPackage (replaced on store, never consumed) under permissive.',
       tags,
       params: ClientParamsSchema,
       body: {
@@ -30,22 +37,46 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
     },
   }, async (request) => {
     const packages = Buffer.isBuffer(request.body) ? [request.body] : jsonKeyPackages(request.body as Record<string, unknown>)
-    const result = await service.storeKeyPackages(request.params.client, packages)
+    const result = await service.storeKeyPackages(request.params.client, packages, { validation })
     return { client_id: result.clientId, stored: result.stored, available: result.available }
   })
 
   app.get('/key-packages/:client', {
     schema: {
-      summary: 'Fetch one KeyPackage of a client',
+      summary: 'Claim one KeyPackage of a client',
+      description: 'Hands out one KeyPackage and removes it, atomically: two claims never get the same one. A last-resort KeyPackage ' +
+        'is handed out only when no other is left, and kept. Expired ones are never handed out. The bytes are exactly those uploaded.',
       tags,
       params: ClientParamsSchema,
+      querystring: ClaimQuerySchema,
       response: { 200: KeyPackageReplySchema, ...errorResponses(400, 404) },
     },
   }, async (request) => {
     const { client } = request.params
-    const record = await service.fetchKeyPackage(client)
+    const record = await service.fetchKeyPackage(client, { ciphersuite: request.query.ciphersuite })
     if (!record) throw new ServiceError('key_package_not_found', `No KeyPackage available for client: ${client}`)
     return keyPackageView(client, record, toBase64)
+  })
+
+  app.get('/key-packages/:client/count', {
+    schema: {
+      summary: 'How many KeyPackages a client has available, by ciphersuite',
+      tags,
+      params: ClientParamsSchema,
+      response: { 200: KeyPackageCountReplySchema, ...errorResponses(400) },
+    },
+  }, async (request) => keyPackageCountView(request.params.client, await service.countKeyPackages(request.params.client)))
+
+  app.delete('/key-packages/:client/:ref', {
+    schema: {
+      summary: 'Delete one KeyPackage of a client by its ref',
+      tags,
+      params: KeyPackageRefParamsSchema,
+      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 404) },
+    },
+  }, async (request, reply) => {
+    await service.deleteKeyPackage(request.params.client, request.params.ref)
+    return reply.status(204).send(null)
   })
 
   app.get('/key-packages', {

@@ -1,30 +1,57 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
-import { MessagesReplySchema, ReadMessagesQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
+import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
 import { messageView, toBase64 } from '../../schemas/views.js'
-import type { DeliveryService } from '../../service/delivery-service.js'
+import type { DeliveryService, RelayResult } from '../../service/delivery-service.js'
 
 const tags = ['messages']
+const bytes = (b64: string) => Buffer.from(b64, 'base64')
+const relayReply = (r: RelayResult) => ({ group_id: r.groupId, seq: r.seq, epoch: r.epoch, message_type: r.messageType })
 
-export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }> = async (app, { service }) => {
+export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
   app.post('/groups/:group/messages', {
     schema: {
       summary: 'Relay a message to a group',
-      description: 'The message gets the next seq of the group (1, 2, 3, … with no gaps). Only members may send.',
+      description: 'The message gets the next seq of the group (1, 2, 3, … with no gaps). Only members may send. ' +
+        'MLS messages must name this group and carry its current epoch; a Commit moves the group to the next epoch ' +
+        '(409 `stale_epoch` with `current_epoch` otherwise). A Welcome is also routed to the clients its KeyPackageRefs were handed out to.',
       tags,
       params: GroupParamsSchema,
       body: RelayBodySchema,
-      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 413, 415) },
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
     },
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
-    const result = await service.relayMessage({
+    const result = await service.relayMessage(
+      { groupId: request.params.group, senderId: sender_id, message: bytes(message), messageType: message_type },
+      { validation },
+    )
+    return reply.status(201).send(relayReply(result))
+  })
+
+  app.post('/groups/:group/commits', {
+    schema: {
+      summary: 'Send a Commit with its Welcome and GroupInfo, as one atomic step',
+      description: 'Checks the epoch, appends the Commit, keeps the GroupInfo (and ratchet tree) of the new epoch, and only then ' +
+        'routes the Welcome to its recipients, who become members (RFC 9420 §14). A rejected Commit routes nothing.',
+      tags,
+      params: GroupParamsSchema,
+      body: CommitBodySchema,
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
+    },
+  }, async (request, reply) => {
+    const body = request.body
+    const result = await service.commit({
       groupId: request.params.group,
-      senderId: sender_id,
-      message: Buffer.from(message, 'base64'),
-      messageType: message_type,
+      senderId: body.sender_id,
+      commit: bytes(body.commit),
+      welcome: body.welcome === undefined ? undefined : bytes(body.welcome),
+      groupInfo: body.group_info === undefined ? undefined : bytes(body.group_info),
+      ratchetTree: body.ratchet_tree === undefined ? undefined : bytes(body.ratchet_tree),
+      welcomeRecipients: body.welcome_recipients,
     })
-    return reply.status(201).send({ group_id: result.groupId, seq: result.seq })
+    return reply.status(201).send(relayReply(result))
   })
 
   app.get('/groups/:group/messages', {
@@ -32,7 +59,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       summary: "Read a group's messages after a seq, in seq order",
       tags,
       params: GroupParamsSchema,
-      querystring: ReadMessagesQuerySchema,
+      querystring: PageQuerySchema,
       response: { 200: MessagesReplySchema, ...errorResponses(400, 404) },
     },
   }, async (request) => {
