@@ -37,7 +37,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     mls: { allowedCiphersuites: config.mlsCiphersuites, maxLifetimeSeconds: config.keyPackageMaxLifetimeSeconds },
   })
   const app = await buildApp({ config, service, logger })
-  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger }) : undefined
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation }) : undefined
 
   let httpPort: number
   let tcpPort: number | undefined

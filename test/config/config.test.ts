@@ -5,7 +5,9 @@ import { ConfigError, helpText, loadConfig, OPTIONS, type Config } from '../../s
 const load = (env: Record<string, string> = {}, argv: string[] = []) => loadConfig(env, argv) as Config
 
 test('defaults', () => {
-  assert.deepEqual(load(), {
+  const { mlsCiphersuites, ...rest } = load()
+  assert.deepEqual([...mlsCiphersuites].sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 77, 78, 79, 80, 81, 82, 83, 84, 85, 86, 87, 88])
+  assert.deepEqual(rest, {
     host: '127.0.0.1',
     httpPort: 3000,
     tcpPort: 8080,
@@ -15,7 +17,22 @@ test('defaults', () => {
     maxMessageBytes: 1024 * 1024,
     store: 'memory',
     shutdownTimeoutMs: 5000,
+    mlsValidation: 'strict',
+    tcpMlsValidation: 'permissive',
+    keyPackageMaxLifetimeSeconds: 90 * 86400,
   })
+})
+
+test('MLS settings: ciphersuite lists, lifetimes, validation modes', () => {
+  const config = load({ MLS_CIPHERSUITES: '1, 3,83', KEY_PACKAGE_MAX_LIFETIME: '12h', MLS_VALIDATION: 'permissive', TCP_MLS_VALIDATION: 'strict' })
+  assert.deepEqual([...config.mlsCiphersuites].sort((a, b) => a - b), [1, 3, 83])
+  assert.equal(config.keyPackageMaxLifetimeSeconds, 12 * 3600)
+  assert.equal(config.mlsValidation, 'permissive')
+  assert.equal(config.tcpMlsValidation, 'strict')
+  assert.equal(load({ KEY_PACKAGE_MAX_LIFETIME: '3600' }).keyPackageMaxLifetimeSeconds, 3600)
+  for (const [env, value] of [['MLS_CIPHERSUITES', '1,4660'], ['MLS_CIPHERSUITES', 'nonsense'], ['KEY_PACKAGE_MAX_LIFETIME', '90 days'], ['KEY_PACKAGE_MAX_LIFETIME', '5s'], ['MLS_VALIDATION', 'lax']] as const) {
+    assert.throws(() => load({ [env]: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith(`${env}=`), `${env}=${value}`)
+  }
 })
 
 test('environment values, and flags that win over them', () => {

@@ -93,7 +93,8 @@ test('--help prints every setting and exits 0', async () => {
 })
 
 test('RUST_LOG=debug is honoured and the original log lines appear', async () => {
-  const proc = startProcess({ RUST_LOG: 'debug' })
+  // Placeholder bytes as the original's clients send: permissive keeps them as legacy data.
+  const proc = startProcess({ RUST_LOG: 'debug', MLS_VALIDATION: 'permissive' })
   const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
   const post = (path: string, body: unknown) => fetch(`http://127.0.0.1:${ports.HTTP}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
   await fetch(`http://127.0.0.1:${ports.HTTP}/key-packages/u1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key_package: 'AAAA' }) })

@@ -1,0 +1,100 @@
+import { Type, type Static } from 'typebox'
+import { MAX_READ_LIMIT } from '../service/delivery-service.js'
+import { IdSchema, MessageTypeSchema } from './common.js'
+import type { groupView, messageView } from './views.js'
+
+/**
+ * The legacy TCP-JSON protocol: one object per request, tagged by `type`, binary data as
+ * arrays of byte values. Unknown fields are ignored, as the original's serde structs did.
+ */
+
+export const ByteSchema = Type.Integer({ minimum: 0, maximum: 255 })
+/** Data the service would reject when empty, so say so before calling it. */
+export const BytesSchema = Type.Array(ByteSchema, { minItems: 1, description: 'Bytes as an array of integers 0..255' })
+
+const request = <T extends string, P extends Parameters<typeof Type.Object>[0]>(type: T, fields: P) =>
+  Type.Object({ type: Type.Literal(type), ...fields })
+
+export const StoreKeyPackageRequestSchema = request('StoreKeyPackage', { client_id: IdSchema, key_package: BytesSchema })
+export const FetchKeyPackageRequestSchema = request('FetchKeyPackage', { client_id: IdSchema })
+export const ListKeyPackagesRequestSchema = request('ListKeyPackages', {})
+export const CreateGroupRequestSchema = request('CreateGroup', { group_id: IdSchema, creator_id: IdSchema })
+export const JoinGroupRequestSchema = request('JoinGroup', { group_id: IdSchema, client_id: IdSchema })
+export const RelayMessageRequestSchema = request('RelayMessage', {
+  group_id: IdSchema,
+  sender_id: IdSchema,
+  message: BytesSchema,
+  message_type: MessageTypeSchema,
+})
+
+// Extensions: legacy clients never send these.
+export const GetGroupRequestSchema = request('GetGroup', { group_id: IdSchema })
+export const LeaveGroupRequestSchema = request('LeaveGroup', { group_id: IdSchema, client_id: IdSchema })
+export const DeleteGroupRequestSchema = request('DeleteGroup', { group_id: IdSchema })
+export const DeleteKeyPackagesRequestSchema = request('DeleteKeyPackages', { client_id: IdSchema })
+export const ReadMessagesRequestSchema = request('ReadMessages', {
+  group_id: IdSchema,
+  after: Type.Optional(Type.Integer({ minimum: 0, description: 'Return messages with seq greater than this; default 0' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, description: 'At most this many; default 100' })),
+})
+
+export type StoreKeyPackageRequest = Static<typeof StoreKeyPackageRequestSchema>
+export type FetchKeyPackageRequest = Static<typeof FetchKeyPackageRequestSchema>
+export type ListKeyPackagesRequest = Static<typeof ListKeyPackagesRequestSchema>
+export type CreateGroupRequest = Static<typeof CreateGroupRequestSchema>
+export type JoinGroupRequest = Static<typeof JoinGroupRequestSchema>
+export type RelayMessageRequest = Static<typeof RelayMessageRequestSchema>
+export type GetGroupRequest = Static<typeof GetGroupRequestSchema>
+export type LeaveGroupRequest = Static<typeof LeaveGroupRequestSchema>
+export type DeleteGroupRequest = Static<typeof DeleteGroupRequestSchema>
+export type DeleteKeyPackagesRequest = Static<typeof DeleteKeyPackagesRequestSchema>
+export type ReadMessagesRequest = Static<typeof ReadMessagesRequestSchema>
+
+// Responses. The first four are the original's shapes; legacy clients compare them exactly.
+export const MessageResponseSchema = Type.Object({
+  type: Type.Literal('MessageResponse'),
+  success: Type.Boolean(),
+  message: Type.String(),
+})
+export const KeyPackageResponseSchema = Type.Object({
+  type: Type.Literal('KeyPackageResponse'),
+  client_id: IdSchema,
+  key_package: Type.Union([Type.Array(ByteSchema), Type.Null()], { description: 'null when the client has none' }),
+})
+export const KeyPackageListResponseSchema = Type.Object({
+  type: Type.Literal('KeyPackageListResponse'),
+  clients: Type.Array(IdSchema),
+})
+export const GroupResponseSchema = Type.Object({
+  type: Type.Literal('GroupResponse'),
+  group_id: IdSchema,
+  members: Type.Array(IdSchema),
+})
+export const ErrorResponseSchema = Type.Object({ type: Type.Literal('Error'), message: Type.String() })
+
+export type MessageResponse = Static<typeof MessageResponseSchema>
+export type KeyPackageResponse = Static<typeof KeyPackageResponseSchema>
+export type KeyPackageListResponse = Static<typeof KeyPackageListResponseSchema>
+export type GroupResponse = Static<typeof GroupResponseSchema>
+export type ErrorResponse = Static<typeof ErrorResponseSchema>
+
+// Extension answers carry the same facts as REST (src/schemas/views.ts), with bytes as arrays,
+// so their types follow the views rather than a second list of fields that could drift.
+/** GetGroup and LeaveGroup: a GroupResponse with every field of the group view. */
+export type GroupDetailsResponse = { type: 'GroupResponse' } & ReturnType<typeof groupView>
+export type MessagesResponse = {
+  type: 'MessagesResponse'
+  group_id: string
+  messages: Array<ReturnType<typeof messageView<number[]>>>
+}
+export type TcpResponse = MessageResponse | KeyPackageResponse | KeyPackageListResponse | GroupResponse | GroupDetailsResponse | ErrorResponse | MessagesResponse
+
+/** Response types; a client sending one of these as a request gets "Invalid message type for server". */
+export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpResponse['type']>([
+  'MessageResponse',
+  'KeyPackageResponse',
+  'KeyPackageListResponse',
+  'GroupResponse',
+  'Error',
+  'MessagesResponse',
+])

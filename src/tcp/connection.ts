@@ -1,0 +1,153 @@
+import type net from 'node:net'
+import type { Logger } from 'pino'
+import { JsonSplitter, type Frame } from './framing.js'
+import type { Protocol } from './protocol.js'
+
+export interface ConnectionOptions {
+  readonly protocol: Protocol
+  readonly maxMessageBytes: number
+  readonly log: Pick<Logger, 'debug' | 'error'>
+  /** 0 disables. */
+  readonly idleTimeoutMs: number
+  readonly onClose: () => void
+}
+
+/** After we end our side, how long the peer gets to read the answer and close before the socket is cut. */
+const LINGER_MS = 2000
+
+/**
+ * One client connection. Requests are answered one at a time, in the order they arrived,
+ * even though the service is async: while answers are being produced the socket is paused,
+ * so a client that floods requests or never reads its answers only fills its own buffers
+ * (and the kernel's), never the process. Nothing here throws: a misbehaving socket is
+ * logged and destroyed.
+ */
+export class Connection {
+  readonly #socket: net.Socket
+  readonly #options: ConnectionOptions
+  readonly #splitter: JsonSplitter
+  /** Frames waiting for an answer; #head is the next one (no shift(), which is O(n)). */
+  #queue: Frame[] = []
+  #head = 0
+  #pumping = false
+  /** The client half-closed: answer what is left, then end. */
+  #peerEnded = false
+  /** No more requests are read (too large, or the server is closing); input is discarded. */
+  #finishing = false
+  #closed = false
+  #wakeWriter: (() => void) | undefined
+
+  constructor(socket: net.Socket, options: ConnectionOptions) {
+    this.#socket = socket
+    this.#options = options
+    this.#splitter = new JsonSplitter({ maxMessageBytes: options.maxMessageBytes })
+    socket.on('data', (chunk: Buffer) => this.#guard(() => this.#onData(chunk)))
+    socket.on('end', () => this.#guard(() => this.#onEnd()))
+    socket.on('drain', () => this.#wake())
+    socket.on('error', (err) => {
+      options.log.debug({ err }, 'TCP client socket error')
+      socket.destroy()
+    })
+    socket.on('close', () => {
+      this.#closed = true
+      this.#wake()
+      options.onClose()
+    })
+    if (options.idleTimeoutMs > 0) {
+      socket.setTimeout(options.idleTimeoutMs, () => {
+        options.log.debug('Closing idle TCP client')
+        this.shutdown()
+      })
+    }
+  }
+
+  /** Server shutdown: read no more requests, answer those already received, then end. */
+  shutdown(): void {
+    this.#finishing = true
+    if (!this.#pumping) this.#finish()
+  }
+
+  destroy(): void {
+    this.#socket.destroy()
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#finishing) return
+    const frames = this.#splitter.push(chunk)
+    if (frames.length === 0) return
+    for (const frame of frames) this.#queue.push(frame)
+    void this.#pump()
+  }
+
+  #onEnd(): void {
+    this.#peerEnded = true
+    // A last request that ends exactly at EOF (`{"type":"ListKeyPackages"}` then FIN) is answered too.
+    if (!this.#finishing) for (const frame of this.#splitter.end()) this.#queue.push(frame)
+    void this.#pump()
+  }
+
+  /** A throw from an event handler would crash the process; a bug here costs one connection. */
+  #guard(handle: () => void): void {
+    try {
+      handle()
+    } catch (err) {
+      this.#options.log.error({ err }, 'TCP connection failed')
+      this.#socket.destroy()
+    }
+  }
+
+  async #pump(): Promise<void> {
+    if (this.#pumping) return
+    this.#pumping = true
+    this.#socket.pause()
+    try {
+      while (this.#head < this.#queue.length && !this.#closed) {
+        const frame = this.#queue[this.#head++] as Frame
+        const response = await this.#options.protocol.answer(frame)
+        if (this.#closed) break
+        // One write per answer, so a short answer leaves in one segment for clients that read once.
+        const flushed = this.#socket.write(`${JSON.stringify(response)}\n`)
+        if (frame.kind === 'too_large') {
+          this.#options.log.debug('TCP request too large; closing the connection')
+          this.#finishing = true
+          break
+        }
+        if (!flushed) await this.#writable()
+      }
+    } catch (err) {
+      // protocol.answer never rejects; this is a bug, and only this connection pays for it.
+      this.#options.log.error({ err }, 'TCP connection failed')
+      this.#socket.destroy()
+    } finally {
+      this.#queue = []
+      this.#head = 0
+      this.#pumping = false
+    }
+    if (this.#closed) return
+    if (this.#finishing) this.#finish()
+    else if (this.#peerEnded) this.#socket.end()
+    else this.#socket.resume()
+  }
+
+  /** Ends our side once the answers are written, and keeps reading (and discarding) so the peer's FIN is seen and its unread data causes no reset. */
+  #finish(): void {
+    if (this.#closed) return
+    this.#finishing = true
+    this.#socket.end()
+    this.#socket.resume()
+    setTimeout(() => this.#socket.destroy(), LINGER_MS).unref()
+  }
+
+  /** Resolves on 'drain' or 'close', whichever comes first. */
+  #writable(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#wakeWriter = resolve
+    })
+  }
+
+  #wake(): void {
+    const wake = this.#wakeWriter
+    this.#wakeWriter = undefined
+    wake?.()
+  }
+}

@@ -1,0 +1,97 @@
+import net from 'node:net'
+import type { Logger } from 'pino'
+import type { ValidationMode } from '../config.js'
+import type { DeliveryService } from '../service/delivery-service.js'
+import { Connection } from './connection.js'
+import { createProtocol } from './protocol.js'
+
+export interface TcpServerOptions {
+  readonly service: DeliveryService
+  /** Largest request, in bytes of JSON; a larger one is answered with an Error and the connection closed. */
+  readonly maxMessageBytes: number
+  readonly log: Logger
+  /** Bytes that are not MLS: kept as opaque legacy data (permissive, the default: the original clients send placeholders) or rejected (strict). */
+  readonly mlsValidation?: ValidationMode
+  /** Close a connection with no traffic for this long; 0 (the default, as in the original) never does. */
+  readonly idleTimeoutMs?: number
+  /** On close(), how long connections get to finish their answers before they are cut. */
+  readonly closeGraceMs?: number
+}
+
+export interface TcpServer {
+  readonly server: net.Server
+  listen(port: number, host: string): Promise<{ port: number; host: string }>
+  /** Stops accepting, answers the requests already received, then closes every connection. */
+  close(): Promise<void>
+}
+
+const DEFAULT_CLOSE_GRACE_MS = 1500
+
+/** The legacy TCP-JSON listener (LEGACY-TCP.md): framing per connection, one protocol for all. */
+export function createTcpServer(options: TcpServerOptions): TcpServer {
+  const { log, maxMessageBytes } = options
+  const protocol = createProtocol({ service: options.service, log, maxMessageBytes, validation: options.mlsValidation ?? 'permissive' })
+  const connections = new Set<Connection>()
+  let closing: Promise<void> | undefined
+
+  // allowHalfOpen: a client that half-closes after its request (`echo … | nc`) still gets the answer.
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    if (closing) {
+      socket.destroy()
+      return
+    }
+    log.info(`New client connected from: ${formatAddress(socket)}`)
+    const connection = new Connection(socket, {
+      protocol,
+      maxMessageBytes,
+      log,
+      idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      onClose: () => {
+        connections.delete(connection)
+        log.info('Client disconnected')
+      },
+    })
+    connections.add(connection)
+  })
+  // A listening socket error after listen() (rare: e.g. EMFILE on accept) must not crash the process.
+  server.on('error', (err) => log.error({ err }, 'TCP listener error'))
+
+  return {
+    server,
+    listen(port, host) {
+      return new Promise((resolve, reject) => {
+        const onError = (err: Error) => reject(err)
+        server.once('error', onError)
+        server.listen(port, host, () => {
+          server.off('error', onError)
+          const address = server.address() as net.AddressInfo
+          resolve({ port: address.port, host: address.address })
+        })
+      })
+    },
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        const grace = options.closeGraceMs ?? DEFAULT_CLOSE_GRACE_MS
+        // Cut whatever has not finished in time (a client that never reads, or never closes its side).
+        const timer = setTimeout(() => {
+          for (const connection of connections) connection.destroy()
+        }, grace)
+        timer.unref()
+        // The callback runs once every connection is gone (or at once, with an error, if never listening).
+        server.close(() => {
+          clearTimeout(timer)
+          resolve()
+        })
+        for (const connection of connections) connection.shutdown()
+      })
+      return closing
+    },
+  }
+}
+
+/** Like the original's SocketAddr: 127.0.0.1:5000, [::1]:5000. */
+function formatAddress(socket: net.Socket): string {
+  const { remoteAddress: address, remotePort: port } = socket
+  if (address === undefined) return 'unknown'
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`
+}
