@@ -1,5 +1,6 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
 import { registerErrorHandlers } from './http/error-handler.js'
 import { clientRoutes } from './http/routes/clients.js'
@@ -12,7 +13,7 @@ import { describeValidationError, validatorCompiler } from './http/validation.js
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'maxMessageBytes' | 'mlsValidation'>
+  readonly config: Pick<Config, 'maxMessageBytes' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: FastifyBaseLogger
 }
@@ -35,12 +36,20 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   registerErrorHandlers(app)
   await registerDocs(app)
+  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
 
   await app.register(healthRoutes)
   const validation = config.mlsValidation
   await app.register(keyPackageRoutes, { service, validation })
   await app.register(groupRoutes, { service })
   await app.register(messageRoutes, { service, validation })
-  await app.register(clientRoutes, { service })
+  await app.register(clientRoutes, {
+    service,
+    stream: {
+      maxBufferedBytes: config.streamMaxBufferedBytes,
+      stallTimeoutMs: config.streamStallTimeoutSeconds * 1000,
+      pingIntervalMs: config.streamPingIntervalSeconds * 1000,
+    },
+  })
   return app
 }

@@ -29,6 +29,12 @@ export interface Config {
   readonly tcpMlsValidation: ValidationMode
   readonly mlsCiphersuites: ReadonlySet<number>
   readonly keyPackageMaxLifetimeSeconds: number
+  readonly queueMaxMessages: number
+  readonly queueMaxAgeSeconds: number
+  readonly idempotencyWindowSeconds: number
+  readonly streamPingIntervalSeconds: number
+  readonly streamMaxBufferedBytes: number
+  readonly streamStallTimeoutSeconds: number
 }
 
 interface Option<K extends keyof Config> {
@@ -56,6 +62,12 @@ export const OPTIONS = [
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
+  option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
+  option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),
+  option({ key: 'idempotencyWindowSeconds', env: 'IDEMPOTENCY_WINDOW', flag: 'idempotency-window', default: '10m', help: 'How long a retried publish (same Idempotency-Key, or same bytes from the same sender) returns the original seq', parse: parseDuration }),
+  option({ key: 'streamPingIntervalSeconds', env: 'STREAM_PING_INTERVAL', flag: 'stream-ping-interval', default: '30s', help: 'Keep-alive ping period of live streams; a peer that misses a ping is dropped', parse: parseDuration }),
+  option({ key: 'streamMaxBufferedBytes', env: 'STREAM_MAX_BUFFERED_BYTES', flag: 'stream-max-buffered-bytes', default: String(1024 * 1024), help: 'Bytes a live stream may have unsent before it waits for the consumer', parse: (raw) => parseInteger(raw, 1024, 1024 * 1024 * 1024) }),
+  option({ key: 'streamStallTimeoutSeconds', env: 'STREAM_STALL_TIMEOUT', flag: 'stream-stall-timeout', default: '10s', help: 'A consumer that reads nothing for this long while behind is disconnected (close code 4008) and resumes from its cursor', parse: parseDuration }),
 ] as const
 
 export class ConfigError extends Error {
@@ -137,7 +149,7 @@ function parseDuration(raw: string): number {
   const match = /^(\d+)([smhd]?)$/.exec(raw)
   if (!match) throw new Error('must be a whole number of seconds, or a number with s, m, h or d (e.g. 90d)')
   const seconds = Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1)
-  if (seconds < 60) throw new Error('must be at least one minute')
+  if (seconds < 1) throw new Error('must be at least one second')
   return seconds
 }
 

@@ -74,3 +74,44 @@ export const GroupInfoReplySchema = Type.Object({
   group_info: Base64Schema,
   ratchet_tree: Type.Union([Base64Schema, Type.Null()]),
 })
+
+export const GapSchema = Type.Object({
+  missed_from: Type.Integer({ description: 'The first seq the client asked for that retention dropped' }),
+  first_available_seq: Type.Integer({ description: 'The oldest seq still queued' }),
+}, { description: 'Retention dropped deliveries this client never acknowledged' })
+
+export const DeliverySchema = Type.Object({
+  seq: Type.Integer({ description: "Position in the client's queue: 1, 2, 3, … across all its groups" }),
+  group_id: IdSchema,
+  group_seq: Type.Integer({ description: 'The seq of the message in its group (for a Welcome: of its Commit)' }),
+  sender_id: IdSchema,
+  kind: Type.Enum(['message', 'welcome']),
+  message_type: MessageTypeSchema,
+  epoch: Type.Union([Type.Integer(), Type.Null()]),
+  content_type: NullableContentType,
+  message: Base64Schema,
+  received_at: Type.String({ format: 'date-time' }),
+})
+
+export const DeliveriesReplySchema = Type.Object({
+  client_id: IdSchema,
+  deliveries: Type.Array(DeliverySchema, { description: 'In seq order' }),
+  next_after: Type.Integer({ description: 'Pass as `after` to read on' }),
+  gap: Type.Optional(GapSchema),
+})
+
+export const AckBodySchema = Type.Object(
+  { up_to: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'Drop every delivery up to this seq' }) },
+  { additionalProperties: false },
+)
+
+export const AckReplySchema = Type.Object({
+  client_id: IdSchema,
+  acked_up_to: Type.Integer(),
+  remaining: Type.Integer({ description: 'Deliveries still queued' }),
+})
+
+export const StreamQuerySchema = Type.Object(
+  { after: Type.Integer({ minimum: 0, default: 0, description: 'Replay deliveries with seq greater than this, then stream' }) },
+  { additionalProperties: false },
+)

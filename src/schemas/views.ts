@@ -1,4 +1,4 @@
-import type { GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
+import type { Delivery, DeliveryPage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
 
 /**
  * The facts both doors answer, in the wire's snake_case. Only the byte encoding differs:
@@ -63,4 +63,24 @@ export function messageView<T>(message: StoredMessage, encode: BytesEncoder<T>) 
     message: encode(message.data),
     received_at: new Date(message.receivedAt).toISOString(),
   }
+}
+
+/** One entry of a client's queue, as pulled, streamed over WebSocket, or sent over TCP. */
+export function deliveryView<T>(delivery: Delivery, encode: BytesEncoder<T>) {
+  return {
+    seq: delivery.seq,
+    group_id: delivery.groupId,
+    group_seq: delivery.groupSeq,
+    sender_id: delivery.senderId,
+    kind: delivery.kind,
+    message_type: delivery.messageType,
+    epoch: delivery.epoch,
+    content_type: delivery.contentType,
+    message: encode(delivery.data),
+    received_at: new Date(delivery.receivedAt).toISOString(),
+  }
+}
+
+export function gapView(gap: NonNullable<DeliveryPage['gap']>) {
+  return { missed_from: gap.missedFrom, first_available_seq: gap.firstAvailableSeq }
 }

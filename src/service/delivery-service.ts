@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
@@ -10,10 +11,13 @@ import type {
   MessageType,
   NewMessage,
   Store,
+  DeliveryPage,
   StoredMessage,
   WelcomeRecord,
 } from '../storage/store.js'
+import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
+import { Subscription, type DeliverySink } from './subscription.js'
 import { toKeyPackageRecords } from './key-package-intake.js'
 import { assertSameGroup, classifyMessage, inspectOrReject, toEpoch, type ClassifiedMessage } from './message-intake.js'
 
@@ -30,6 +34,8 @@ export interface ServiceOptions {
   readonly store: Store
   readonly log: Pick<Logger, 'info' | 'debug' | 'warn'>
   readonly mls?: MlsPolicy
+  /** Wakes live streams; in-process by default. */
+  readonly bus?: DeliveryBus
   /** Injected for tests; unix milliseconds. */
   readonly now?: () => number
 }
@@ -50,6 +56,8 @@ export interface RelayRequest {
   readonly senderId: string
   readonly message: Uint8Array
   readonly messageType?: MessageType
+  /** A client-chosen key: a retry with the same key returns the original result. */
+  readonly idempotencyKey?: string
 }
 
 export interface RelayResult {
@@ -58,6 +66,8 @@ export interface RelayResult {
   /** The group's epoch after this message. */
   readonly epoch: number
   readonly messageType: MessageType
+  /** True when this was a retry of a message already accepted: nothing new was stored. */
+  readonly duplicate: boolean
 }
 
 export interface CommitBundle {
@@ -69,6 +79,7 @@ export interface CommitBundle {
   readonly ratchetTree?: Uint8Array
   /** Route the Welcome to these clients instead of looking up its KeyPackageRefs. */
   readonly welcomeRecipients?: readonly string[]
+  readonly idempotencyKey?: string
 }
 
 /**
@@ -80,12 +91,14 @@ export class DeliveryService {
   readonly #store: Store
   readonly #log: ServiceOptions['log']
   readonly #mls: MlsPolicy
+  readonly #bus: DeliveryBus
   readonly #now: () => number
 
   constructor(options: ServiceOptions) {
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
+    this.#bus = options.bus ?? new LocalDeliveryBus()
     this.#now = options.now ?? Date.now
   }
 
@@ -182,7 +195,7 @@ export class DeliveryService {
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
     const classified = classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict')
     const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
-    const result = await this.#append(groupId, senderId, message, classified, {
+    const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
       welcome: recipients ? { data: message, recipients } : undefined,
     })
     this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
@@ -213,7 +226,7 @@ export class DeliveryService {
     } else if (bundle.welcomeRecipients) {
       throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
     }
-    const result = await this.#append(groupId, senderId, bundle.commit, classified, { groupInfo, welcome })
+    const result = await this.#append(groupId, senderId, bundle.commit, classified, bundle.idempotencyKey, { groupInfo, welcome })
     this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
     return result
   }
@@ -230,6 +243,28 @@ export class DeliveryService {
     return this.#store.readWelcomes(clientId, after, limit)
   }
 
+  /** The client's queue after a seq; `gap` says when retention dropped deliveries it never acknowledged. */
+  async readDeliveries(clientId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<DeliveryPage> {
+    assertId('client_id', clientId)
+    assertPage(after, limit)
+    return this.#store.readDeliveries(clientId, after, limit, this.#now())
+  }
+
+  async ack(clientId: string, upTo: number): Promise<{ ackedUpTo: number; remaining: number }> {
+    assertId('client_id', clientId)
+    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new ServiceError('bad_request', 'up_to must be a whole number >= 0')
+    const result = await this.#store.ackDeliveries(clientId, upTo)
+    if (!result.ok) throw new ServiceError('bad_request', `up_to ${upTo} is beyond the last delivery of ${clientId} (${result.lastSeq})`)
+    return { ackedUpTo: result.ackedUpTo, remaining: result.remaining }
+  }
+
+  /** A live stream of the client's queue after `after`; call start() once the sink is ready. */
+  subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
+    assertId('client_id', clientId)
+    if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
+    return new Subscription({ store: this.#store, bus: this.#bus, clientId, after, sink, now: this.#now, log: this.#log })
+  }
+
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord> {
     assertId('group_id', groupId)
     const info = await this.#store.getGroupInfo(groupId)
@@ -243,8 +278,12 @@ export class DeliveryService {
     senderId: string,
     data: Uint8Array,
     classified: ClassifiedMessage,
+    idempotencyKey: string | undefined,
     effects: Parameters<Store['appendMessage']>[3],
   ): Promise<RelayResult> {
+    // A retry is the same bytes from the same sender, or the same client-chosen key.
+    const keys = [`bytes:${senderId}:${createHash('sha256').update(data).digest('base64')}`]
+    if (idempotencyKey !== undefined) keys.push(`key:${senderId}:${idempotencyKey}`)
     const message: NewMessage = {
       senderId,
       messageType: classified.messageType,
@@ -253,8 +292,11 @@ export class DeliveryService {
       epoch: classified.epoch,
       contentType: classified.contentType,
     }
-    const result = await this.#store.appendMessage(groupId, message, classified.condition, effects)
-    if (result.ok) return { groupId, seq: result.seq, epoch: result.epoch, messageType: classified.messageType }
+    const result = await this.#store.appendMessage(groupId, message, { ...classified.condition, idempotencyKeys: keys }, effects)
+    if (result.ok) {
+      this.#bus.publish(result.recipients)
+      return { groupId, seq: result.seq, epoch: result.epoch, messageType: result.messageType, duplicate: result.duplicate }
+    }
     switch (result.reason) {
       case 'no_group':
         throw groupNotFound(groupId)

@@ -5,9 +5,12 @@ import type { Store } from './store.js'
 export type { Store } from './store.js'
 
 /** The one place where the store is chosen. */
-export function createStore(config: Pick<Config, 'store'>): Store {
+export function createStore(config: Pick<Config, 'store' | 'queueMaxMessages' | 'queueMaxAgeSeconds' | 'idempotencyWindowSeconds'>): Store {
   switch (config.store) {
     case 'memory':
-      return new MemoryStore()
+      return new MemoryStore({
+        retention: { maxMessages: config.queueMaxMessages, maxAgeMs: config.queueMaxAgeSeconds * 1000 },
+        idempotencyWindowMs: config.idempotencyWindowSeconds * 1000,
+      })
   }
 }

@@ -1,12 +1,16 @@
+import { ClientQueue, type RetentionPolicy } from './client-queue.js'
 import type {
+  AckResult,
   AppendCondition,
   AppendEffects,
   AppendResult,
   ClaimQuery,
+  DeliveryPage,
   GroupInfoRecord,
   GroupRecord,
   KeyPackageCount,
   KeyPackageRecord,
+  MessageType,
   NewGroup,
   NewMessage,
   RemoveMemberResult,
@@ -21,6 +25,12 @@ interface KeyPackagePool {
   legacy: KeyPackageRecord | undefined
 }
 
+interface IdempotentResult {
+  readonly seq: number
+  readonly epoch: number
+  readonly messageType: MessageType
+}
+
 interface GroupState {
   readonly groupId: string
   readonly creatorId: string
@@ -28,6 +38,8 @@ interface GroupState {
   readonly members: Set<string>
   epoch: number
   groupInfo: GroupInfoRecord | undefined
+  /** Idempotency key → the result of the accepted message, in acceptance order. */
+  readonly idempotency: Map<string, IdempotentResult & { readonly at: number }>
   /** messages[i] has seq firstSeq + i, so a read after N is an O(1) slice. */
   readonly messages: StoredMessage[]
   readonly firstSeq: number
@@ -38,13 +50,30 @@ interface GroupState {
  * objects, so `__proto__` is just another id). Each method runs to completion without
  * awaiting, which makes every operation atomic in Node's single thread.
  */
+export interface MemoryStoreOptions {
+  readonly retention: RetentionPolicy
+  /** How long an accepted message's idempotency keys are remembered. */
+  readonly idempotencyWindowMs: number
+}
+
+export const DEFAULT_STORE_OPTIONS: MemoryStoreOptions = {
+  retention: { maxMessages: 10_000, maxAgeMs: 7 * 24 * 3600_000 },
+  idempotencyWindowMs: 10 * 60_000,
+}
+
 export class MemoryStore implements Store {
   readonly kind = 'memory'
+  readonly #options: MemoryStoreOptions
+  readonly #queues = new Map<string, ClientQueue>()
   readonly #keyPackages = new Map<string, KeyPackagePool>()
   /** KeyPackageRef → the client it was handed out for. */
   readonly #handedOut = new Map<string, string>()
   readonly #groups = new Map<string, GroupState>()
   readonly #welcomes = new Map<string, WelcomeRecord[]>()
+
+  constructor(options: MemoryStoreOptions = DEFAULT_STORE_OPTIONS) {
+    this.#options = options
+  }
 
   async addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
     let pool = this.#keyPackages.get(clientId)
@@ -134,6 +163,7 @@ export class MemoryStore implements Store {
       members: new Set([group.creatorId]),
       epoch: group.epoch,
       groupInfo: undefined,
+      idempotency: new Map(),
       messages: [],
       firstSeq: 1,
     }
@@ -166,6 +196,8 @@ export class MemoryStore implements Store {
   async appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
     const state = this.#groups.get(groupId)
     if (!state) return { ok: false, reason: 'no_group' }
+    const retry = this.#findRetry(state, condition.idempotencyKeys, message.receivedAt)
+    if (retry) return { ok: true, ...retry, duplicate: true, recipients: [] }
     if (condition.senderMustBeMember && !state.members.has(message.senderId)) return { ok: false, reason: 'not_member' }
     if (condition.epoch && condition.epoch.expected !== state.epoch) {
       return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
@@ -174,15 +206,62 @@ export class MemoryStore implements Store {
     state.messages.push({ ...message, seq })
     if (condition.epoch?.advance) state.epoch += 1
     if (effects.groupInfo) state.groupInfo = effects.groupInfo
+
+    // Every member at the moment of acceptance gets it, except its sender; Welcome recipients
+    // join after it and get the Welcome instead.
+    const recipients: string[] = []
+    const delivery = { groupId, groupSeq: seq, senderId: message.senderId, messageType: message.messageType, epoch: message.epoch, contentType: message.contentType, receivedAt: message.receivedAt }
+    for (const member of state.members) {
+      if (member === message.senderId) continue
+      this.#queue(member).push({ ...delivery, kind: 'message', data: message.data }, this.#options.retention)
+      recipients.push(member)
+    }
     if (effects.welcome) {
       for (const recipient of effects.welcome.recipients) {
         state.members.add(recipient)
         let inbox = this.#welcomes.get(recipient)
         if (!inbox) this.#welcomes.set(recipient, (inbox = []))
         inbox.push({ seq: inbox.length + 1, groupId, senderId: message.senderId, data: effects.welcome.data, receivedAt: message.receivedAt })
+        this.#queue(recipient).push({ ...delivery, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: effects.welcome.data }, this.#options.retention)
+        if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    return { ok: true, seq, epoch: state.epoch }
+    const result = { seq, epoch: state.epoch, messageType: message.messageType }
+    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, { ...result, at: message.receivedAt })
+    return { ok: true, ...result, duplicate: false, recipients }
+  }
+
+  async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+    const queue = this.#queues.get(clientId)
+    if (!queue) return { deliveries: [], lastSeq: 0 }
+    return queue.read(after, limit, this.#options.retention, now)
+  }
+
+  async ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {
+    const queue = this.#queues.get(clientId)
+    if (!queue) return upTo === 0 ? { ok: true, ackedUpTo: 0, remaining: 0 } : { ok: false, lastSeq: 0 }
+    if (!queue.ack(upTo)) return { ok: false, lastSeq: queue.lastSeq }
+    return { ok: true, ackedUpTo: queue.ackedUpTo, remaining: queue.size }
+  }
+
+  #queue(clientId: string): ClientQueue {
+    let queue = this.#queues.get(clientId)
+    if (!queue) this.#queues.set(clientId, (queue = new ClientQueue()))
+    return queue
+  }
+
+  /** Forgets keys older than the window (the Map is in insertion order), then looks the keys up. */
+  #findRetry(state: GroupState, keys: readonly string[] | undefined, now: number): IdempotentResult | undefined {
+    const oldest = now - this.#options.idempotencyWindowMs
+    for (const [key, entry] of state.idempotency) {
+      if (entry.at >= oldest) break
+      state.idempotency.delete(key)
+    }
+    for (const key of keys ?? []) {
+      const entry = state.idempotency.get(key)
+      if (entry) return { seq: entry.seq, epoch: entry.epoch, messageType: entry.messageType }
+    }
+    return undefined
   }
 
   async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
@@ -206,6 +285,7 @@ export class MemoryStore implements Store {
     this.#handedOut.clear()
     this.#groups.clear()
     this.#welcomes.clear()
+    this.#queues.clear()
   }
 
   #count(pool: KeyPackagePool, now: number): KeyPackageCount {

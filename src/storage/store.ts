@@ -80,6 +80,12 @@ export interface StoredMessage extends NewMessage {
 export interface AppendCondition {
   /** The sender must be a member of the group when the message is accepted. */
   readonly senderMustBeMember: boolean
+  /**
+   * Retry detection: when an accepted message of the group within the idempotency window has
+   * one of these keys, nothing is appended and its result is returned again (checked first,
+   * so a retried Commit is not refused as stale). The message is remembered under all of them.
+   */
+  readonly idempotencyKeys?: readonly string[]
   /** The group must be at this epoch; with `advance`, the append moves it to epoch + 1 (a Commit). */
   readonly epoch?: { readonly expected: number; readonly advance: boolean }
 }
@@ -93,7 +99,16 @@ export interface AppendEffects {
 }
 
 export type AppendResult =
-  | { readonly ok: true; readonly seq: number; readonly epoch: number }
+  | {
+    readonly ok: true
+    readonly seq: number
+    readonly epoch: number
+    readonly messageType: MessageType
+    /** True when this was a retry of an accepted message: nothing new was stored or delivered. */
+    readonly duplicate: boolean
+    /** Clients whose delivery queues got something (to wake their live streams). */
+    readonly recipients: readonly string[]
+  }
   | { readonly ok: false; readonly reason: 'no_group' | 'not_member' }
   | { readonly ok: false; readonly reason: 'stale_epoch'; readonly currentEpoch: number }
 
@@ -103,6 +118,38 @@ export interface GroupInfoRecord {
   readonly ratchetTree: Uint8Array | null
   readonly storedAt: number
 }
+
+export type DeliveryKind = 'message' | 'welcome'
+
+/** One entry of a client's queue: a group message for a member, or a Welcome for its recipient. */
+export interface NewDelivery {
+  readonly groupId: string
+  /** The seq of the message in its group (for a Welcome: of the Commit it came with). */
+  readonly groupSeq: number
+  readonly senderId: string
+  readonly kind: DeliveryKind
+  readonly messageType: MessageType
+  readonly epoch: number | null
+  readonly contentType: ContentType | null
+  readonly data: Uint8Array
+  readonly receivedAt: number
+}
+
+export interface Delivery extends NewDelivery {
+  /** Position in the client's own queue: 1, 2, 3, … across all its groups. */
+  readonly seq: number
+}
+
+export interface DeliveryPage {
+  readonly deliveries: Delivery[]
+  /** Set when retention dropped deliveries after `after` that were never acknowledged. */
+  readonly gap?: { readonly missedFrom: number; readonly firstAvailableSeq: number }
+  readonly lastSeq: number
+}
+
+export type AckResult =
+  | { readonly ok: true; readonly ackedUpTo: number; readonly remaining: number }
+  | { readonly ok: false; readonly lastSeq: number }
 
 export interface WelcomeRecord {
   /** Position in the recipient's inbox: 1, 2, 3, … */
@@ -153,6 +200,11 @@ export interface Store {
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined>
   /** Welcomes routed to the client with seq > after, in order, at most `limit`. */
   readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]>
+
+  /** The client's queued deliveries with seq > after, in order (retention applied at `now`). */
+  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage>
+  /** Drops the client's deliveries up to `upTo`; refused when upTo is beyond its last delivery. */
+  ackDeliveries(clientId: string, upTo: number): Promise<AckResult>
 
   close(): Promise<void>
 }

@@ -20,6 +20,12 @@ test('defaults', () => {
     mlsValidation: 'strict',
     tcpMlsValidation: 'permissive',
     keyPackageMaxLifetimeSeconds: 90 * 86400,
+    queueMaxMessages: 10000,
+    queueMaxAgeSeconds: 7 * 86400,
+    idempotencyWindowSeconds: 600,
+    streamPingIntervalSeconds: 30,
+    streamMaxBufferedBytes: 1024 * 1024,
+    streamStallTimeoutSeconds: 10,
   })
 })
 
@@ -30,7 +36,7 @@ test('MLS settings: ciphersuite lists, lifetimes, validation modes', () => {
   assert.equal(config.mlsValidation, 'permissive')
   assert.equal(config.tcpMlsValidation, 'strict')
   assert.equal(load({ KEY_PACKAGE_MAX_LIFETIME: '3600' }).keyPackageMaxLifetimeSeconds, 3600)
-  for (const [env, value] of [['MLS_CIPHERSUITES', '1,4660'], ['MLS_CIPHERSUITES', 'nonsense'], ['KEY_PACKAGE_MAX_LIFETIME', '90 days'], ['KEY_PACKAGE_MAX_LIFETIME', '5s'], ['MLS_VALIDATION', 'lax']] as const) {
+  for (const [env, value] of [['MLS_CIPHERSUITES', '1,4660'], ['MLS_CIPHERSUITES', 'nonsense'], ['KEY_PACKAGE_MAX_LIFETIME', '90 days'], ['KEY_PACKAGE_MAX_LIFETIME', '0s'], ['QUEUE_MAX_AGE', '-1'], ['QUEUE_MAX_MESSAGES', '0'], ['MLS_VALIDATION', 'lax']] as const) {
     assert.throws(() => load({ [env]: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith(`${env}=`), `${env}=${value}`)
   }
 })

@@ -1,14 +1,79 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ClientParamsSchema, errorResponses } from '../../schemas/common.js'
-import { PageQuerySchema, WelcomesReplySchema } from '../../schemas/messages.js'
-import { toBase64, welcomeView } from '../../schemas/views.js'
+import {
+  AckBodySchema,
+  AckReplySchema,
+  DeliveriesReplySchema,
+  PageQuerySchema,
+  StreamQuerySchema,
+  WelcomesReplySchema,
+} from '../../schemas/messages.js'
+import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import { CLOSE_CODES, serveStream, type StreamOptions } from '../websocket-stream.js'
 
-export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }> = async (app, { service }) => {
+const tags = ['clients']
+
+export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; stream: StreamOptions }> = async (app, { service, stream }) => {
+  app.get('/clients/:client/messages', {
+    schema: {
+      summary: "Pull the client's queue: every group message and Welcome routed to it, in order",
+      description: 'Deliveries stay until acknowledged (or dropped by retention, which is reported as `gap`).',
+      tags,
+      params: ClientParamsSchema,
+      querystring: PageQuerySchema,
+      response: { 200: DeliveriesReplySchema, ...errorResponses(400) },
+    },
+  }, async (request) => {
+    const { client } = request.params
+    const page = await service.readDeliveries(client, request.query.after, request.query.limit)
+    const last = page.deliveries.at(-1)?.seq
+    const nextAfter = last ?? (page.gap ? page.gap.firstAvailableSeq - 1 : request.query.after)
+    return {
+      client_id: client,
+      deliveries: page.deliveries.map((d) => deliveryView(d, toBase64)),
+      next_after: nextAfter,
+      ...(page.gap ? { gap: gapView(page.gap) } : {}),
+    }
+  })
+
+  app.post('/clients/:client/ack', {
+    schema: {
+      summary: 'Acknowledge deliveries: drop everything up to a seq',
+      tags,
+      params: ClientParamsSchema,
+      body: AckBodySchema,
+      response: { 200: AckReplySchema, ...errorResponses(400, 413, 415) },
+    },
+  }, async (request) => {
+    const { client } = request.params
+    const result = await service.ack(client, request.body.up_to)
+    return { client_id: client, acked_up_to: result.ackedUpTo, remaining: result.remaining }
+  })
+
+  app.get('/clients/:client/stream', {
+    websocket: true,
+    schema: {
+      summary: "Live stream of the client's queue over WebSocket",
+      description: 'Replays what is queued after `after`, then streams new deliveries as they are accepted, in order, with no gap ' +
+        'and no duplicate. One JSON text frame per delivery (the delivery object at the top level, as in the pull answer); a ' +
+        '`{"type":"gap","missed_from","first_available_seq"}` frame when retention dropped deliveries. Send ' +
+        '`{"type":"ack","up_to":N}` to acknowledge (answered with `{"type":"ack","acked_up_to","remaining"}`). Keep-alive pings ' +
+        `every STREAM_PING_INTERVAL. Close codes: ${CLOSE_CODES.slowConsumer} slow consumer (reconnect with your cursor), ` +
+        `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.internalError} internal error, 1001 server shutting down.`,
+      tags,
+      params: ClientParamsSchema,
+      querystring: StreamQuerySchema,
+      response: { 400: errorResponses(400)[400] },
+    },
+  }, (socket, request) => {
+    serveStream(socket, service, request.params.client, request.query.after, stream, request.log)
+  })
+
   app.get('/clients/:client/welcomes', {
     schema: {
       summary: 'Read the Welcomes routed to a client, after a seq of its inbox',
-      tags: ['clients'],
+      tags,
       params: ClientParamsSchema,
       querystring: PageQuerySchema,
       response: { 200: WelcomesReplySchema, ...errorResponses(400) },

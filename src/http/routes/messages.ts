@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { Type } from 'typebox'
 import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
@@ -6,6 +7,13 @@ import { messageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService, RelayResult } from '../../service/delivery-service.js'
 
 const tags = ['messages']
+const IdempotencyHeadersSchema = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({
+    minLength: 1,
+    maxLength: 256,
+    description: 'A retry with the same key (from the same sender to the same group, within IDEMPOTENCY_WINDOW) returns the original result and is delivered once. The same bytes from the same sender count as a retry too.',
+  })),
+})
 const bytes = (b64: string) => Buffer.from(b64, 'base64')
 const relayReply = (r: RelayResult) => ({ group_id: r.groupId, seq: r.seq, epoch: r.epoch, message_type: r.messageType })
 
@@ -18,13 +26,14 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
         '(409 `stale_epoch` with `current_epoch` otherwise). A Welcome is also routed to the clients its KeyPackageRefs were handed out to.',
       tags,
       params: GroupParamsSchema,
+      headers: IdempotencyHeadersSchema,
       body: RelayBodySchema,
       response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
     },
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
     const result = await service.relayMessage(
-      { groupId: request.params.group, senderId: sender_id, message: bytes(message), messageType: message_type },
+      { groupId: request.params.group, senderId: sender_id, message: bytes(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
       { validation },
     )
     return reply.status(201).send(relayReply(result))
@@ -37,6 +46,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
         'routes the Welcome to its recipients, who become members (RFC 9420 §14). A rejected Commit routes nothing.',
       tags,
       params: GroupParamsSchema,
+      headers: IdempotencyHeadersSchema,
       body: CommitBodySchema,
       response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
     },
@@ -50,6 +60,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       groupInfo: body.group_info === undefined ? undefined : bytes(body.group_info),
       ratchetTree: body.ratchet_tree === undefined ? undefined : bytes(body.ratchet_tree),
       welcomeRecipients: body.welcome_recipients,
+      idempotencyKey: request.headers['idempotency-key'],
     })
     return reply.status(201).send(relayReply(result))
   })

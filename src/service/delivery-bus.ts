@@ -1,0 +1,32 @@
+/**
+ * Wakes live streams when a client's queue grows. It carries no data: a stream that wakes
+ * reads from the store at its own cursor, so nothing can be lost or doubled between replay
+ * and live delivery. In one process this is a map of listeners; across instances a database
+ * notification (or any broker) can implement the same two methods.
+ */
+export interface DeliveryBus {
+  publish(clientIds: readonly string[]): void
+  /** Returns the function that unsubscribes. */
+  subscribe(clientId: string, listener: () => void): () => void
+}
+
+export class LocalDeliveryBus implements DeliveryBus {
+  readonly #listeners = new Map<string, Set<() => void>>()
+
+  publish(clientIds: readonly string[]): void {
+    for (const clientId of clientIds) {
+      const listeners = this.#listeners.get(clientId)
+      if (listeners) for (const listener of listeners) listener()
+    }
+  }
+
+  subscribe(clientId: string, listener: () => void): () => void {
+    let listeners = this.#listeners.get(clientId)
+    if (!listeners) this.#listeners.set(clientId, (listeners = new Set()))
+    listeners.add(listener)
+    return () => {
+      listeners.delete(listener)
+      if (listeners.size === 0 && this.#listeners.get(clientId) === listeners) this.#listeners.delete(clientId)
+    }
+  }
+}

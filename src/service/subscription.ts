@@ -1,0 +1,110 @@
+import type { Logger } from 'pino'
+import type { Delivery, DeliveryPage, Store } from '../storage/store.js'
+import type { DeliveryBus } from './delivery-bus.js'
+
+/** Where a live stream writes: a WebSocket, a TCP connection, … */
+export interface DeliverySink {
+  deliver(delivery: Delivery): void
+  /** Retention dropped deliveries the client never acknowledged (RFC 9750 §5.3: it must know). */
+  gap(gap: NonNullable<DeliveryPage['gap']>): void
+  /** True while the transport holds more unsent bytes than it should. */
+  readonly full: boolean
+  /** Resolves true once the transport has room again, false when it gave up on a stalled consumer. */
+  drained(): Promise<boolean>
+  /** The stream cannot go on (the store failed); the sink should close. */
+  fail(err: unknown): void
+}
+
+const BATCH = 100
+
+/**
+ * One live stream of a client's queue. It first replays what is queued after the cursor, then
+ * follows new deliveries. Every delivery comes from the store at the cursor — the bus only
+ * wakes the stream — so the switch from replay to live has no gap and no duplicate, and a slow
+ * consumer costs at most one batch beyond the transport's buffer.
+ */
+export class Subscription {
+  readonly #store: Store
+  readonly #bus: DeliveryBus
+  readonly #clientId: string
+  readonly #sink: DeliverySink
+  readonly #now: () => number
+  readonly #log: Pick<Logger, 'warn'>
+  #cursor: number
+  #closed = false
+  #pumping = false
+  #dirty = false
+  #unsubscribe: (() => void) | undefined
+
+  constructor(options: { store: Store; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; now: () => number; log: Pick<Logger, 'warn'> }) {
+    this.#store = options.store
+    this.#bus = options.bus
+    this.#clientId = options.clientId
+    this.#cursor = options.after
+    this.#sink = options.sink
+    this.#now = options.now
+    this.#log = options.log
+  }
+
+  /** The seq of the last delivery handed to the sink. */
+  get cursor(): number {
+    return this.#cursor
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  start(): void {
+    // Listen before the first read, so nothing accepted in between is missed.
+    this.#unsubscribe = this.#bus.subscribe(this.#clientId, () => this.#wake())
+    this.#wake()
+  }
+
+  close(): void {
+    this.#closed = true
+    this.#unsubscribe?.()
+    this.#unsubscribe = undefined
+  }
+
+  #wake(): void {
+    if (this.#closed) return
+    if (this.#pumping) {
+      this.#dirty = true
+      return
+    }
+    this.#pumping = true
+    this.#pump().finally(() => {
+      this.#pumping = false
+    })
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      do {
+        this.#dirty = false
+        while (!this.#closed) {
+          const page = await this.#store.readDeliveries(this.#clientId, this.#cursor, BATCH, this.#now())
+          if (this.#closed) return
+          if (page.gap) {
+            this.#sink.gap(page.gap)
+            this.#cursor = Math.max(this.#cursor, page.gap.firstAvailableSeq - 1)
+          }
+          if (page.deliveries.length === 0) break
+          for (const delivery of page.deliveries) {
+            this.#sink.deliver(delivery)
+            this.#cursor = delivery.seq
+          }
+          if (this.#sink.full && !(await this.#sink.drained())) {
+            this.close()
+            return
+          }
+        }
+      } while (this.#dirty && !this.#closed)
+    } catch (err) {
+      this.#log.warn({ err, clientId: this.#clientId }, 'Live stream failed')
+      this.close()
+      this.#sink.fail(err)
+    }
+  }
+}
