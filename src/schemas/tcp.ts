@@ -1,7 +1,9 @@
 import { Type, type Static } from 'typebox'
 import { MAX_READ_LIMIT } from '../service/delivery-service.js'
 import { IdSchema, MessageTypeSchema } from './common.js'
-import type { groupView, messageView } from './views.js'
+import { epochSchema } from './groups.js'
+import { KeyPackageRefParamsSchema, MAX_BATCH } from './key-packages.js'
+import type { groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
 
 /**
  * The legacy TCP-JSON protocol: one object per request, tagged by `type`, binary data as
@@ -16,9 +18,18 @@ const request = <T extends string, P extends Parameters<typeof Type.Object>[0]>(
   Type.Object({ type: Type.Literal(type), ...fields })
 
 export const StoreKeyPackageRequestSchema = request('StoreKeyPackage', { client_id: IdSchema, key_package: BytesSchema })
-export const FetchKeyPackageRequestSchema = request('FetchKeyPackage', { client_id: IdSchema })
+export const FetchKeyPackageRequestSchema = request('FetchKeyPackage', {
+  client_id: IdSchema,
+  // Extension: only a KeyPackage of this ciphersuite.
+  ciphersuite: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Only a KeyPackage of this ciphersuite' })),
+})
 export const ListKeyPackagesRequestSchema = request('ListKeyPackages', {})
-export const CreateGroupRequestSchema = request('CreateGroup', { group_id: IdSchema, creator_id: IdSchema })
+export const CreateGroupRequestSchema = request('CreateGroup', {
+  group_id: IdSchema,
+  creator_id: IdSchema,
+  // Extension: the MLS epoch the group is at now.
+  epoch: Type.Optional(epochSchema('The MLS epoch the group is at now (default 0)')),
+})
 export const JoinGroupRequestSchema = request('JoinGroup', { group_id: IdSchema, client_id: IdSchema })
 export const RelayMessageRequestSchema = request('RelayMessage', {
   group_id: IdSchema,
@@ -38,6 +49,29 @@ export const ReadMessagesRequestSchema = request('ReadMessages', {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, description: 'At most this many; default 100' })),
 })
 
+// Extensions for MLS (issue 3), the TCP twins of the REST operations.
+const page = {
+  after: Type.Optional(Type.Integer({ minimum: 0, description: 'Return entries with seq greater than this; default 0' })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, description: 'At most this many; default 100' })),
+}
+export const StoreKeyPackagesRequestSchema = request('StoreKeyPackages', {
+  client_id: IdSchema,
+  key_packages: Type.Array(BytesSchema, { minItems: 1, maxItems: MAX_BATCH }),
+})
+export const CountKeyPackagesRequestSchema = request('CountKeyPackages', { client_id: IdSchema })
+export const DeleteKeyPackageRequestSchema = request('DeleteKeyPackage', { client_id: IdSchema, ref: KeyPackageRefParamsSchema.properties.ref })
+export const CommitBundleRequestSchema = request('CommitBundle', {
+  group_id: IdSchema,
+  sender_id: IdSchema,
+  commit: BytesSchema,
+  welcome: Type.Optional(BytesSchema),
+  group_info: Type.Optional(BytesSchema),
+  ratchet_tree: Type.Optional(BytesSchema),
+  welcome_recipients: Type.Optional(Type.Array(IdSchema, { minItems: 1, maxItems: 10000 })),
+})
+export const ReadWelcomesRequestSchema = request('ReadWelcomes', { client_id: IdSchema, ...page })
+export const GetGroupInfoRequestSchema = request('GetGroupInfo', { group_id: IdSchema })
+
 export type StoreKeyPackageRequest = Static<typeof StoreKeyPackageRequestSchema>
 export type FetchKeyPackageRequest = Static<typeof FetchKeyPackageRequestSchema>
 export type ListKeyPackagesRequest = Static<typeof ListKeyPackagesRequestSchema>
@@ -49,6 +83,12 @@ export type LeaveGroupRequest = Static<typeof LeaveGroupRequestSchema>
 export type DeleteGroupRequest = Static<typeof DeleteGroupRequestSchema>
 export type DeleteKeyPackagesRequest = Static<typeof DeleteKeyPackagesRequestSchema>
 export type ReadMessagesRequest = Static<typeof ReadMessagesRequestSchema>
+export type StoreKeyPackagesRequest = Static<typeof StoreKeyPackagesRequestSchema>
+export type CountKeyPackagesRequest = Static<typeof CountKeyPackagesRequestSchema>
+export type DeleteKeyPackageRequest = Static<typeof DeleteKeyPackageRequestSchema>
+export type CommitBundleRequest = Static<typeof CommitBundleRequestSchema>
+export type ReadWelcomesRequest = Static<typeof ReadWelcomesRequestSchema>
+export type GetGroupInfoRequest = Static<typeof GetGroupInfoRequestSchema>
 
 // Responses. The first four are the original's shapes; legacy clients compare them exactly.
 export const MessageResponseSchema = Type.Object({
@@ -71,12 +111,31 @@ export const GroupResponseSchema = Type.Object({
   members: Type.Array(IdSchema),
 })
 export const ErrorResponseSchema = Type.Object({ type: Type.Literal('Error'), message: Type.String() })
+/**
+ * A refusal of the service ("Failed to <operation>: <reason>") also names its code from the
+ * one error table (src/errors.ts) and the error's details (e.g. `current_epoch`, `check`):
+ * additive fields, which legacy clients (comparing `type` and `message`) never look at.
+ */
+export const ServiceErrorResponseSchema = Type.Object(
+  {
+    type: Type.Literal('Error'),
+    message: Type.String(),
+    code: Type.String({ description: 'The error code, as in the REST `error` field, e.g. stale_epoch' }),
+  },
+  { additionalProperties: true },
+)
 
 export type MessageResponse = Static<typeof MessageResponseSchema>
 export type KeyPackageResponse = Static<typeof KeyPackageResponseSchema>
 export type KeyPackageListResponse = Static<typeof KeyPackageListResponseSchema>
 export type GroupResponse = Static<typeof GroupResponseSchema>
 export type ErrorResponse = Static<typeof ErrorResponseSchema>
+export type ServiceErrorResponse = Static<typeof ServiceErrorResponseSchema> & Record<string, unknown>
+
+/** StoreKeyPackages: the legacy MessageResponse plus the counts of the REST reply. */
+export type StoreKeyPackagesResponse = MessageResponse & { stored: number; available: number }
+/** FetchKeyPackage of an MLS KeyPackage: the legacy shape plus the facts of the REST reply. */
+export type MlsKeyPackageResponse = KeyPackageResponse & { key_package_ref: string; ciphersuite: number | null; last_resort: boolean }
 
 // Extension answers carry the same facts as REST (src/schemas/views.ts), with bytes as arrays,
 // so their types follow the views rather than a second list of fields that could drift.
@@ -87,7 +146,30 @@ export type MessagesResponse = {
   group_id: string
   messages: Array<ReturnType<typeof messageView<number[]>>>
 }
-export type TcpResponse = MessageResponse | KeyPackageResponse | KeyPackageListResponse | GroupResponse | GroupDetailsResponse | ErrorResponse | MessagesResponse
+export type KeyPackageCountResponse = { type: 'KeyPackageCountResponse' } & ReturnType<typeof keyPackageCountView>
+export type CommitResponse = { type: 'CommitResponse'; group_id: string; seq: number; epoch: number; message_type: Static<typeof MessageTypeSchema> }
+export type WelcomesResponse = {
+  type: 'WelcomesResponse'
+  client_id: string
+  welcomes: Array<ReturnType<typeof welcomeView<number[]>>>
+}
+export type GroupInfoResponse = { type: 'GroupInfoResponse' } & ReturnType<typeof groupInfoView<number[]>>
+
+export type TcpResponse =
+  | MessageResponse
+  | StoreKeyPackagesResponse
+  | KeyPackageResponse
+  | MlsKeyPackageResponse
+  | KeyPackageListResponse
+  | GroupResponse
+  | GroupDetailsResponse
+  | ErrorResponse
+  | ServiceErrorResponse
+  | MessagesResponse
+  | KeyPackageCountResponse
+  | CommitResponse
+  | WelcomesResponse
+  | GroupInfoResponse
 
 /** Response types; a client sending one of these as a request gets "Invalid message type for server". */
 export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpResponse['type']>([
@@ -97,4 +179,8 @@ export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpResponse['type']>(
   'GroupResponse',
   'Error',
   'MessagesResponse',
+  'KeyPackageCountResponse',
+  'CommitResponse',
+  'WelcomesResponse',
+  'GroupInfoResponse',
 ])

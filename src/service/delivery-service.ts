@@ -281,8 +281,11 @@ export class DeliveryService {
     idempotencyKey: string | undefined,
     effects: Parameters<Store['appendMessage']>[3],
   ): Promise<RelayResult> {
-    // A retry is the same bytes from the same sender, or the same client-chosen key.
-    const keys = [`bytes:${senderId}:${createHash('sha256').update(data).digest('base64')}`]
+    // A retry is the same client-chosen key, or the same MLS bytes from the same sender (MLS
+    // messages are unique, so equal bytes can only be a retry). Opaque legacy bytes are not
+    // compared: the original clients relay the same placeholder again and again.
+    const keys: string[] = []
+    if (classified.contentType !== null) keys.push(`bytes:${senderId}:${createHash('sha256').update(data).digest('base64')}`)
     if (idempotencyKey !== undefined) keys.push(`key:${senderId}:${idempotencyKey}`)
     const message: NewMessage = {
       senderId,

@@ -4,11 +4,27 @@
  *
  * Original requests (LEGACY-TCP.md) and their exact answers:
  *   StoreKeyPackage {client_id, key_package: bytes}  -> MessageResponse "KeyPackage stored for <client_id>"
- *   FetchKeyPackage {client_id}                      -> KeyPackageResponse {client_id, key_package: bytes | null}
+ *   FetchKeyPackage {client_id, ciphersuite?}        -> KeyPackageResponse {client_id, key_package: bytes | null}
  *   ListKeyPackages {}                               -> KeyPackageListResponse {clients}
- *   CreateGroup {group_id, creator_id}               -> GroupResponse {group_id, members}
+ *   CreateGroup {group_id, creator_id, epoch?}       -> GroupResponse {group_id, members}
  *   JoinGroup {group_id, client_id}                  -> GroupResponse {group_id, members}
  *   RelayMessage {group_id, sender_id, message: bytes, message_type} -> MessageResponse "Message relayed successfully"
+ *
+ * Bytes are arrays of integers 0..255. Bytes that are MLS are always fully validated (a
+ * KeyPackage: complete decoding, ciphersuite, both signatures, lifetime; a message: its group
+ * id and epoch); bytes that are not MLS at all are kept as opaque legacy data, as the original
+ * did (TCP_MLS_VALIDATION=permissive, the default), or refused (strict).
+ *
+ * Additive fields on the original requests (legacy clients never send them):
+ *   FetchKeyPackage `ciphersuite`: only a KeyPackage of that suite (none left: key_package null).
+ *     An MLS KeyPackage is answered with three more fields, as REST does:
+ *     {"type":"KeyPackageResponse","client_id","key_package":[bytes],"key_package_ref":"<hex>",
+ *      "ciphersuite":<id>,"last_resort":<bool>}. Opaque legacy data keeps exactly the original's
+ *     shape, so the original clients (who only ever store placeholders) never see a new field.
+ *   CreateGroup `epoch`: the MLS epoch the group is at now (default 0).
+ * RelayMessage of MLS bytes keeps its shape: `message_type` is still required and must agree
+ * with the bytes; the message must name this group and carry its current epoch, and a Commit
+ * moves the group to the next one (RFC 9750 §5.2.1).
  *
  * Extensions (legacy clients never send them):
  *   GetGroup {group_id}
@@ -28,32 +44,51 @@
  *   DeleteKeyPackages {client_id}
  *     -> {"type":"MessageResponse","success":true,"message":"Deleted <n> KeyPackage(s) for <client_id>"}
  *
+ * MLS extensions, the twins of the REST operations (same service, same state):
+ *   StoreKeyPackages {client_id, key_packages: [bytes, ...]}   (1..1000; one bad one rejects the batch)
+ *     -> {"type":"MessageResponse","success":true,"message":"Stored <n> KeyPackage(s) for <client_id>",
+ *         "stored":<n>,"available":<total now available>}
+ *   CountKeyPackages {client_id}
+ *     -> {"type":"KeyPackageCountResponse","client_id","total","by_ciphersuite":{"<id>":n,...},"last_resort","legacy"}
+ *   DeleteKeyPackage {client_id, ref: hex KeyPackageRef}
+ *     -> {"type":"MessageResponse","success":true,"message":"KeyPackage deleted: <ref>"}
+ *   CommitBundle {group_id, sender_id, commit: bytes, welcome?: bytes, group_info?: bytes,
+ *                 ratchet_tree?: bytes, welcome_recipients?: [client_id, ...]}   (REST: POST /groups/{g}/commits)
+ *     -> {"type":"CommitResponse","group_id","seq","epoch","message_type":"Commit"}   epoch: the group's new epoch.
+ *        One atomic step: epoch check, append the Commit, keep the GroupInfo, then route the
+ *        Welcome to the clients its KeyPackageRefs were handed out to (RFC 9420 §14).
+ *   ReadWelcomes {client_id, after?: seq (default 0), limit?: 1..1000 (default 100)}
+ *     -> {"type":"WelcomesResponse","client_id","welcomes":[{"seq","group_id","sender_id",
+ *         "welcome":[bytes],"received_at"}, ...]}   seq counts this client's Welcome inbox; bounded
+ *        like ReadMessages.
+ *   GetGroupInfo {group_id}
+ *     -> {"type":"GroupInfoResponse","group_id","epoch","group_info":[bytes],"ratchet_tree":[bytes]|null}
+ *
  * Errors are {"type":"Error","message":...}:
  *   "Invalid message format: <detail>"  not JSON, not an object, an unknown `type`, a missing
  *                                       or mistyped field (the detail names it), or too large
  *   "Invalid message type for server"   a response type sent as a request
  *   "Failed to <operation>: <reason>"   the service refused, e.g. "Failed to join group:
  *                                       Group not found: g"; "Internal server error" when it failed
+ * The first two are exactly {type, message}. A refusal also carries `code`, the error code of
+ * the REST door (src/errors.ts: group_not_found, not_member, stale_epoch, invalid_key_package,
+ * invalid_message, internal, ...), and that error's details, e.g.
+ *   {"type":"Error","message":"Failed to commit: Stale epoch: ...","code":"stale_epoch","current_epoch":5}
+ *   {"type":"Error","message":"Failed to store key packages: ...","code":"invalid_key_package","check":"signature"}
+ * Legacy clients compare `type` and the fields they know, so these additive fields are safe.
  */
 import type { Logger } from 'pino'
-import type { ValidationMode } from '../config.js'
-import type { Static, TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
-import { isServiceError } from '../errors.js'
-import type { DeliveryService } from '../service/delivery-service.js'
+import { isServiceError, type ErrorCode } from '../errors.js'
 import { groupView, keyPackageView, messageView, toByteArray } from '../schemas/views.js'
 import * as S from '../schemas/tcp.js'
-import type { ErrorResponse, GroupDetailsResponse, GroupResponse, TcpResponse } from '../schemas/tcp.js'
-import { describeSchemaError, describeValue, unknownVariant } from './describe.js'
+import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorResponse, TcpResponse } from '../schemas/tcp.js'
+import { describeValue, unknownVariant } from './describe.js'
 import type { Frame } from './framing.js'
+import { mlsOperations } from './mls-operations.js'
+import { op, success, withinBudget, type Operation, type OperationContext } from './operation.js'
 
-export interface ProtocolOptions {
-  readonly service: DeliveryService
+export interface ProtocolOptions extends OperationContext {
   readonly log: Pick<Logger, 'error'>
-  /** Also bounds the message data in one ReadMessages answer. */
-  readonly maxMessageBytes: number
-  /** How the service treats bytes that are not MLS; the original clients send placeholders, so 'permissive'. */
-  readonly validation: ValidationMode
 }
 
 export interface Protocol {
@@ -61,19 +96,18 @@ export interface Protocol {
   answer(frame: Frame): Promise<TcpResponse>
 }
 
-interface Operation {
-  /** "Failed to <what>: " prefixes a refusal of the service. */
-  readonly what: string
-  readonly run: (request: unknown) => Promise<TcpResponse> | string
-}
-
 export const errorResponse = (message: string): ErrorResponse => ({ type: 'Error', message })
 export const invalidFormat = (detail: string): ErrorResponse => errorResponse(`Invalid message format: ${detail}`)
 export const INVALID_TYPE_FOR_SERVER = 'Invalid message type for server'
 
+/** A refusal: the legacy message, then the code and the details (which never replace those three). */
+export function refusal(message: string, code: ErrorCode, details: Readonly<Record<string, unknown>> = {}): ServiceErrorResponse {
+  const extra = Object.entries(details).filter(([key]) => key !== 'type' && key !== 'message' && key !== 'code')
+  return { type: 'Error', message, code, ...Object.fromEntries(extra) }
+}
+
 export function createProtocol(options: ProtocolOptions): Protocol {
   const { service, log, maxMessageBytes, validation } = options
-  const success = (message: string) => ({ type: 'MessageResponse', success: true, message }) as const
   const fullGroup = (group: Parameters<typeof groupView>[0]): GroupDetailsResponse => ({ type: 'GroupResponse', ...groupView(group) })
   // The original's GroupResponse carried only these two fields.
   const legacyGroup = (group: Parameters<typeof groupView>[0]): GroupResponse => {
@@ -88,16 +122,17 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       return success(`KeyPackage stored for ${r.client_id}`)
     }),
     op(S.FetchKeyPackageRequestSchema, 'fetch key package', async (r) => {
-      const record = await service.fetchKeyPackage(r.client_id)
-      // No key_package_ref: legacy clients compare this shape exactly.
-      const key_package = record ? keyPackageView(r.client_id, record, toByteArray).key_package : null
-      return { type: 'KeyPackageResponse', client_id: r.client_id, key_package }
+      const record = await service.fetchKeyPackage(r.client_id, { ciphersuite: r.ciphersuite })
+      if (!record) return { type: 'KeyPackageResponse', client_id: r.client_id, key_package: null }
+      const view = keyPackageView(r.client_id, record, toByteArray)
+      // Opaque legacy data keeps the original's exact shape; an MLS KeyPackage also names its ref, suite and kind.
+      return record.legacy ? { type: 'KeyPackageResponse', client_id: r.client_id, key_package: view.key_package } : { type: 'KeyPackageResponse', ...view }
     }),
     op(S.ListKeyPackagesRequestSchema, 'list key packages', async () => ({
       type: 'KeyPackageListResponse',
       clients: await service.listKeyPackageClients(),
     })),
-    op(S.CreateGroupRequestSchema, 'create group', async (r) => legacyGroup(await service.createGroup(r.group_id, r.creator_id))),
+    op(S.CreateGroupRequestSchema, 'create group', async (r) => legacyGroup(await service.createGroup(r.group_id, r.creator_id, { epoch: r.epoch }))),
     op(S.JoinGroupRequestSchema, 'join group', async (r) => legacyGroup(await service.joinGroup(r.group_id, r.client_id))),
     op(S.RelayMessageRequestSchema, 'relay message', async (r) => {
       const message = Uint8Array.from(r.message)
@@ -108,14 +143,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     op(S.LeaveGroupRequestSchema, 'leave group', async (r) => fullGroup(await service.leaveGroup(r.group_id, r.client_id))),
     op(S.ReadMessagesRequestSchema, 'read messages', async (r) => {
       const stored = await service.readMessages(r.group_id, r.after, r.limit)
-      // An array of byte values is up to 4 bytes of JSON per byte: keep one answer bounded.
-      let budget = maxMessageBytes
-      const messages = []
-      for (const message of stored) {
-        if (messages.length > 0 && message.data.length > budget) break
-        budget -= message.data.length
-        messages.push(messageView(message, toByteArray))
-      }
+      const messages = withinBudget(stored, (m) => m.data.length, maxMessageBytes).map((m) => messageView(m, toByteArray))
       return { type: 'MessagesResponse', group_id: r.group_id, messages }
     }),
     op(S.DeleteGroupRequestSchema, 'delete group', async (r) => {
@@ -126,6 +154,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       const count = await service.deleteKeyPackages(r.client_id)
       return success(`Deleted ${count} KeyPackage(s) for ${r.client_id}`)
     }),
+    ...mlsOperations(options),
   ])
   const requestTypes = [...operations.keys()]
 
@@ -144,9 +173,10 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       const result = operation.run(request)
       return typeof result === 'string' ? invalidFormat(result) : await result
     } catch (err) {
-      if (isServiceError(err) && err.status < 500) return errorResponse(`Failed to ${operation.what}: ${err.message}`)
+      if (isServiceError(err) && err.status < 500) return refusal(`Failed to ${operation.what}: ${err.message}`, err.code, err.details)
       log.error({ err, type }, 'TCP request failed')
-      return errorResponse(`Failed to ${operation.what}: Internal server error`)
+      // As on REST, the details of a 5xx stay in the log.
+      return refusal(`Failed to ${operation.what}: Internal server error`, 'internal')
     }
   }
 
@@ -162,15 +192,4 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       }
     },
   }
-}
-
-/** One request type: its compiled schema and what to do with a valid request. */
-function op<T extends TSchema & { properties: { type: { const: string } } }>(
-  schema: T,
-  what: string,
-  handle: (request: Static<T>) => Promise<TcpResponse>,
-): [string, Operation] {
-  const validator = Compile(schema)
-  const run = (request: unknown) => (validator.Check(request) ? handle(request as Static<T>) : describeSchemaError(request, validator.Errors(request)))
-  return [schema.properties.type.const, { what, run }]
 }

@@ -61,11 +61,19 @@ describe('legacy TCP protocol: what the original clients do', () => {
 
   it('answers each failure with the original error texts', async () => {
     await request(h.port, { type: 'CreateGroup', group_id: 'e', creator_id: 'alice' })
+    // Refusals of the service: the original's exact message, plus the additive `code` of the
+    // error table (legacy clients compare `type` and the fields they know).
+    const refusals: Array<[unknown, string, string]> = [
+      [{ type: 'CreateGroup', group_id: 'e', creator_id: 'bob' }, 'Failed to create group: Group already exists: e', 'group_exists'],
+      [{ type: 'JoinGroup', group_id: 'nope', client_id: 'bob' }, 'Failed to join group: Group not found: nope', 'group_not_found'],
+      [{ type: 'RelayMessage', group_id: 'e', sender_id: 'mallory', message: [1], message_type: 'Application' }, 'Failed to relay message: Sender not in group: mallory', 'not_member'],
+      [{ type: 'RelayMessage', group_id: 'nope', sender_id: 'alice', message: [1], message_type: 'Application' }, 'Failed to relay message: Group not found: nope', 'group_not_found'],
+    ]
+    for (const [body, message, code] of refusals) {
+      assert.deepEqual(await request(h.port, body), { type: 'Error', message, code }, JSON.stringify(body))
+    }
+    // Malformed requests and response types: exactly {type, message}, as the original.
     const cases: Array<[unknown, string]> = [
-      [{ type: 'CreateGroup', group_id: 'e', creator_id: 'bob' }, 'Failed to create group: Group already exists: e'],
-      [{ type: 'JoinGroup', group_id: 'nope', client_id: 'bob' }, 'Failed to join group: Group not found: nope'],
-      [{ type: 'RelayMessage', group_id: 'e', sender_id: 'mallory', message: [1], message_type: 'Application' }, 'Failed to relay message: Sender not in group: mallory'],
-      [{ type: 'RelayMessage', group_id: 'nope', sender_id: 'alice', message: [1], message_type: 'Application' }, 'Failed to relay message: Group not found: nope'],
       [{ type: 'MessageResponse', success: true, message: 'hi' }, 'Invalid message type for server'],
       [{ type: 'KeyPackageResponse', client_id: 'a', key_package: null }, 'Invalid message type for server'],
       [{ type: 'KeyPackageListResponse', clients: [] }, 'Invalid message type for server'],

@@ -74,8 +74,9 @@ describe('legacy TCP listener under load and abuse', () => {
   it('pauses reading from a client that does not read its answers, without slowing others', async () => {
     // Each answer is ~360 KB of JSON (ReadMessages of 100 KB of data); the client reads none.
     await request(h.port, { type: 'CreateGroup', group_id: 'flood', creator_id: 'a' })
-    const data = new Array(20_000).fill(255)
-    for (let i = 0; i < 5; i++) await request(h.port, { type: 'RelayMessage', group_id: 'flood', sender_id: 'a', message: data, message_type: 'Application' })
+    // Distinct bytes: the service treats the same bytes from the same sender as a retry.
+    const data = (i: number) => [i, ...new Array(19_999).fill(255)]
+    for (let i = 0; i < 5; i++) await request(h.port, { type: 'RelayMessage', group_id: 'flood', sender_id: 'a', message: data(i), message_type: 'Application' })
     const slow = await connect(h.port)
     slow.on('error', () => {}) // it leaves with answers unread
     slow.pause()
@@ -172,7 +173,7 @@ describe('legacy TCP listener lifecycle', () => {
       const socket = await connect(h.port)
       const reader = new LineReader(socket)
       socket.write(`${LIST}\n{"type":"FetchKeyPackage","client_id":"a"}\n`)
-      assert.deepEqual(await reader.next(), { type: 'Error', message: 'Failed to list key packages: Internal server error' })
+      assert.deepEqual(await reader.next(), { type: 'Error', message: 'Failed to list key packages: Internal server error', code: 'internal' })
       assert.deepEqual(await reader.next(), { type: 'KeyPackageResponse', client_id: 'a', key_package: null })
       socket.destroy()
       assert.ok(lines.some((l) => l.level === 50 && l.err?.message === 'database on fire: secret detail'))

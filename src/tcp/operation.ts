@@ -1,0 +1,52 @@
+import type { Static, TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import type { ValidationMode } from '../config.js'
+import type { DeliveryService } from '../service/delivery-service.js'
+import type { TcpResponse } from '../schemas/tcp.js'
+import { describeSchemaError } from './describe.js'
+
+/** What every request handler may use: the one service, and the limits of this door. */
+export interface OperationContext {
+  readonly service: DeliveryService
+  /** Also bounds the data in one ReadMessages or ReadWelcomes answer. */
+  readonly maxMessageBytes: number
+  /** How the service treats bytes that are not MLS; the original clients send placeholders, so 'permissive'. */
+  readonly validation: ValidationMode
+}
+
+export interface Operation {
+  /** "Failed to <what>: " prefixes a refusal of the service. */
+  readonly what: string
+  /** A string is the detail of an "Invalid message format" answer. */
+  readonly run: (request: unknown) => Promise<TcpResponse> | string
+}
+
+/** One request type: its compiled schema and what to do with a valid request. */
+export function op<T extends TSchema & { properties: { type: { const: string } } }>(
+  schema: T,
+  what: string,
+  handle: (request: Static<T>) => Promise<TcpResponse>,
+): [string, Operation] {
+  const validator = Compile(schema)
+  const run = (request: unknown) => (validator.Check(request) ? handle(request as Static<T>) : describeSchemaError(request, validator.Errors(request)))
+  return [schema.properties.type.const, { what, run }]
+}
+
+export const success = (message: string) => ({ type: 'MessageResponse', success: true, message }) as const
+
+/**
+ * The leading entries whose data fits in `budget` bytes (always at least one): an array of
+ * byte values is up to 4 bytes of JSON per byte, so one answer stays bounded. The reader
+ * reads on with `after` = the last seq it received.
+ */
+export function withinBudget<T>(entries: readonly T[], size: (entry: T) => number, budget: number): T[] {
+  const kept: T[] = []
+  let left = budget
+  for (const entry of entries) {
+    const bytes = size(entry)
+    if (kept.length > 0 && bytes > left) break
+    left -= bytes
+    kept.push(entry)
+  }
+  return kept
+}
