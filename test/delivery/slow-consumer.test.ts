@@ -1,17 +1,19 @@
 import assert from 'node:assert/strict'
 import type { Socket } from 'node:net'
 import { test } from 'node:test'
-import { b64, restClient } from '../helpers/rest-client.js'
+import { RestApi } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
 import { assertGapFree, StreamClient } from '../helpers/stream-client.js'
+
+const text64 = (text: string) => Buffer.from(text).toString('base64')
 
 test('a consumer that reads nothing is cut off with close code 4008, the server stops buffering for it, and it resumes from its cursor', async () => {
   const maxBuffered = 64 * 1024
   const running = await startTestService({ mlsValidation: 'permissive', streamMaxBufferedBytes: maxBuffered, streamStallTimeoutSeconds: 1 })
   try {
-    const api = restClient(running.httpPort)
-    await api.post('/groups', { group_id: 'firehose', creator_id: 'fast' })
-    await api.post('/groups/firehose/members', { client_id: 'sloth' })
+    const api = new RestApi(running.httpPort)
+    await api.call('POST', '/groups', { group_id: 'firehose', creator_id: 'fast' })
+    await api.call('POST', '/groups/firehose/members', { client_id: 'sloth' })
 
     const sloth = await StreamClient.connect(running.httpPort, 'sloth')
     const raw = (sloth.socket as unknown as { _socket: Socket })._socket
@@ -20,7 +22,7 @@ test('a consumer that reads nothing is cut off with close code 4008, the server 
     const total = 2500
     const payload = 'x'.repeat(4000)
     for (let i = 0; i < total; i++) {
-      const res = await api.post('/groups/firehose/messages', { sender_id: 'fast', message: b64(`${i}:${payload}`), message_type: 'Application' })
+      const res = await api.call('POST', '/groups/firehose/messages', { sender_id: 'fast', message: text64(`${i}:${payload}`), message_type: 'Application' })
       assert.equal(res.status, 201)
     }
     // ~13 MB of frames were due; the server must have stopped at its buffer limit, not queued them all.

@@ -4,26 +4,28 @@ import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { after, before, describe, test } from 'node:test'
 import type { RunningService } from '../../src/runtime.js'
-import { b64, restClient } from '../helpers/rest-client.js'
+import { RestApi } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
 import { assertGapFree, StreamClient, type StreamFrame } from '../helpers/stream-client.js'
+
+const text64 = (text: string) => Buffer.from(text).toString('base64')
 
 /** Opaque payloads (permissive mode) keep these tests about ordering, not MLS. */
 describe('live delivery over WebSocket streams', () => {
   let running: RunningService
-  let api: ReturnType<typeof restClient>
+  let api: RestApi
   before(async () => {
     running = await startTestService({ mlsValidation: 'permissive' })
-    api = restClient(running.httpPort)
+    api = new RestApi(running.httpPort)
   })
   after(() => running.close())
 
   const group = async (id: string, members: string[]) => {
-    assert.equal((await api.post('/groups', { group_id: id, creator_id: members[0] })).status, 201)
-    for (const m of members.slice(1)) assert.equal((await api.post(`/groups/${id}/members`, { client_id: m })).status, 200)
+    assert.equal((await api.call('POST', '/groups', { group_id: id, creator_id: members[0] })).status, 201)
+    for (const m of members.slice(1)) assert.equal((await api.call('POST', `/groups/${id}/members`, { client_id: m })).status, 200)
   }
   const send = (g: string, sender: string, text: string) =>
-    api.post(`/groups/${g}/messages`, { sender_id: sender, message: b64(text), message_type: 'Application' })
+    api.call('POST', `/groups/${g}/messages`, { sender_id: sender, message: text64(text), message_type: 'Application' })
 
   test('three online members and one offline: 500 messages from several senders, each member gets every other sender\'s message once, in order', async () => {
     const members = ['m1', 'm2', 'm3', 'm4']
@@ -117,11 +119,11 @@ describe('live delivery over WebSocket streams', () => {
   test('membership applies from the next message: a member who left stops receiving, a new member gets only later messages', async () => {
     await group('members', ['owner', 'leaver'])
     await send('members', 'owner', 'before')
-    await api.delete('/groups/members/members/leaver')
-    await api.post('/groups/members/members', { client_id: 'joiner' })
+    await api.call('DELETE', '/groups/members/members/leaver')
+    await api.call('POST', '/groups/members/members', { client_id: 'joiner' })
     await send('members', 'owner', 'after')
-    const leaver = (await api.get('/clients/leaver/messages')).body
-    const joiner = (await api.get('/clients/joiner/messages')).body
+    const leaver = (await api.call('GET', '/clients/leaver/messages')).body
+    const joiner = (await api.call('GET', '/clients/joiner/messages')).body
     assert.deepEqual(leaver.deliveries.filter((d: StreamFrame) => d.group_id === 'members').map((d: StreamFrame) => Buffer.from(String(d.message), 'base64').toString()), ['before'])
     assert.deepEqual(joiner.deliveries.map((d: StreamFrame) => Buffer.from(String(d.message), 'base64').toString()), ['after'])
   })

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { RunningService } from '../../src/runtime.js'
+import { MlsTestClient } from '../helpers/mls-client.js'
+import { RestApi, b64, unb64 } from '../helpers/rest-api.js'
+import { startTestService } from '../helpers/service.js'
+import { StreamClient, type StreamFrame } from '../helpers/stream-client.js'
+
+const GROUP = 'stream-only'
+
+/** An MLS client that learns everything from its live stream: no polling of any kind. */
+class StreamMember {
+  #next = 0
+  readonly texts: string[] = []
+  constructor(readonly name: string, readonly mls: MlsTestClient, readonly stream: StreamClient) {}
+
+  async nextDelivery(): Promise<StreamFrame> {
+    await this.stream.waitFor(() => this.stream.deliveries.length > this.#next, `${this.name}'s next delivery`)
+    return this.stream.deliveries[this.#next++]!
+  }
+
+  async joinFromStream(): Promise<void> {
+    const delivery = await this.nextDelivery()
+    assert.equal(delivery.kind, 'welcome', `${this.name} expected its Welcome first`)
+    await this.mls.joinFromWelcome(unb64(String(delivery.message)))
+  }
+
+  /** Processes deliveries in order until `count` more have been handled. */
+  async process(count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const delivery = await this.nextDelivery()
+      assert.equal(delivery.kind, 'message')
+      const received = await this.mls.receive(unb64(String(delivery.message)))
+      if (received.kind === 'application') this.texts.push(received.text)
+    }
+  }
+}
+
+describe('the MLS flow with every client receiving only through its WebSocket stream', () => {
+  let running: RunningService
+  let api: RestApi
+  before(async () => {
+    running = await startTestService()
+    api = new RestApi(running.httpPort)
+  })
+  after(() => running.close())
+
+  test('join, talk, update, add: everyone decrypts from the stream and agrees on the epoch', async () => {
+    const names = ['alice', 'bob', 'carol', 'dave'] as const
+    const members = {} as Record<(typeof names)[number], StreamMember>
+    for (const name of names) {
+      const mls = await MlsTestClient.create(name, 1)
+      if (name !== 'alice') assert.equal((await api.putKeyPackages(name, [(await mls.createKeyPackage()).bytes])).status, 200)
+      members[name] = new StreamMember(name, mls, await StreamClient.connect(running.httpPort, name))
+    }
+    const { alice, bob, carol, dave } = members
+
+    await alice.mls.createGroup(GROUP)
+    assert.equal((await api.createGroup(GROUP, 'alice')).status, 201)
+    const add = await alice.mls.addMembers([await api.claimBytes('bob'), await api.claimBytes('carol')], { ratchetTreeExtension: true })
+    assert.equal((await api.commit(GROUP, 'alice', add)).status, 201)
+    await bob.joinFromStream()
+    await carol.joinFromStream()
+
+    const say = async (member: StreamMember, text: string) => {
+      const res = await api.send(GROUP, member.name, await member.mls.sendApplication(text))
+      assert.equal(res.status, 201, JSON.stringify(res.body))
+    }
+    await say(alice, 'hi from alice')
+    await say(bob, 'hi from bob')
+    await say(carol, 'hi from carol')
+    await alice.process(2)
+    await bob.process(2)
+    await carol.process(2)
+    assert.deepEqual(alice.texts, ['hi from bob', 'hi from carol'])
+    assert.deepEqual(bob.texts, ['hi from alice', 'hi from carol'])
+    assert.deepEqual(carol.texts, ['hi from alice', 'hi from bob'])
+
+    const update = await bob.mls.selfUpdate()
+    assert.equal((await api.commit(GROUP, 'bob', update)).status, 201)
+    await alice.process(1)
+    await carol.process(1)
+
+    const addDave = await alice.mls.addMembers([await api.claimBytes('dave')], { ratchetTreeExtension: true })
+    assert.equal((await api.commit(GROUP, 'alice', addDave)).status, 201)
+    await bob.process(1)
+    await carol.process(1)
+    await dave.joinFromStream()
+
+    await say(dave, 'dave is here')
+    for (const member of [alice, bob, carol]) {
+      await member.process(1)
+      assert.equal(member.texts.at(-1), 'dave is here')
+    }
+    const authenticators = names.map((n) => b64(members[n].mls.epochAuthenticator()))
+    assert.equal(new Set(authenticators).size, 1, 'all members agree on the epoch authenticator')
+    assert.equal(members.alice.mls.epoch, 3n)
+    for (const member of Object.values(members)) await member.stream.close()
+  })
+})
