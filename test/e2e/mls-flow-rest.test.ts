@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { RunningService } from '../../src/runtime.js'
-import { hex, MlsTestClient } from '../helpers/mls-client.js'
+import { MlsTestClient } from '../helpers/mls-client.js'
 import { at, b64, RestApi, RestMember, unb64 } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
+import { assertAgreement } from '../helpers/mls-agreement.js'
 
 /**
  * The whole life of a group through the REST API, with real ts-mls clients: KeyPackages,
@@ -12,14 +13,7 @@ import { startTestService } from '../helpers/service.js'
  */
 
 async function agree(members: readonly RestMember[]): Promise<void> {
-  const [first, ...rest] = members.map((m) => m.client)
-  const auth = hex(first!.epochAuthenticator())
-  const exported = hex(await first!.exportSecret('e2e-rest'))
-  for (const c of rest) {
-    assert.equal(c.epoch, first!.epoch, `${c.name} epoch`)
-    assert.equal(hex(c.epochAuthenticator()), auth, `${c.name} epoch authenticator`)
-    assert.equal(hex(await c.exportSecret('e2e-rest')), exported, `${c.name} exporter secret`)
-  }
+  await assertAgreement(members.map((m) => m.client), 'e2e-rest')
 }
 
 async function syncAll(members: readonly RestMember[]): Promise<void> {

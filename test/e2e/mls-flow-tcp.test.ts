@@ -4,6 +4,7 @@ import type { RunningService } from '../../src/runtime.js'
 import { hex, MlsTestClient } from '../helpers/mls-client.js'
 import { startTestService } from '../helpers/service.js'
 import { bytes, TcpApi, TcpMember } from '../tcp/tcp-api.js'
+import { assertAgreement } from '../helpers/mls-agreement.js'
 
 /**
  * The whole life of a group through the legacy TCP listener's MLS extensions, with real
@@ -13,14 +14,7 @@ import { bytes, TcpApi, TcpMember } from '../tcp/tcp-api.js'
  */
 
 async function agree(members: readonly TcpMember[]): Promise<void> {
-  const [first, ...rest] = members.map((m) => m.client)
-  const auth = hex(first!.epochAuthenticator())
-  const exported = hex(await first!.exportSecret('e2e-tcp'))
-  for (const c of rest) {
-    assert.equal(c.epoch, first!.epoch, `${c.name} epoch`)
-    assert.equal(hex(c.epochAuthenticator()), auth, `${c.name} epoch authenticator`)
-    assert.equal(hex(await c.exportSecret('e2e-tcp')), exported, `${c.name} exporter secret`)
-  }
+  await assertAgreement(members.map((m) => m.client), 'e2e-tcp')
 }
 
 async function syncAll(members: readonly TcpMember[]): Promise<void> {
