@@ -36,7 +36,15 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   registerErrorHandlers(app)
   await registerDocs(app)
-  await app.register(websocket, { options: { maxPayload: 64 * 1024 } })
+  await app.register(websocket, {
+    options: { maxPayload: 64 * 1024 },
+    // Tell live streams why they end, so clients reconnect elsewhere with their cursor.
+    preClose(done) {
+      for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down')
+      this.websocketServer.close()
+      done()
+    },
+  })
 
   await app.register(healthRoutes)
   const validation = config.mlsValidation

@@ -111,3 +111,17 @@ test('RUST_LOG=debug is honoured and the original log lines appear', async () =>
   proc.child.kill('SIGTERM')
   await once(proc.child, 'exit')
 })
+
+test('SIGTERM ends live WebSocket streams with close code 1001 and exits 0', async () => {
+  const { default: WebSocket } = await import('ws')
+  const proc = startProcess({})
+  const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+  const ws = new WebSocket(`ws://127.0.0.1:${ports.HTTP}/clients/watcher/stream`)
+  await once(ws, 'open')
+  const closed = once(ws, 'close')
+  proc.child.kill('SIGTERM')
+  const [code] = await closed
+  assert.equal(code, 1001)
+  const [exitCode] = await once(proc.child, 'exit')
+  assert.equal(exitCode, 0)
+})
