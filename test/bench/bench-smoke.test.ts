@@ -1,0 +1,38 @@
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, rmSync } from 'node:fs'
+import path from 'node:path'
+import { test } from 'node:test'
+
+const ROOT = path.resolve(import.meta.dirname, '../..')
+const OUT = 'bench/results/smoke-test.json'
+const SCENARIOS = ['relay-rest', 'relay-tcp-1', 'relay-tcp-16', 'fanout-10', 'fanout-100', 'kp-upload', 'kp-claim', 'read-messages', 'memory']
+
+// Runs the whole harness in its tiny mode: it must build, run every scenario and write
+// valid JSON. No timing is asserted: CI machines are too noisy for that.
+test('npm run bench -- --smoke runs every scenario and writes its results', { timeout: 180_000 }, async () => {
+  rmSync(path.join(ROOT, OUT), { force: true })
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', `--out=${OUT}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
+  let output = ''
+  child.stdout.on('data', (c: Buffer) => { output += c.toString() })
+  child.stderr.on('data', (c: Buffer) => { output += c.toString() })
+  const [code] = (await once(child, 'exit')) as [number | null]
+  assert.equal(code, 0, output)
+
+  const results = JSON.parse(readFileSync(path.join(ROOT, OUT), 'utf8')) as {
+    mode: string
+    machine: { nproc: number; node: string }
+    scenarios: Record<string, { error?: string; available: boolean; figures: { name: string; ratio: number | null }[] }>
+  }
+  assert.equal(results.mode, 'smoke')
+  assert.ok(results.machine.nproc >= 1)
+  assert.deepEqual(Object.keys(results.scenarios).sort(), [...SCENARIOS].sort())
+  for (const key of SCENARIOS) {
+    const scenario = results.scenarios[key]!
+    assert.equal(scenario.error, undefined, `${key}: ${scenario.error}`)
+    assert.ok(scenario.figures.length > 0, `${key} has figures`)
+  }
+  assert.equal(results.scenarios['fanout-10']!.available, false, 'fan-out reports the service as not available, not a number')
+  assert.match(output, /\| figure \|/)
+})
