@@ -37,7 +37,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     mls: { allowedCiphersuites: config.mlsCiphersuites, maxLifetimeSeconds: config.keyPackageMaxLifetimeSeconds },
   })
   const app = await buildApp({ config, service, logger })
-  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation }) : undefined
+  const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, stream }) : undefined
 
   let httpPort: number
   let tcpPort: number | undefined

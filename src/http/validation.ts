@@ -7,7 +7,8 @@ import { BASE64_PATTERN } from '../schemas/common.js'
  * error, never silently coerced; unknown fields are errors), while the query string and
  * path are text by nature and may be coerced to the declared type.
  */
-const ajvOptions = { allErrors: false, strict: false, useDefaults: true, removeAdditional: false } as const
+// Our patterns are ASCII; without the `u` flag V8 runs them markedly faster on large base64 bodies.
+const ajvOptions = { allErrors: false, strict: false, useDefaults: true, removeAdditional: false, unicodeRegExp: false } as const
 const bodyAjv = new Ajv({ ...ajvOptions, coerceTypes: false })
 const textAjv = new Ajv({ ...ajvOptions, coerceTypes: true })
 for (const ajv of [bodyAjv, textAjv]) {

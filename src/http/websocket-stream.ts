@@ -2,6 +2,7 @@ import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { isServiceError } from '../errors.js'
 import { deliveryView, gapView, toBase64 } from '../schemas/views.js'
+import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpressure.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import type { DeliverySink } from '../service/subscription.js'
 
@@ -15,26 +16,28 @@ export const CLOSE_CODES = {
   internalError: 1011,
 } as const
 
-export interface StreamOptions {
-  readonly maxBufferedBytes: number
-  readonly stallTimeoutMs: number
+export interface StreamOptions extends BackpressureLimits {
   readonly pingIntervalMs: number
 }
-
-const POLL_MS = 20
 
 /**
  * Serves one WebSocket: a Subscription writes deliveries as JSON text frames (the delivery at
  * the top level; other frames carry `type`), the client may send `{"type":"ack","up_to":N}`.
  */
 export function serveStream(socket: WebSocket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
+  const backlog = { buffered: () => socket.bufferedAmount, open: () => socket.readyState === socket.OPEN }
   const sink: DeliverySink = {
     deliver: (delivery) => socket.send(JSON.stringify(deliveryView(delivery, toBase64))),
     gap: (gap) => socket.send(JSON.stringify({ type: 'gap', ...gapView(gap) })),
     get full() {
-      return socket.bufferedAmount > options.maxBufferedBytes
+      return isFull(backlog, options)
     },
-    drained: () => waitForRoom(socket, options),
+    drained: async () => {
+      const outcome = await waitForRoom(backlog, options)
+      // Nothing more is queued for it; ws ends the connection if the close handshake stalls too.
+      if (outcome === 'stalled') socket.close(CLOSE_CODES.slowConsumer, 'slow consumer: reconnect with your cursor')
+      return outcome === 'room'
+    },
     fail: () => socket.close(CLOSE_CODES.internalError, 'internal error: reconnect with your cursor'),
   }
   const subscription = service.subscribe(clientId, after, sink)
@@ -83,22 +86,4 @@ async function handleClientFrame(text: string | undefined, service: DeliveryServ
     if (isServiceError(err)) return { type: 'error', error: err.code, message: err.message }
     return { type: 'error', error: 'internal', message: 'Internal server error' }
   }
-}
-
-/** Waits until the socket's buffer is half empty; after stallTimeoutMs the consumer is dropped. */
-function waitForRoom(socket: WebSocket, options: StreamOptions): Promise<boolean> {
-  const started = Date.now()
-  return new Promise((resolve) => {
-    const check = () => {
-      if (socket.readyState !== socket.OPEN) return resolve(false)
-      if (socket.bufferedAmount <= options.maxBufferedBytes / 2) return resolve(true)
-      if (Date.now() - started > options.stallTimeoutMs) {
-        // Nothing more is queued for it; ws ends the connection if the close handshake stalls too.
-        socket.close(CLOSE_CODES.slowConsumer, 'slow consumer: reconnect with your cursor')
-        return resolve(false)
-      }
-      setTimeout(check, POLL_MS)
-    }
-    check()
-  })
 }

@@ -3,7 +3,7 @@ import { MAX_READ_LIMIT } from '../service/delivery-service.js'
 import { IdSchema, MessageTypeSchema } from './common.js'
 import { epochSchema } from './groups.js'
 import { KeyPackageRefParamsSchema, MAX_BATCH } from './key-packages.js'
-import type { groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
+import type { deliveryView, gapView, groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
 
 /**
  * The legacy TCP-JSON protocol: one object per request, tagged by `type`, binary data as
@@ -72,6 +72,16 @@ export const CommitBundleRequestSchema = request('CommitBundle', {
 export const ReadWelcomesRequestSchema = request('ReadWelcomes', { client_id: IdSchema, ...page })
 export const GetGroupInfoRequestSchema = request('GetGroupInfo', { group_id: IdSchema })
 
+// Extensions for live delivery (issue 4): a connection that becomes a stream of the client's queue.
+export const SubscribeRequestSchema = request('Subscribe', {
+  client_id: IdSchema,
+  after: Type.Optional(Type.Integer({ minimum: 0, description: 'Replay deliveries with seq greater than this, then stream; default 0' })),
+})
+export const AckRequestSchema = request('Ack', {
+  up_to: Type.Integer({ minimum: 0, description: 'Drop every delivery with seq up to this one' }),
+  client_id: Type.Optional(IdSchema),
+})
+
 export type StoreKeyPackageRequest = Static<typeof StoreKeyPackageRequestSchema>
 export type FetchKeyPackageRequest = Static<typeof FetchKeyPackageRequestSchema>
 export type ListKeyPackagesRequest = Static<typeof ListKeyPackagesRequestSchema>
@@ -89,6 +99,8 @@ export type DeleteKeyPackageRequest = Static<typeof DeleteKeyPackageRequestSchem
 export type CommitBundleRequest = Static<typeof CommitBundleRequestSchema>
 export type ReadWelcomesRequest = Static<typeof ReadWelcomesRequestSchema>
 export type GetGroupInfoRequest = Static<typeof GetGroupInfoRequestSchema>
+export type SubscribeRequest = Static<typeof SubscribeRequestSchema>
+export type AckRequest = Static<typeof AckRequestSchema>
 
 // Responses. The first four are the original's shapes; legacy clients compare them exactly.
 export const MessageResponseSchema = Type.Object({
@@ -154,6 +166,11 @@ export type WelcomesResponse = {
   welcomes: Array<ReturnType<typeof welcomeView<number[]>>>
 }
 export type GroupInfoResponse = { type: 'GroupInfoResponse' } & ReturnType<typeof groupInfoView<number[]>>
+export type SubscribedResponse = { type: 'Subscribed'; client_id: string; after: number }
+export type AckResponse = { type: 'AckResponse'; client_id: string; acked_up_to: number; remaining: number }
+/** Written by a subscribed connection's stream, not in answer to a request. */
+export type DeliveryFrame = { type: 'Delivery' } & ReturnType<typeof deliveryView<number[]>>
+export type GapFrame = { type: 'Gap' } & ReturnType<typeof gapView>
 
 export type TcpResponse =
   | MessageResponse
@@ -170,9 +187,14 @@ export type TcpResponse =
   | CommitResponse
   | WelcomesResponse
   | GroupInfoResponse
+  | SubscribedResponse
+  | AckResponse
+
+/** Everything the server writes: answers, and the frames of a live stream. */
+export type TcpFrame = TcpResponse | DeliveryFrame | GapFrame
 
 /** Response types; a client sending one of these as a request gets "Invalid message type for server". */
-export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpResponse['type']>([
+export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpFrame['type']>([
   'MessageResponse',
   'KeyPackageResponse',
   'KeyPackageListResponse',
@@ -183,4 +205,8 @@ export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpResponse['type']>(
   'CommitResponse',
   'WelcomesResponse',
   'GroupInfoResponse',
+  'Subscribed',
+  'AckResponse',
+  'Delivery',
+  'Gap',
 ])

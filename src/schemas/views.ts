@@ -9,6 +9,14 @@ export type BytesEncoder<T> = (bytes: Uint8Array) => T
 export const toBase64: BytesEncoder<string> = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
 export const toByteArray: BytesEncoder<number[]> = (bytes) => Array.from(bytes)
 
+/**
+ * Decodes base64 into memory of its own. Buffer.from() puts small results in a shared 8 KiB
+ * slab, and a stored message would keep the whole slab (and whatever else is in it) alive.
+ */
+export function fromBase64(text: string): Uint8Array {
+  return new Uint8Array(Buffer.from(text, 'base64'))
+}
+
 export function groupView(group: GroupRecord) {
   return {
     group_id: group.groupId,

@@ -1,6 +1,9 @@
 import type net from 'node:net'
 import type { Logger } from 'pino'
+import type { ServiceErrorResponse } from '../schemas/tcp.js'
 import { JsonSplitter, type Frame } from './framing.js'
+import { LiveStream, type LiveStreamOptions } from './live-stream.js'
+import type { Session } from './operation.js'
 import type { Protocol } from './protocol.js'
 
 export interface ConnectionOptions {
@@ -9,6 +12,8 @@ export interface ConnectionOptions {
   readonly log: Pick<Logger, 'debug' | 'error'>
   /** 0 disables. */
   readonly idleTimeoutMs: number
+  /** Limits of the live stream a Subscribe turns this connection into. */
+  readonly stream: LiveStreamOptions
   readonly onClose: () => void
 }
 
@@ -21,6 +26,11 @@ const LINGER_MS = 2000
  * so a client that floods requests or never reads its answers only fills its own buffers
  * (and the kernel's), never the process. Nothing here throws: a misbehaving socket is
  * logged and destroyed.
+ *
+ * After a Subscribe the connection also carries a LiveStream: its Delivery lines are written
+ * as they come, between the answers, which keep their order. A subscribed connection is not
+ * ended by the client's half-close (`echo '{"type":"Subscribe",…}' | nc` tails a queue); it
+ * lasts until either side closes it.
  */
 export class Connection {
   readonly #socket: net.Socket
@@ -36,11 +46,23 @@ export class Connection {
   #finishing = false
   #closed = false
   #wakeWriter: (() => void) | undefined
+  /** Set by a Subscribe; started once its answer is written. */
+  #live: LiveStream | undefined
+  readonly #session: Session
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.#socket = socket
     this.#options = options
     this.#splitter = new JsonSplitter({ maxMessageBytes: options.maxMessageBytes })
+    const subscribedAs = () => this.#live?.clientId
+    this.#session = {
+      get subscribedAs() {
+        return subscribedAs()
+      },
+      stream: (clientId, open) => {
+        this.#live = new LiveStream(socket, clientId, open, options.stream, (last) => this.#cut(last))
+      },
+    }
     socket.on('data', (chunk: Buffer) => this.#guard(() => this.#onData(chunk)))
     socket.on('end', () => this.#guard(() => this.#onEnd()))
     socket.on('drain', () => this.#wake())
@@ -50,6 +72,7 @@ export class Connection {
     })
     socket.on('close', () => {
       this.#closed = true
+      this.#live?.close()
       this.#wake()
       options.onClose()
     })
@@ -64,6 +87,7 @@ export class Connection {
   /** Server shutdown: read no more requests, answer those already received, then end. */
   shutdown(): void {
     this.#finishing = true
+    this.#live?.close()
     if (!this.#pumping) this.#finish()
   }
 
@@ -103,10 +127,12 @@ export class Connection {
     try {
       while (this.#head < this.#queue.length && !this.#closed) {
         const frame = this.#queue[this.#head++] as Frame
-        const response = await this.#options.protocol.answer(frame)
-        if (this.#closed) break
+        const response = await this.#options.protocol.answer(frame, this.#session)
+        // Closed, or ended by the live stream (a slow consumer is cut off): nothing more is written.
+        if (this.#closed || this.#socket.writableEnded) break
         // One write per answer, so a short answer leaves in one segment for clients that read once.
         const flushed = this.#socket.write(`${JSON.stringify(response)}\n`)
+        if (!this.#finishing) this.#live?.start()
         if (frame.kind === 'too_large') {
           this.#options.log.debug('TCP request too large; closing the connection')
           this.#finishing = true
@@ -125,17 +151,26 @@ export class Connection {
     }
     if (this.#closed) return
     if (this.#finishing) this.#finish()
-    else if (this.#peerEnded) this.#socket.end()
+    else if (this.#peerEnded && !this.#live) this.#socket.end()
     else this.#socket.resume()
   }
 
   /** Ends our side once the answers are written, and keeps reading (and discarding) so the peer's FIN is seen and its unread data causes no reset. */
   #finish(): void {
+    this.#live?.close()
     if (this.#closed) return
     this.#finishing = true
     this.#socket.end()
     this.#socket.resume()
     setTimeout(() => this.#socket.destroy(), LINGER_MS).unref()
+  }
+
+  /** The live stream gives up (a slow consumer, a failed store): a last Error line if it can still be written, then the end. */
+  #cut(last: ServiceErrorResponse): void {
+    if (this.#closed || this.#socket.writableEnded) return
+    this.#options.log.debug({ code: last.code, clientId: this.#live?.clientId }, 'Ending a TCP live stream')
+    this.#socket.write(`${JSON.stringify(last)}\n`)
+    this.#finish()
   }
 
   /** Resolves on 'drain' or 'close', whichever comes first. */

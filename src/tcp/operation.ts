@@ -2,6 +2,7 @@ import type { Static, TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
+import type { DeliverySink, Subscription } from '../service/subscription.js'
 import type { TcpResponse } from '../schemas/tcp.js'
 import { describeSchemaError } from './describe.js'
 
@@ -14,21 +15,34 @@ export interface OperationContext {
   readonly validation: ValidationMode
 }
 
+/** What a request may know and change of the connection it came on. */
+export interface Session {
+  /** The client whose queue this connection streams, once a Subscribe was answered. */
+  readonly subscribedAs: string | undefined
+  /**
+   * Turns the connection into a live stream of `clientId`: `open` builds the Subscription
+   * over this connection's sink (and may throw, leaving the connection as it was). The
+   * stream starts once the answer to this request is written, so that answer comes first.
+   */
+  stream(clientId: string, open: (sink: DeliverySink) => Subscription): void
+}
+
 export interface Operation {
   /** "Failed to <what>: " prefixes a refusal of the service. */
   readonly what: string
   /** A string is the detail of an "Invalid message format" answer. */
-  readonly run: (request: unknown) => Promise<TcpResponse> | string
+  readonly run: (request: unknown, session: Session) => Promise<TcpResponse> | string
 }
 
 /** One request type: its compiled schema and what to do with a valid request. */
 export function op<T extends TSchema & { properties: { type: { const: string } } }>(
   schema: T,
   what: string,
-  handle: (request: Static<T>) => Promise<TcpResponse>,
+  handle: (request: Static<T>, session: Session) => Promise<TcpResponse>,
 ): [string, Operation] {
   const validator = Compile(schema)
-  const run = (request: unknown) => (validator.Check(request) ? handle(request as Static<T>) : describeSchemaError(request, validator.Errors(request)))
+  const run = (request: unknown, session: Session) =>
+    validator.Check(request) ? handle(request as Static<T>, session) : describeSchemaError(request, validator.Errors(request))
   return [schema.properties.type.const, { what, run }]
 }
 

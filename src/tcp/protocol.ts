@@ -64,6 +64,34 @@
  *   GetGroupInfo {group_id}
  *     -> {"type":"GroupInfoResponse","group_id","epoch","group_info":[bytes],"ratchet_tree":[bytes]|null}
  *
+ * Live delivery (issue 4), the twin of the WebSocket stream GET /clients/{c}/stream:
+ *   Subscribe {client_id, after?: seq (default 0)}
+ *     -> {"type":"Subscribed","client_id","after"}, then the connection also carries one line per
+ *        delivery of the client's queue with seq > after, in seq order: first what is queued, then
+ *        live, with no gap and no duplicate:
+ *        {"type":"Delivery","seq","group_id","group_seq","sender_id","kind","message_type","epoch",
+ *         "content_type","message":[bytes],"received_at"}   (the fields of the REST delivery view)
+ *        When retention dropped deliveries the client never acknowledged (RFC 9750 §5.3):
+ *        {"type":"Gap","missed_from","first_available_seq"}
+ *     Other requests still work on a subscribed connection; their answers keep request order,
+ *     with Delivery lines in between. A second Subscribe is refused (one stream per connection).
+ *   Ack {up_to: seq, client_id?}   (REST: POST /clients/{c}/ack)
+ *     -> {"type":"AckResponse","client_id","acked_up_to","remaining"}   drops deliveries up to
+ *        `up_to`; client_id defaults to the subscribed client (on a subscribed connection it may
+ *        only name that client), and is required on a connection that is not subscribed.
+ *   The stream ends when the connection closes. The client's half-close does not end it (so
+ *   `echo '{"type":"Subscribe","client_id":"bob"}' | nc host 8080` tails bob's queue).
+ *   Backpressure: while more than STREAM_MAX_BUFFERED_BYTES are unsent the stream waits; a
+ *   consumer that takes nothing for STREAM_STALL_TIMEOUT is sent
+ *     {"type":"Error","message":"Slow consumer: ...","code":"slow_consumer"}
+ *   and the connection is ended (the line may be lost behind the unread data). A store failure
+ *   ends it the same way with code "internal". On server shutdown the stream stops and the
+ *   connection is ended (EOF). In every case: reconnect and Subscribe with after = the last seq
+ *   received, and nothing is lost or repeated.
+ *   Keep-alive: no ping frames (legacy line readers would not expect them); the server enables
+ *   TCP keep-alive probes after STREAM_PING_INTERVAL of silence, and the idle timeout no longer
+ *   applies to a subscribed connection.
+ *
  * Errors are {"type":"Error","message":...}:
  *   "Invalid message format: <detail>"  not JSON, not an object, an unknown `type`, a missing
  *                                       or mistyped field (the detail names it), or too large
@@ -85,15 +113,16 @@ import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorRe
 import { describeValue, unknownVariant } from './describe.js'
 import type { Frame } from './framing.js'
 import { mlsOperations } from './mls-operations.js'
-import { op, success, withinBudget, type Operation, type OperationContext } from './operation.js'
+import { op, success, withinBudget, type Operation, type OperationContext, type Session } from './operation.js'
+import { streamOperations } from './stream-operations.js'
 
 export interface ProtocolOptions extends OperationContext {
   readonly log: Pick<Logger, 'error'>
 }
 
 export interface Protocol {
-  /** Never rejects: every failure becomes an Error response. */
-  answer(frame: Frame): Promise<TcpResponse>
+  /** Never rejects: every failure becomes an Error response. `session` is the connection the frame came on. */
+  answer(frame: Frame, session: Session): Promise<TcpResponse>
 }
 
 export const errorResponse = (message: string): ErrorResponse => ({ type: 'Error', message })
@@ -155,10 +184,11 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       return success(`Deleted ${count} KeyPackage(s) for ${r.client_id}`)
     }),
     ...mlsOperations(options),
+    ...streamOperations(options),
   ])
   const requestTypes = [...operations.keys()]
 
-  async function answerValue(request: unknown): Promise<TcpResponse> {
+  async function answerValue(request: unknown, session: Session): Promise<TcpResponse> {
     // The original's serde enum was tagged by `type` ("internally tagged").
     if (typeof request !== 'object' || request === null || Array.isArray(request)) {
       return invalidFormat(`invalid type: ${describeValue(request)}, expected a map tagged by \`type\``)
@@ -170,7 +200,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     const operation = operations.get(type)
     if (!operation) return invalidFormat(unknownVariant(type, requestTypes))
     try {
-      const result = operation.run(request)
+      const result = operation.run(request, session)
       return typeof result === 'string' ? invalidFormat(result) : await result
     } catch (err) {
       if (isServiceError(err) && err.status < 500) return refusal(`Failed to ${operation.what}: ${err.message}`, err.code, err.details)
@@ -181,10 +211,10 @@ export function createProtocol(options: ProtocolOptions): Protocol {
   }
 
   return {
-    async answer(frame) {
+    async answer(frame, session) {
       switch (frame.kind) {
         case 'value':
-          return answerValue(frame.value)
+          return answerValue(frame.value, session)
         case 'invalid':
           return invalidFormat(frame.detail)
         case 'too_large':

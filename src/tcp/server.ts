@@ -3,6 +3,7 @@ import type { Logger } from 'pino'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import { Connection } from './connection.js'
+import { DEFAULT_LIVE_STREAM, type LiveStreamOptions } from './live-stream.js'
 import { createProtocol } from './protocol.js'
 
 export interface TcpServerOptions {
@@ -16,6 +17,8 @@ export interface TcpServerOptions {
   readonly idleTimeoutMs?: number
   /** On close(), how long connections get to finish their answers before they are cut. */
   readonly closeGraceMs?: number
+  /** Backpressure and keep-alive of subscribed connections (STREAM_MAX_BUFFERED_BYTES, STREAM_STALL_TIMEOUT, STREAM_PING_INTERVAL). */
+  readonly stream?: Partial<LiveStreamOptions>
 }
 
 export interface TcpServer {
@@ -31,6 +34,7 @@ const DEFAULT_CLOSE_GRACE_MS = 1500
 export function createTcpServer(options: TcpServerOptions): TcpServer {
   const { log, maxMessageBytes } = options
   const protocol = createProtocol({ service: options.service, log, maxMessageBytes, validation: options.mlsValidation ?? 'permissive' })
+  const stream: LiveStreamOptions = { ...DEFAULT_LIVE_STREAM, ...options.stream }
   const connections = new Set<Connection>()
   let closing: Promise<void> | undefined
 
@@ -46,6 +50,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
       maxMessageBytes,
       log,
       idleTimeoutMs: options.idleTimeoutMs ?? 0,
+      stream,
       onClose: () => {
         connections.delete(connection)
         log.info('Client disconnected')

@@ -12,7 +12,7 @@ import {
   StoreKeyPackagesBodySchema,
   StoreKeyPackagesReplySchema,
 } from '../../schemas/key-packages.js'
-import { keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
+import { fromBase64, keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['key-packages']
@@ -36,7 +36,8 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
       response: { 200: StoreKeyPackagesReplySchema, ...errorResponses(400, 413, 415) },
     },
   }, async (request) => {
-    const packages = Buffer.isBuffer(request.body) ? [request.body] : jsonKeyPackages(request.body as Record<string, unknown>)
+    // A raw body may be a view into a larger socket buffer: keep a copy of its own.
+    const packages = Buffer.isBuffer(request.body) ? [new Uint8Array(request.body)] : jsonKeyPackages(request.body as Record<string, unknown>)
     const result = await service.storeKeyPackages(request.params.client, packages, { validation })
     return { client_id: result.clientId, stored: result.stored, available: result.available }
   })
@@ -100,12 +101,12 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
   })
 }
 
-function jsonKeyPackages(body: Record<string, unknown>): Buffer[] {
+function jsonKeyPackages(body: Record<string, unknown>): Uint8Array[] {
   const one = body.key_package
   const many = body.key_packages
   if ((one === undefined) === (many === undefined)) {
     throw new ServiceError('bad_request', "body must have exactly one of 'key_package' (base64) or 'key_packages' (array of base64)")
   }
   const list = one !== undefined ? [one as string] : (many as string[])
-  return list.map((b64) => Buffer.from(b64, 'base64'))
+  return list.map(fromBase64)
 }

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
-import { messageView, toBase64 } from '../../schemas/views.js'
+import { fromBase64, messageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService, RelayResult } from '../../service/delivery-service.js'
 
 const tags = ['messages']
@@ -14,7 +14,6 @@ const IdempotencyHeadersSchema = Type.Object({
     description: 'A retry with the same key (from the same sender to the same group, within IDEMPOTENCY_WINDOW) returns the original result and is delivered once. The same bytes from the same sender count as a retry too.',
   })),
 })
-const bytes = (b64: string) => Buffer.from(b64, 'base64')
 const relayReply = (r: RelayResult) => ({ group_id: r.groupId, seq: r.seq, epoch: r.epoch, message_type: r.messageType })
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
@@ -33,7 +32,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
     const result = await service.relayMessage(
-      { groupId: request.params.group, senderId: sender_id, message: bytes(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
+      { groupId: request.params.group, senderId: sender_id, message: fromBase64(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
       { validation },
     )
     return reply.status(201).send(relayReply(result))
@@ -55,10 +54,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
     const result = await service.commit({
       groupId: request.params.group,
       senderId: body.sender_id,
-      commit: bytes(body.commit),
-      welcome: body.welcome === undefined ? undefined : bytes(body.welcome),
-      groupInfo: body.group_info === undefined ? undefined : bytes(body.group_info),
-      ratchetTree: body.ratchet_tree === undefined ? undefined : bytes(body.ratchet_tree),
+      commit: fromBase64(body.commit),
+      welcome: body.welcome === undefined ? undefined : fromBase64(body.welcome),
+      groupInfo: body.group_info === undefined ? undefined : fromBase64(body.group_info),
+      ratchetTree: body.ratchet_tree === undefined ? undefined : fromBase64(body.ratchet_tree),
       welcomeRecipients: body.welcome_recipients,
       idempotencyKey: request.headers['idempotency-key'],
     })

@@ -1,0 +1,94 @@
+import type net from 'node:net'
+import type { ServiceErrorResponse, TcpFrame } from '../schemas/tcp.js'
+import { deliveryView, gapView, toByteArray } from '../schemas/views.js'
+import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpressure.js'
+import type { DeliverySink, Subscription } from '../service/subscription.js'
+
+export interface LiveStreamOptions extends BackpressureLimits {
+  /** Idle time before the OS sends TCP keep-alive probes on a subscribed connection; 0 leaves them off. */
+  readonly keepAliveMs: number
+}
+
+/** The defaults of STREAM_MAX_BUFFERED_BYTES, STREAM_STALL_TIMEOUT and STREAM_PING_INTERVAL. */
+export const DEFAULT_LIVE_STREAM: LiveStreamOptions = { maxBufferedBytes: 1024 * 1024, stallTimeoutMs: 10_000, keepAliveMs: 30_000 }
+
+/** The code of the Error frame a subscriber gets when it is cut off for reading nothing. */
+export const SLOW_CONSUMER = 'slow_consumer'
+
+/**
+ * The live stream of one subscribed TCP connection: a Subscription (replay from the store at
+ * its cursor, then live) writing one `Delivery` or `Gap` line per event. Each line is one
+ * write, so stream lines and the answers to requests on the same connection never mix
+ * within a line.
+ *
+ * Backpressure: the stream stops writing while the socket holds more than maxBufferedBytes
+ * unsent (socket.writableLength, beyond the kernel's buffers); a consumer that takes nothing
+ * for stallTimeoutMs is sent a `slow_consumer` Error and the connection is ended. It resumes
+ * by reconnecting with `after` = the last seq it received.
+ */
+export class LiveStream {
+  readonly clientId: string
+  readonly #socket: net.Socket
+  readonly #options: LiveStreamOptions
+  readonly #subscription: Subscription
+  #started = false
+  #closed = false
+
+  /**
+   * `open` builds the Subscription over this stream's sink and may throw (bad input);
+   * `cut` ends the connection after writing a last Error frame.
+   */
+  constructor(socket: net.Socket, clientId: string, open: (sink: DeliverySink) => Subscription, options: LiveStreamOptions, cut: (last: ServiceErrorResponse) => void) {
+    this.clientId = clientId
+    this.#socket = socket
+    this.#options = options
+    const backlog = { buffered: () => socket.writableLength, open: () => writable(socket) }
+    const sink: DeliverySink = {
+      deliver: (delivery) => this.#write({ type: 'Delivery', ...deliveryView(delivery, toByteArray) }),
+      gap: (gap) => this.#write({ type: 'Gap', ...gapView(gap) }),
+      get full() {
+        return isFull(backlog, options)
+      },
+      drained: async () => {
+        const outcome = await waitForRoom(backlog, options)
+        if (outcome === 'stalled') {
+          cut({
+            type: 'Error',
+            message: `Slow consumer: nothing was read for ${options.stallTimeoutMs / 1000}s while deliveries were waiting; reconnect and Subscribe with after = the last seq you received`,
+            code: SLOW_CONSUMER,
+          })
+        }
+        return outcome === 'room'
+      },
+      fail: () => cut({ type: 'Error', message: 'Failed to stream: Internal server error; reconnect and Subscribe with after = the last seq you received', code: 'internal' }),
+    }
+    this.#subscription = open(sink)
+  }
+
+  /** Starts replaying and following, once the `Subscribed` answer is written; later calls do nothing. */
+  start(): void {
+    if (this.#started || this.#closed) return
+    this.#started = true
+    // A stream may be quiet for hours: the idle timeout no longer applies, and the OS's
+    // keep-alive probes find a peer that vanished without a FIN (no frames a legacy line
+    // reader would have to skip).
+    this.#socket.setTimeout(0)
+    if (this.#options.keepAliveMs > 0) this.#socket.setKeepAlive(true, this.#options.keepAliveMs)
+    this.#subscription.start()
+  }
+
+  /** Stops the stream; nothing more is written. */
+  close(): void {
+    this.#closed = true
+    this.#subscription.close()
+  }
+
+  #write(frame: TcpFrame): void {
+    if (this.#closed || !writable(this.#socket)) return
+    this.#socket.write(`${JSON.stringify(frame)}\n`)
+  }
+}
+
+function writable(socket: net.Socket): boolean {
+  return !socket.destroyed && !socket.writableEnded
+}
