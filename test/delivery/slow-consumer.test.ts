@@ -46,3 +46,22 @@ test('a consumer that reads nothing is cut off with close code 4008, the server 
     await running.close()
   }
 })
+
+test('a peer that stops answering keep-alive pings is dropped', async () => {
+  const running = await startTestService({ streamPingIntervalSeconds: 1 })
+  try {
+    const idle = await StreamClient.connect(running.httpPort, 'ghost')
+    const raw = (idle.socket as unknown as { _socket: Socket })._socket
+    raw.pause() // a dead peer: no pongs
+    const lively = await StreamClient.connect(running.httpPort, 'alive')
+    await new Promise((r) => setTimeout(r, 3500))
+    raw.resume()
+    await idle.waitFor(() => idle.closeCode !== undefined, 'the dead peer to be dropped')
+    assert.ok(idle.closeCode === 4000 || idle.closeCode === 1006, `close code ${idle.closeCode}`)
+    // A peer that answers pings (ws does so by itself) stays connected.
+    assert.equal(lively.closeCode, undefined)
+    await lively.close()
+  } finally {
+    await running.close()
+  }
+})
