@@ -8,15 +8,28 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-# Runtime stage: production dependencies and the compiled service only.
+# Production dependencies; better-sqlite3 is a native addon, built here if no prebuilt binary fits.
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+# Runtime stage: the compiled service and its production dependencies only.
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     HTTP_PORT=3000 \
-    TCP_PORT=8080
+    TCP_PORT=8080 \
+    SQLITE_PATH=/app/data/mls-ds.sqlite
 WORKDIR /app
+# Writable by the service user, for STORE=sqlite.
+RUN mkdir -p /app/data && chown node:node /app/data
+VOLUME /app/data
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 3000 8080

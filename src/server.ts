@@ -1,6 +1,7 @@
 import { ConfigError, helpText, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
 import { ListenError, startService } from './runtime.js'
+import { StoreUnavailableError } from './storage/errors.js'
 
 /** Process entry: read config, start both listeners, stop cleanly on SIGINT/SIGTERM. */
 async function main(): Promise<number | undefined> {
@@ -27,6 +28,11 @@ async function main(): Promise<number | undefined> {
     if (err instanceof ListenError) {
       logger.flush()
       process.stderr.write(`error: ${err.message}\n`)
+      return 1
+    }
+    if (err instanceof StoreUnavailableError) {
+      logger.flush()
+      process.stderr.write(`error: cannot reach the database (${err.reason}); check DATABASE_URL and that the server is up\n`)
       return 1
     }
     throw err

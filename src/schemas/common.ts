@@ -23,8 +23,12 @@ export const ClientParamsSchema = Type.Object({ client: IdSchema })
 export const GroupParamsSchema = Type.Object({ group: IdSchema })
 export const GroupMemberParamsSchema = Type.Object({ group: IdSchema, client: IdSchema })
 
-/** Error responses by status, for route schemas. */
-export function errorResponses<const S extends readonly number[]>(...statuses: S): Record<S[number], typeof ErrorSchema> {
+/**
+ * Error responses by status, for route schemas. Every route reads or writes the store, so
+ * every route may answer 503 while a database store is unreachable: it is always declared.
+ */
+export function errorResponses<const S extends readonly number[]>(...given: S): Record<S[number] | 503, typeof ErrorSchema> {
+  const statuses = [...new Set([...given, 503])]
   const descriptions: Record<number, string> = {
     400: 'Bad input; the message names the field',
     403: 'Not allowed (e.g. the sender is not a member)',
@@ -32,6 +36,7 @@ export function errorResponses<const S extends readonly number[]>(...statuses: S
     409: 'Conflict with the current state',
     413: 'Body larger than MAX_MESSAGE_BYTES',
     415: 'Unsupported Content-Type',
+    503: 'The database is unreachable (error "unavailable"); retry later',
   }
-  return Object.fromEntries(statuses.map((s) => [s, { ...ErrorSchema, description: descriptions[s] ?? 'Error' }])) as unknown as Record<S[number], typeof ErrorSchema>
+  return Object.fromEntries(statuses.map((s) => [s, { ...ErrorSchema, description: descriptions[s] ?? 'Error' }])) as unknown as Record<S[number] | 503, typeof ErrorSchema>
 }

@@ -20,6 +20,11 @@ export class LocalDeliveryBus implements DeliveryBus {
     }
   }
 
+  /** Wakes every stream: after a notification channel was down, anything may have been missed. */
+  publishAll(): void {
+    this.publish([...this.#listeners.keys()])
+  }
+
   subscribe(clientId: string, listener: () => void): () => void {
     let listeners = this.#listeners.get(clientId)
     if (!listeners) this.#listeners.set(clientId, (listeners = new Set()))

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { isServiceError } from '../errors.js'
 import type { Delivery, DeliveryPage, Store } from '../storage/store.js'
 import type { DeliveryBus } from './delivery-bus.js'
 
@@ -16,6 +17,8 @@ export interface DeliverySink {
 }
 
 const BATCH = 100
+/** While the store's database is unreachable, a stream waits this long between attempts. */
+const UNAVAILABLE_RETRY_MS = 1000
 
 /**
  * One live stream of a client's queue. It first replays what is queued after the cursor, then
@@ -35,6 +38,7 @@ export class Subscription {
   #pumping = false
   #dirty = false
   #unsubscribe: (() => void) | undefined
+  #retry: NodeJS.Timeout | undefined
 
   constructor(options: { store: Store; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; now: () => number; log: Pick<Logger, 'warn'> }) {
     this.#store = options.store
@@ -63,6 +67,7 @@ export class Subscription {
 
   close(): void {
     this.#closed = true
+    clearTimeout(this.#retry)
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
   }
@@ -102,6 +107,14 @@ export class Subscription {
         }
       } while (this.#dirty && !this.#closed)
     } catch (err) {
+      if (isServiceError(err) && err.code === 'unavailable') {
+        // A database outage is not the stream's fault: keep it open and read again shortly
+        // (the notifications that would wake it may be down too).
+        this.#log.warn({ clientId: this.#clientId }, 'Live stream waiting for the store to come back')
+        this.#retry = setTimeout(() => this.#wake(), UNAVAILABLE_RETRY_MS)
+        this.#retry.unref()
+        return
+      }
       this.#log.warn({ err, clientId: this.#clientId }, 'Live stream failed')
       this.close()
       this.#sink.fail(err)

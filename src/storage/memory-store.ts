@@ -1,4 +1,6 @@
-import { ClientQueue, type RetentionPolicy } from './client-queue.js'
+import { ByteSlab } from './byte-slab.js'
+import { ClientQueue } from './client-queue.js'
+import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
   AckResult,
   AppendCondition,
@@ -38,29 +40,23 @@ interface GroupState {
   readonly members: Set<string>
   epoch: number
   groupInfo: GroupInfoRecord | undefined
-  /** Idempotency key → the result of the accepted message, in acceptance order. */
-  readonly idempotency: Map<string, IdempotentResult & { readonly at: number }>
+  /** Idempotency key → the result of the accepted message, in acceptance order (its time is the message's receivedAt). */
+  readonly idempotency: Map<string, IdempotentResult>
   /** messages[i] has seq firstSeq + i, so a read after N is an O(1) slice. */
   readonly messages: StoredMessage[]
   readonly firstSeq: number
+  /** Holds the bytes of its messages, so they go with the group (see ByteSlab). */
+  readonly bytes: ByteSlab
 }
+
+export type MemoryStoreOptions = StoreOptions
+export { DEFAULT_STORE_OPTIONS } from './options.js'
 
 /**
  * The embedded default. State lives in #private Maps keyed by user input (never plain
  * objects, so `__proto__` is just another id). Each method runs to completion without
  * awaiting, which makes every operation atomic in Node's single thread.
  */
-export interface MemoryStoreOptions {
-  readonly retention: RetentionPolicy
-  /** How long an accepted message's idempotency keys are remembered. */
-  readonly idempotencyWindowMs: number
-}
-
-export const DEFAULT_STORE_OPTIONS: MemoryStoreOptions = {
-  retention: { maxMessages: 10_000, maxAgeMs: 7 * 24 * 3600_000 },
-  idempotencyWindowMs: 10 * 60_000,
-}
-
 export class MemoryStore implements Store {
   readonly kind = 'memory'
   readonly #options: MemoryStoreOptions
@@ -74,6 +70,8 @@ export class MemoryStore implements Store {
   constructor(options: MemoryStoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#options = options
   }
+
+  async ping(): Promise<void> {}
 
   async addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
     let pool = this.#keyPackages.get(clientId)
@@ -166,6 +164,7 @@ export class MemoryStore implements Store {
       idempotency: new Map(),
       messages: [],
       firstSeq: 1,
+      bytes: new ByteSlab(),
     }
     this.#groups.set(group.groupId, state)
     return toRecord(state)
@@ -203,17 +202,20 @@ export class MemoryStore implements Store {
       return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
     }
     const seq = state.firstSeq + state.messages.length
-    state.messages.push({ ...message, seq })
+    // Object literals, not spreads: V8 gives every `{ ...x, y }` a hidden class of its own
+    // (~250 bytes each), which was most of the heap per stored message.
+    const data = state.bytes.copy(message.data)
+    const { senderId, messageType, receivedAt, epoch, contentType } = message
+    state.messages.push({ seq, senderId, messageType, data, receivedAt, epoch, contentType })
     if (condition.epoch?.advance) state.epoch += 1
     if (effects.groupInfo) state.groupInfo = effects.groupInfo
 
     // Every member at the moment of acceptance gets it, except its sender; Welcome recipients
     // join after it and get the Welcome instead.
     const recipients: string[] = []
-    const delivery = { groupId, groupSeq: seq, senderId: message.senderId, messageType: message.messageType, epoch: message.epoch, contentType: message.contentType, receivedAt: message.receivedAt }
     for (const member of state.members) {
       if (member === message.senderId) continue
-      this.#queue(member).push({ ...delivery, kind: 'message', data: message.data }, this.#options.retention)
+      this.#queue(member).push({ groupId, groupSeq: seq, senderId, kind: 'message', messageType, epoch, contentType, data, receivedAt }, this.#options.retention)
       recipients.push(member)
     }
     if (effects.welcome) {
@@ -222,13 +224,13 @@ export class MemoryStore implements Store {
         let inbox = this.#welcomes.get(recipient)
         if (!inbox) this.#welcomes.set(recipient, (inbox = []))
         inbox.push({ seq: inbox.length + 1, groupId, senderId: message.senderId, data: effects.welcome.data, receivedAt: message.receivedAt })
-        this.#queue(recipient).push({ ...delivery, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: effects.welcome.data }, this.#options.retention)
+        this.#queue(recipient).push({ groupId, groupSeq: seq, senderId, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: effects.welcome.data, receivedAt }, this.#options.retention)
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    const result = { seq, epoch: state.epoch, messageType: message.messageType }
-    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, { ...result, at: message.receivedAt })
-    return { ok: true, ...result, duplicate: false, recipients }
+    const result: IdempotentResult = { seq, epoch: state.epoch, messageType }
+    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, result)
+    return { ok: true, seq, epoch: result.epoch, messageType, duplicate: false, recipients }
   }
 
   async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
@@ -254,7 +256,8 @@ export class MemoryStore implements Store {
   #findRetry(state: GroupState, keys: readonly string[] | undefined, now: number): IdempotentResult | undefined {
     const oldest = now - this.#options.idempotencyWindowMs
     for (const [key, entry] of state.idempotency) {
-      if (entry.at >= oldest) break
+      const at = state.messages[entry.seq - state.firstSeq]?.receivedAt ?? 0
+      if (at >= oldest) break
       state.idempotency.delete(key)
     }
     for (const key of keys ?? []) {

@@ -165,6 +165,8 @@ export type RemoveMemberResult = 'removed' | 'not_member' | 'no_group'
 export interface Store {
   /** A short name for health output ("memory", "postgres", …). */
   readonly kind: string
+  /** Resolves when the backend answers; throws StoreUnavailableError when it cannot be reached (GET /ready). */
+  ping(): Promise<void>
 
   /** Adds packages to the client's pool (a legacy one replaces the client's legacy one); returns how many are available. */
   addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number>

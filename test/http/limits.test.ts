@@ -72,7 +72,7 @@ describe('REST limits and broken requests (real HTTP)', () => {
   })
 
   test('health, docs and the OpenAPI document are served', async () => {
-    assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok' })
+    assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok', store: 'memory' })
     const docs = await fetch(`${base}/docs`)
     assert.equal(docs.status, 200)
     assert.match(await docs.text(), /swagger/i)

@@ -39,7 +39,7 @@ test('starts both listeners on free ports, logs them, and stops with exit 0 on S
   const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
   assert.ok(ports.HTTP > 0 && ports['legacy TCP'] > 0)
   const res = await fetch(`http://127.0.0.1:${ports.HTTP}/health`)
-  assert.deepEqual(await res.json(), { status: 'ok' })
+  assert.deepEqual(await res.json(), { status: 'ok', store: 'memory' })
 
   proc.child.kill('SIGTERM')
   const [code] = await once(proc.child, 'exit')

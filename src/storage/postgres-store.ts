@@ -1,0 +1,153 @@
+import type pg from 'pg'
+import { createPool, query, type DatabaseOptions } from './postgres/database.js'
+import { appendMessage } from './postgres/append.js'
+import * as groups from './postgres/groups.js'
+import * as keyPackages from './postgres/key-packages.js'
+import { migrate } from './postgres/migrations.js'
+import { ackDeliveries, readDeliveries } from './postgres/queues.js'
+import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
+import type {
+  AckResult,
+  AppendCondition,
+  AppendEffects,
+  AppendResult,
+  ClaimQuery,
+  DeliveryPage,
+  GroupInfoRecord,
+  GroupRecord,
+  KeyPackageCount,
+  KeyPackageRecord,
+  NewGroup,
+  NewMessage,
+  RemoveMemberResult,
+  Store,
+  StoredMessage,
+  WelcomeRecord,
+} from './store.js'
+
+export interface PostgresStoreOptions extends DatabaseOptions, Partial<StoreOptions> {
+  /** Where pool errors of idle connections go (they are retried on the next request). */
+  readonly onError?: (err: Error) => void
+}
+
+/**
+ * The store in PostgreSQL, shared by any number of instances. Every operation is one
+ * statement or one transaction; the rules that memory keeps atomic by running to completion
+ * are kept here by row locks (see append.ts and key-packages.ts).
+ */
+export class PostgresStore implements Store {
+  readonly kind = 'postgres'
+  readonly #pool: pg.Pool
+  readonly #options: StoreOptions
+  readonly #schema: string | undefined
+
+  private constructor(pool: pg.Pool, options: StoreOptions, schema: string | undefined) {
+    this.#pool = pool
+    this.#options = options
+    this.#schema = schema
+  }
+
+  /** Connects and applies the migrations (waiting for another instance that is applying them). */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    if (options.schema !== undefined && !/^[a-z_][a-z0-9_]{0,62}$/.test(options.schema)) {
+      throw new Error(`schema must be a lower-case SQL identifier, got ${JSON.stringify(options.schema)}`)
+    }
+    const pool = createPool(options, options.onError ?? (() => {}))
+    try {
+      await migrate(pool, options.schema)
+    } catch (err) {
+      await pool.end()
+      throw err
+    }
+    const storeOptions = { retention: options.retention ?? DEFAULT_STORE_OPTIONS.retention, idempotencyWindowMs: options.idempotencyWindowMs ?? DEFAULT_STORE_OPTIONS.idempotencyWindowMs }
+    return new PostgresStore(pool, storeOptions, options.schema)
+  }
+
+  get schema(): string | undefined {
+    return this.#schema
+  }
+
+  async ping(): Promise<void> {
+    await query(this.#pool, 'SELECT 1')
+  }
+
+  addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
+    return keyPackages.addKeyPackages(this.#pool, clientId, records, now)
+  }
+
+  claimKeyPackage(clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
+    return keyPackages.claimKeyPackage(this.#pool, clientId, q)
+  }
+
+  listKeyPackageClients(now: number): Promise<string[]> {
+    return keyPackages.listKeyPackageClients(this.#pool, now)
+  }
+
+  countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {
+    return keyPackages.countKeyPackages(this.#pool, clientId, now)
+  }
+
+  deleteKeyPackages(clientId: string): Promise<number> {
+    return keyPackages.deleteKeyPackages(this.#pool, clientId)
+  }
+
+  deleteKeyPackage(clientId: string, ref: string): Promise<boolean> {
+    return keyPackages.deleteKeyPackage(this.#pool, clientId, ref)
+  }
+
+  keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
+    return keyPackages.keyPackageOwners(this.#pool, refs)
+  }
+
+  createGroup(group: NewGroup): Promise<GroupRecord | undefined> {
+    return groups.createGroup(this.#pool, group)
+  }
+
+  getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    return groups.getGroup(this.#pool, groupId)
+  }
+
+  deleteGroup(groupId: string): Promise<boolean> {
+    return groups.deleteGroup(this.#pool, groupId)
+  }
+
+  addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined> {
+    return groups.addMember(this.#pool, groupId, clientId)
+  }
+
+  removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult> {
+    return groups.removeMember(this.#pool, groupId, clientId)
+  }
+
+  appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
+    return appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
+  }
+
+  readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+    return groups.readMessages(this.#pool, groupId, after, limit)
+  }
+
+  getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {
+    return groups.getGroupInfo(this.#pool, groupId)
+  }
+
+  readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
+    return groups.readWelcomes(this.#pool, clientId, after, limit)
+  }
+
+  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+    return readDeliveries(this.#pool, this.#options.retention, clientId, after, limit, now)
+  }
+
+  ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {
+    return ackDeliveries(this.#pool, clientId, upTo)
+  }
+
+  #closing: Promise<void> | undefined
+
+  /** Waits for queries in flight, then closes every connection. */
+  close(): Promise<void> {
+    this.#closing ??= this.#pool.end()
+    return this.#closing
+  }
+}

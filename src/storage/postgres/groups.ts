@@ -1,0 +1,126 @@
+import type pg from 'pg'
+import type { ContentType, GroupInfoRecord, GroupRecord, MessageType, NewGroup, RemoveMemberResult, StoredMessage, WelcomeRecord } from '../store.js'
+import { query, toBytes, transaction, type Queryable } from './database.js'
+
+interface GroupRow {
+  group_id: string
+  creator_id: string
+  epoch: number
+  group_info_epoch: number | null
+  members: string[]
+  next_seq: number
+  created_at: number
+}
+
+const SELECT_GROUP = `
+  SELECT group_id, creator_id, epoch, group_info_epoch, next_seq, created_at,
+    ARRAY(SELECT client_id FROM group_members m WHERE m.group_id = g.group_id ORDER BY joined) AS members
+  FROM groups g WHERE group_id = $1`
+
+export async function createGroup(pool: pg.Pool, group: NewGroup): Promise<GroupRecord | undefined> {
+  return transaction(pool, async (client) => {
+    const { rowCount } = await client.query(
+      `INSERT INTO groups (group_id, creator_id, epoch, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (group_id) DO NOTHING`,
+      [group.groupId, group.creatorId, group.epoch, group.createdAt],
+    )
+    if (rowCount !== 1) return undefined
+    await client.query('INSERT INTO group_members (group_id, client_id) VALUES ($1, $2)', [group.groupId, group.creatorId])
+    return readGroup(client, group.groupId)
+  })
+}
+
+export async function getGroup(pool: pg.Pool, groupId: string): Promise<GroupRecord | undefined> {
+  const { rows } = await query<GroupRow>(pool, SELECT_GROUP, [groupId])
+  return rows[0] && toGroup(rows[0])
+}
+
+export async function readGroup(db: Queryable, groupId: string): Promise<GroupRecord | undefined> {
+  const { rows } = await db.query<GroupRow>(SELECT_GROUP, [groupId])
+  return rows[0] && toGroup(rows[0])
+}
+
+/** Its messages, members and idempotency keys go with it (ON DELETE CASCADE); queues keep their copies. */
+export async function deleteGroup(pool: pg.Pool, groupId: string): Promise<boolean> {
+  return (await query(pool, 'DELETE FROM groups WHERE group_id = $1', [groupId])).rowCount === 1
+}
+
+export async function addMember(pool: pg.Pool, groupId: string, clientId: string): Promise<GroupRecord | undefined> {
+  return transaction(pool, async (client) => {
+    // The foreign key check takes a KEY SHARE lock on the group row, so a join waits for an
+    // append in progress (which holds FOR UPDATE) and fan-out sees a consistent member list.
+    const { rowCount } = await client.query(
+      `INSERT INTO group_members (group_id, client_id) SELECT group_id, $2 FROM groups WHERE group_id = $1
+       ON CONFLICT (group_id, client_id) DO NOTHING`,
+      [groupId, clientId],
+    )
+    if (rowCount === 0 && !(await client.query('SELECT 1 FROM groups WHERE group_id = $1', [groupId])).rowCount) return undefined
+    return readGroup(client, groupId)
+  })
+}
+
+export async function removeMember(pool: pg.Pool, groupId: string, clientId: string): Promise<RemoveMemberResult> {
+  const { rows } = await query<{ group_found: boolean; removed: boolean }>(pool, `
+    WITH removed AS (DELETE FROM group_members WHERE group_id = $1 AND client_id = $2 RETURNING 1)
+    SELECT EXISTS (SELECT 1 FROM groups WHERE group_id = $1) AS group_found, EXISTS (SELECT 1 FROM removed) AS removed`,
+  [groupId, clientId])
+  const row = rows[0]!
+  if (row.removed) return 'removed'
+  return row.group_found ? 'not_member' : 'no_group'
+}
+
+interface MessageRow {
+  seq: number | null
+  sender_id: string
+  message_type: MessageType
+  data: Buffer
+  received_at: number
+  epoch: number | null
+  content_type: ContentType | null
+}
+
+export async function readMessages(pool: pg.Pool, groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+  // One statement: the group's existence and its page come from the same snapshot.
+  const { rows } = await query<MessageRow>(pool, `
+    SELECT m.seq, m.sender_id, m.message_type, m.data, m.received_at, m.epoch, m.content_type
+    FROM groups g LEFT JOIN LATERAL (
+      SELECT * FROM messages WHERE group_id = g.group_id AND seq > $2 ORDER BY seq LIMIT $3
+    ) m ON true
+    WHERE g.group_id = $1 ORDER BY m.seq`, [groupId, after, limit])
+  if (rows.length === 0) return undefined
+  return rows.filter((r) => r.seq !== null).map((r) => ({
+    seq: r.seq!,
+    senderId: r.sender_id,
+    messageType: r.message_type,
+    data: toBytes(r.data),
+    receivedAt: r.received_at,
+    epoch: r.epoch,
+    contentType: r.content_type,
+  }))
+}
+
+export async function getGroupInfo(pool: pg.Pool, groupId: string): Promise<GroupInfoRecord | undefined> {
+  const { rows } = await query<{ epoch: number; data: Buffer; ratchet_tree: Buffer | null; stored_at: number }>(pool, `
+    SELECT group_info_epoch AS epoch, group_info AS data, ratchet_tree, group_info_stored_at AS stored_at
+    FROM groups WHERE group_id = $1 AND group_info IS NOT NULL`, [groupId])
+  const row = rows[0]
+  return row && { epoch: row.epoch, data: toBytes(row.data), ratchetTree: row.ratchet_tree && toBytes(row.ratchet_tree), storedAt: row.stored_at }
+}
+
+export async function readWelcomes(pool: pg.Pool, clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
+  const { rows } = await query<{ seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }>(pool, `
+    SELECT seq, group_id, sender_id, data, received_at FROM welcomes
+    WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [clientId, after, limit])
+  return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: toBytes(r.data), receivedAt: r.received_at }))
+}
+
+function toGroup(row: GroupRow): GroupRecord {
+  return {
+    groupId: row.group_id,
+    creatorId: row.creator_id,
+    createdAt: row.created_at,
+    epoch: row.epoch,
+    groupInfoEpoch: row.group_info_epoch,
+    members: row.members,
+    nextSeq: row.next_seq,
+  }
+}

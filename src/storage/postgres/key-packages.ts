@@ -1,0 +1,146 @@
+import type pg from 'pg'
+import type { ClaimQuery, KeyPackageCount, KeyPackageRecord } from '../store.js'
+import { query, toBuffer, toBytes, transaction, translate, type Queryable } from './database.js'
+
+interface KeyPackageRow {
+  ref: string
+  data: Buffer
+  ciphersuite: number | null
+  last_resort: boolean
+  legacy: boolean
+  not_after: number | null
+  stored_at: number
+}
+
+const COLUMNS = 'ref, data, ciphersuite, last_resort, legacy, not_after, stored_at'
+/** Can be handed out at the unix seconds in `now`: legacy ones never expire. */
+const usable = (now: string) => `(legacy OR not_after IS NULL OR not_after >= ${now})`
+const USABLE = usable('$2')
+
+export async function addKeyPackages(pool: pg.Pool, clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
+  return transaction(pool, async (client) => {
+    for (const r of records) {
+      const values = [clientId, r.ref, toBuffer(r.data), r.ciphersuite, r.lastResort, r.notAfter, r.storedAt]
+      if (r.legacy) {
+        // One legacy package per client: the new one replaces it.
+        await client.query(
+          `INSERT INTO key_packages (client_id, ref, data, ciphersuite, last_resort, legacy, not_after, stored_at)
+           VALUES ($1, $2, $3, $4, $5, true, $6, $7)
+           ON CONFLICT (client_id) WHERE legacy DO UPDATE SET ref = EXCLUDED.ref, data = EXCLUDED.data, last_resort = EXCLUDED.last_resort,
+             ciphersuite = EXCLUDED.ciphersuite, not_after = EXCLUDED.not_after, stored_at = EXCLUDED.stored_at`,
+          values,
+        )
+      } else {
+        // The same ref again replaces the package and keeps its place in the upload order.
+        await client.query(
+          `INSERT INTO key_packages (client_id, ref, data, ciphersuite, last_resort, legacy, not_after, stored_at)
+           VALUES ($1, $2, $3, $4, $5, false, $6, $7)
+           ON CONFLICT (client_id, ref) WHERE NOT legacy DO UPDATE SET data = EXCLUDED.data, ciphersuite = EXCLUDED.ciphersuite,
+             last_resort = EXCLUDED.last_resort, not_after = EXCLUDED.not_after, stored_at = EXCLUDED.stored_at`,
+          values,
+        )
+      }
+    }
+    return (await count(client, clientId, now)).total
+  })
+}
+
+/**
+ * One statement, so one atomic step: purge the expired, take the oldest consumable package
+ * with `FOR UPDATE SKIP LOCKED` + `DELETE … RETURNING` (concurrent claims on other instances
+ * skip it instead of waiting or taking it twice), else the last-resort one, else the legacy
+ * one (both kept), and remember the handed-out ref.
+ */
+const CLAIM = `
+  WITH purged AS (
+    DELETE FROM key_packages WHERE client_id = $1 AND NOT ${USABLE}
+  ), claimed AS (
+    DELETE FROM key_packages WHERE id = (
+      SELECT id FROM key_packages
+      WHERE client_id = $1 AND NOT legacy AND NOT last_resort AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3)
+      ORDER BY id LIMIT 1
+      FOR UPDATE SKIP LOCKED
+    )
+    RETURNING ${COLUMNS}
+  ), kept AS (
+    SELECT ${COLUMNS} FROM key_packages
+    WHERE client_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed) AND (
+      (last_resort AND NOT legacy AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3))
+      OR (legacy AND $3::integer IS NULL))
+    ORDER BY legacy, id LIMIT 1
+  ), chosen AS (
+    SELECT * FROM claimed UNION ALL SELECT * FROM kept
+  ), handed_out AS (
+    INSERT INTO handed_out_refs (ref, client_id) SELECT ref, $1 FROM chosen WHERE NOT legacy
+    ON CONFLICT (ref) DO UPDATE SET client_id = EXCLUDED.client_id
+  )
+  SELECT * FROM chosen`
+
+export async function claimKeyPackage(pool: pg.Pool, clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
+  const { rows } = await query<KeyPackageRow>(pool, CLAIM, [clientId, q.now, q.ciphersuite ?? null])
+  return rows[0] && toRecord(rows[0])
+}
+
+export async function listKeyPackageClients(pool: pg.Pool, now: number): Promise<string[]> {
+  const { rows } = await query<{ client_id: string }>(pool, `SELECT DISTINCT client_id FROM key_packages WHERE ${usable('$1')}`, [now])
+  // Sorted here, as memory sorts (by UTF-16 code units), whatever the database collation.
+  return rows.map((r) => r.client_id).sort()
+}
+
+export async function countKeyPackages(pool: pg.Pool, clientId: string, now: number): Promise<KeyPackageCount> {
+  try {
+    return await count(pool, clientId, now)
+  } catch (err) {
+    translate(err)
+  }
+}
+
+async function count(db: Queryable, clientId: string, now: number): Promise<KeyPackageCount> {
+  const { rows } = await db.query<{ ciphersuite: number | null; last_resort: boolean; legacy: boolean; n: number }>(
+    `SELECT ciphersuite, last_resort, legacy, count(*)::integer AS n FROM key_packages
+     WHERE client_id = $1 AND ${USABLE} GROUP BY ciphersuite, last_resort, legacy`,
+    [clientId, now],
+  )
+  const byCiphersuite = new Map<number, number>()
+  let total = 0
+  let lastResort = 0
+  let legacy = 0
+  for (const row of rows) {
+    total += row.n
+    if (row.legacy) {
+      legacy += row.n
+      continue
+    }
+    if (row.last_resort) lastResort += row.n
+    if (row.ciphersuite !== null) byCiphersuite.set(row.ciphersuite, (byCiphersuite.get(row.ciphersuite) ?? 0) + row.n)
+  }
+  return { total, byCiphersuite, lastResort, legacy }
+}
+
+export async function deleteKeyPackages(pool: pg.Pool, clientId: string): Promise<number> {
+  return (await query(pool, 'DELETE FROM key_packages WHERE client_id = $1', [clientId])).rowCount ?? 0
+}
+
+export async function deleteKeyPackage(pool: pg.Pool, clientId: string, ref: string): Promise<boolean> {
+  // A consumable package with that ref first, else the legacy one, as memory does.
+  const { rowCount } = await query(pool, `DELETE FROM key_packages WHERE id = (
+    SELECT id FROM key_packages WHERE client_id = $1 AND ref = $2 ORDER BY legacy LIMIT 1)`, [clientId, ref])
+  return rowCount === 1
+}
+
+export async function keyPackageOwners(pool: pg.Pool, refs: readonly string[]): Promise<Map<string, string>> {
+  const { rows } = await query<{ ref: string; client_id: string }>(pool, 'SELECT ref, client_id FROM handed_out_refs WHERE ref = ANY($1::text[])', [refs])
+  return new Map(rows.map((r) => [r.ref, r.client_id]))
+}
+
+function toRecord(row: KeyPackageRow): KeyPackageRecord {
+  return {
+    ref: row.ref,
+    data: toBytes(row.data),
+    ciphersuite: row.ciphersuite,
+    lastResort: row.last_resort,
+    legacy: row.legacy,
+    notAfter: row.not_after,
+    storedAt: row.stored_at,
+  }
+}

@@ -1,0 +1,135 @@
+import type pg from 'pg'
+import { quoteIdent, transaction } from './database.js'
+
+/**
+ * Versioned schema changes, applied in order at start. Never edit a released one: add the
+ * next version. Ids are text (any string a client sends); bytes are bytea, exactly as
+ * uploaded; epochs, seqs and times are bigint.
+ */
+export const MIGRATIONS: readonly { readonly version: number; readonly name: string; readonly sql: string }[] = [
+  {
+    version: 1,
+    name: 'key packages, groups, messages, queues',
+    sql: `
+      CREATE TABLE key_packages (
+        id bigserial PRIMARY KEY,
+        client_id text NOT NULL,
+        ref text NOT NULL,
+        data bytea NOT NULL,
+        ciphersuite integer,
+        last_resort boolean NOT NULL,
+        legacy boolean NOT NULL,
+        not_after bigint,
+        stored_at bigint NOT NULL
+      );
+      CREATE UNIQUE INDEX key_packages_ref ON key_packages (client_id, ref) WHERE NOT legacy;
+      CREATE UNIQUE INDEX key_packages_legacy ON key_packages (client_id) WHERE legacy;
+      CREATE INDEX key_packages_order ON key_packages (client_id, id);
+      -- KeyPackageRef -> the client it was handed out for (Welcome routing).
+      CREATE TABLE handed_out_refs (ref text PRIMARY KEY, client_id text NOT NULL);
+
+      CREATE TABLE groups (
+        group_id text PRIMARY KEY,
+        creator_id text NOT NULL,
+        epoch bigint NOT NULL,
+        next_seq bigint NOT NULL DEFAULT 1,
+        created_at bigint NOT NULL,
+        group_info_epoch bigint,
+        group_info bytea,
+        ratchet_tree bytea,
+        group_info_stored_at bigint
+      );
+      CREATE TABLE group_members (
+        group_id text NOT NULL REFERENCES groups ON DELETE CASCADE,
+        client_id text NOT NULL,
+        joined bigserial NOT NULL,
+        PRIMARY KEY (group_id, client_id)
+      );
+      CREATE TABLE messages (
+        group_id text NOT NULL REFERENCES groups ON DELETE CASCADE,
+        seq bigint NOT NULL,
+        sender_id text NOT NULL,
+        message_type text NOT NULL,
+        data bytea NOT NULL,
+        received_at bigint NOT NULL,
+        epoch bigint,
+        content_type text,
+        PRIMARY KEY (group_id, seq)
+      );
+      CREATE TABLE idempotency_keys (
+        group_id text NOT NULL REFERENCES groups ON DELETE CASCADE,
+        key text NOT NULL,
+        seq bigint NOT NULL,
+        epoch bigint NOT NULL,
+        message_type text NOT NULL,
+        accepted_at bigint NOT NULL,
+        PRIMARY KEY (group_id, key)
+      );
+      CREATE INDEX idempotency_keys_age ON idempotency_keys (group_id, accepted_at);
+
+      -- One row per client: the counters of its delivery queue and Welcome inbox. Appends lock
+      -- these rows (in client id order) so that per-client seqs stay gap-free.
+      CREATE TABLE client_queues (
+        client_id text PRIMARY KEY,
+        last_seq bigint NOT NULL DEFAULT 0,
+        first_seq bigint NOT NULL DEFAULT 1,
+        acked_up_to bigint NOT NULL DEFAULT 0,
+        dropped_up_to bigint NOT NULL DEFAULT 0,
+        last_welcome bigint NOT NULL DEFAULT 0
+      );
+      -- Deliveries keep their own copy of the bytes: they outlive a deleted group, as in memory.
+      CREATE TABLE deliveries (
+        client_id text NOT NULL,
+        seq bigint NOT NULL,
+        group_id text NOT NULL,
+        group_seq bigint NOT NULL,
+        sender_id text NOT NULL,
+        kind text NOT NULL,
+        message_type text NOT NULL,
+        epoch bigint,
+        content_type text,
+        data bytea NOT NULL,
+        received_at bigint NOT NULL,
+        PRIMARY KEY (client_id, seq)
+      );
+      CREATE TABLE welcomes (
+        client_id text NOT NULL,
+        seq bigint NOT NULL,
+        group_id text NOT NULL,
+        sender_id text NOT NULL,
+        data bytea NOT NULL,
+        received_at bigint NOT NULL,
+        PRIMARY KEY (client_id, seq)
+      );
+    `,
+  },
+]
+
+/** Any constant: every instance takes the same lock, so only one migrates at a time. */
+const MIGRATION_LOCK = 0x6d6c7364
+
+/**
+ * Brings the schema up to date in one transaction under an advisory lock: when two instances
+ * start at once, the second waits, then finds everything applied. Returns the versions applied.
+ */
+export async function migrate(pool: pg.Pool, schema: string | undefined): Promise<number[]> {
+  return transaction(pool, async (client) => {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
+    if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`)
+    await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`)
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations')
+    const applied = new Set(rows.map((r) => r.version))
+    const done: number[] = []
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue
+      await client.query(migration.sql)
+      await client.query('INSERT INTO schema_migrations (version, name) VALUES ($1, $2)', [migration.version, migration.name])
+      done.push(migration.version)
+    }
+    return done
+  })
+}

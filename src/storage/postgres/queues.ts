@@ -1,0 +1,86 @@
+import type pg from 'pg'
+import type { RetentionPolicy } from '../options.js'
+import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType } from '../store.js'
+import { query, toBytes, transaction, type Queryable } from './database.js'
+
+/**
+ * Retention for the given clients at `now`, as ClientQueue does: drop the oldest beyond
+ * maxMessages, then keep dropping from the front while the head is older than maxAgeMs.
+ * What is dropped before it was acknowledged is remembered in dropped_up_to (the gap).
+ */
+const ENFORCE = `
+  WITH cut AS (
+    SELECT q.client_id, COALESCE((
+      SELECT min(d.seq) FROM deliveries d
+      WHERE d.client_id = q.client_id AND d.seq > GREATEST(q.last_seq - $2, q.first_seq - 1) AND d.received_at >= $3
+    ), q.last_seq + 1) - 1 AS through
+    FROM client_queues q WHERE q.client_id = ANY($1::text[])
+  ), dropped AS (
+    DELETE FROM deliveries d USING cut WHERE d.client_id = cut.client_id AND d.seq <= cut.through
+  )
+  UPDATE client_queues q SET
+    first_seq = cut.through + 1,
+    dropped_up_to = CASE WHEN cut.through > q.acked_up_to THEN GREATEST(q.dropped_up_to, cut.through) ELSE q.dropped_up_to END
+  FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_seq`
+
+export async function enforceRetention(db: Queryable, clientIds: readonly string[], retention: RetentionPolicy, now: number): Promise<void> {
+  await db.query(ENFORCE, [clientIds, retention.maxMessages, now - retention.maxAgeMs])
+}
+
+interface PageRow {
+  last_seq: number
+  first_seq: number
+  dropped_up_to: number
+  seq: number | null
+  group_id: string
+  group_seq: number
+  sender_id: string
+  kind: DeliveryKind
+  message_type: MessageType
+  epoch: number | null
+  content_type: ContentType | null
+  data: Buffer
+  received_at: number
+}
+
+export async function readDeliveries(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+  await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
+  // One statement, one snapshot: the page, lastSeq and the gap agree with each other.
+  const { rows } = await query<PageRow>(pool, `
+    SELECT q.last_seq, q.first_seq, q.dropped_up_to, d.*
+    FROM client_queues q LEFT JOIN LATERAL (
+      SELECT seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at
+      FROM deliveries WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
+    ) d ON true
+    WHERE q.client_id = $1 ORDER BY d.seq`, [clientId, after, limit])
+  const head = rows[0]
+  if (!head) return { deliveries: [], lastSeq: 0 }
+  const deliveries = rows.filter((r) => r.seq !== null).map((r) => ({
+    seq: r.seq!,
+    groupId: r.group_id,
+    groupSeq: r.group_seq,
+    senderId: r.sender_id,
+    kind: r.kind,
+    messageType: r.message_type,
+    epoch: r.epoch,
+    contentType: r.content_type,
+    data: toBytes(r.data),
+    receivedAt: r.received_at,
+  }))
+  const gap = after < head.dropped_up_to ? { missedFrom: after + 1, firstAvailableSeq: head.first_seq } : undefined
+  return { deliveries, gap, lastSeq: head.last_seq }
+}
+
+export async function ackDeliveries(pool: pg.Pool, clientId: string, upTo: number): Promise<AckResult> {
+  return transaction(pool, async (client) => {
+    const { rows } = await client.query<{ last_seq: number; first_seq: number; acked_up_to: number }>(
+      'SELECT last_seq, first_seq, acked_up_to FROM client_queues WHERE client_id = $1 FOR UPDATE', [clientId])
+    const queue = rows[0] ?? { last_seq: 0, first_seq: 1, acked_up_to: 0 }
+    if (upTo > queue.last_seq) return { ok: false, lastSeq: queue.last_seq }
+    if (upTo <= queue.acked_up_to) return { ok: true, ackedUpTo: queue.acked_up_to, remaining: queue.last_seq - queue.first_seq + 1 }
+    const firstSeq = Math.max(queue.first_seq, upTo + 1)
+    await client.query('UPDATE client_queues SET acked_up_to = $2, first_seq = $3 WHERE client_id = $1', [clientId, upTo, firstSeq])
+    await client.query('DELETE FROM deliveries WHERE client_id = $1 AND seq <= $2', [clientId, upTo])
+    return { ok: true, ackedUpTo: upTo, remaining: queue.last_seq - firstSeq + 1 }
+  })
+}

@@ -1,0 +1,260 @@
+import Database from 'better-sqlite3'
+import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
+import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
+import { ackDeliveries, fanOut, readDeliveries } from './sqlite/queues.js'
+import type {
+  AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
+  KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
+} from './store.js'
+
+export interface SqliteStoreOptions extends Partial<StoreOptions> {
+  /** A file path, or ':memory:'. */
+  readonly path: string
+}
+
+interface KeyPackageRow { ref: string; data: Buffer; ciphersuite: number | null; last_resort: number; legacy: number; not_after: number | null; stored_at: number }
+
+const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+const USABLE = '(legacy OR not_after IS NULL OR not_after >= @now)'
+
+/**
+ * The durable store for one machine without a database server. better-sqlite3 is synchronous,
+ * so each operation runs to completion inside one write transaction (BEGIN IMMEDIATE): atomic
+ * in this process, and serialized by SQLite's file lock against any other process.
+ */
+export class SqliteStore implements Store {
+  readonly kind = 'sqlite'
+  readonly #db: Database.Database
+  readonly #options: StoreOptions
+
+  private constructor(db: Database.Database, options: StoreOptions) {
+    this.#db = db
+    this.#options = options
+  }
+
+  static open(options: SqliteStoreOptions): SqliteStore {
+    const db = new Database(options.path)
+    db.pragma('journal_mode = WAL')
+    // Every acknowledged write is on disk before the answer (a 201 survives a power cut).
+    db.pragma('synchronous = FULL')
+    db.pragma('foreign_keys = ON')
+    db.pragma('busy_timeout = 5000')
+    db.transaction(() => {
+      const version = db.pragma('user_version', { simple: true }) as number
+      SQLITE_MIGRATIONS.slice(version).forEach((sql) => db.exec(sql))
+      db.pragma(`user_version = ${SQLITE_MIGRATIONS.length}`)
+    }).immediate()
+    return new SqliteStore(db, { ...DEFAULT_STORE_OPTIONS, ...withoutPath(options) })
+  }
+
+  #tx<T>(fn: () => T): Promise<T> {
+    try {
+      return Promise.resolve(this.#db.transaction(fn).immediate())
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare('SELECT 1').get()
+  }
+
+  addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
+    return this.#tx(() => {
+      for (const r of records) {
+        const row = { client: clientId, ref: r.ref, data: buf(r.data), cs: r.ciphersuite, lr: r.lastResort ? 1 : 0, na: r.notAfter, at: r.storedAt }
+        if (r.legacy) this.#db.prepare('DELETE FROM key_packages WHERE client_id = @client AND legacy').run(row)
+        this.#db.prepare(`INSERT INTO key_packages (client_id, ref, data, ciphersuite, last_resort, legacy, not_after, stored_at)
+          VALUES (@client, @ref, @data, @cs, @lr, ${r.legacy ? 1 : 0}, @na, @at)
+          ON CONFLICT (client_id, ref) WHERE NOT legacy DO UPDATE SET data = excluded.data, ciphersuite = excluded.ciphersuite,
+            last_resort = excluded.last_resort, not_after = excluded.not_after, stored_at = excluded.stored_at`).run(row)
+      }
+      return this.#count(clientId, now).total
+    })
+  }
+
+  claimKeyPackage(clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
+    return this.#tx(() => {
+      const params = { client: clientId, now: q.now, cs: q.ciphersuite ?? null }
+      this.#db.prepare(`DELETE FROM key_packages WHERE client_id = @client AND NOT ${USABLE}`).run(params)
+      const filter = '(@cs IS NULL OR ciphersuite = @cs)'
+      let row = this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND NOT legacy AND NOT last_resort AND ${filter} ORDER BY id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
+      if (row) this.#db.prepare('DELETE FROM key_packages WHERE id = ?').run(row.id)
+      row ??= this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND
+        ((last_resort AND NOT legacy AND ${filter}) OR (legacy AND @cs IS NULL)) ORDER BY legacy, id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
+      if (row && !row.legacy) this.#db.prepare('INSERT INTO handed_out_refs (ref, client_id) VALUES (?, ?) ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id').run(row.ref, clientId)
+      return row && toKeyPackage(row)
+    })
+  }
+
+  async listKeyPackageClients(now: number): Promise<string[]> {
+    const rows = this.#db.prepare(`SELECT DISTINCT client_id FROM key_packages WHERE ${USABLE}`).all({ now }) as { client_id: string }[]
+    return rows.map((r) => r.client_id).sort()
+  }
+
+  async countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {
+    return this.#count(clientId, now)
+  }
+
+  #count(clientId: string, now: number): KeyPackageCount {
+    const rows = this.#db.prepare(`SELECT ciphersuite, last_resort, legacy, count(*) AS n FROM key_packages
+      WHERE client_id = @client AND ${USABLE} GROUP BY ciphersuite, last_resort, legacy`).all({ client: clientId, now }) as { ciphersuite: number | null; last_resort: number; legacy: number; n: number }[]
+    const byCiphersuite = new Map<number, number>()
+    let total = 0
+    let lastResort = 0
+    let legacy = 0
+    for (const row of rows) {
+      total += row.n
+      if (row.legacy) legacy += row.n
+      else if (row.last_resort) lastResort += row.n
+      if (!row.legacy && row.ciphersuite !== null) byCiphersuite.set(row.ciphersuite, (byCiphersuite.get(row.ciphersuite) ?? 0) + row.n)
+    }
+    return { total, byCiphersuite, lastResort, legacy }
+  }
+
+  async deleteKeyPackages(clientId: string): Promise<number> {
+    return this.#db.prepare('DELETE FROM key_packages WHERE client_id = ?').run(clientId).changes
+  }
+
+  async deleteKeyPackage(clientId: string, ref: string): Promise<boolean> {
+    return this.#db.prepare(`DELETE FROM key_packages WHERE id = (
+      SELECT id FROM key_packages WHERE client_id = ? AND ref = ? ORDER BY legacy LIMIT 1)`).run(clientId, ref).changes === 1
+  }
+
+  async keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
+    const owners = new Map<string, string>()
+    const get = this.#db.prepare('SELECT client_id FROM handed_out_refs WHERE ref = ?')
+    for (const ref of refs) {
+      const row = get.get(ref) as { client_id: string } | undefined
+      if (row) owners.set(ref, row.client_id)
+    }
+    return owners
+  }
+
+  createGroup(group: NewGroup): Promise<GroupRecord | undefined> {
+    return this.#tx(() => {
+      const inserted = this.#db.prepare('INSERT INTO groups (group_id, creator_id, epoch, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(group.groupId, group.creatorId, group.epoch, group.createdAt)
+      if (inserted.changes !== 1) return undefined
+      this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?)').run(group.groupId, group.creatorId)
+      return this.#group(group.groupId)
+    })
+  }
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    return this.#group(groupId)
+  }
+
+  #group(groupId: string): GroupRecord | undefined {
+    const row = this.#db.prepare('SELECT * FROM groups WHERE group_id = ?').get(groupId) as
+      { creator_id: string; epoch: number; group_info_epoch: number | null; next_seq: number; created_at: number } | undefined
+    if (!row) return undefined
+    return {
+      groupId, creatorId: row.creator_id, createdAt: row.created_at, epoch: row.epoch, groupInfoEpoch: row.group_info_epoch,
+      members: this.#members(groupId), nextSeq: row.next_seq,
+    }
+  }
+
+  #members(groupId: string): string[] {
+    return (this.#db.prepare('SELECT client_id FROM group_members WHERE group_id = ? ORDER BY rowid').all(groupId) as { client_id: string }[]).map((r) => r.client_id)
+  }
+
+  async deleteGroup(groupId: string): Promise<boolean> {
+    return this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId).changes === 1
+  }
+
+  addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined> {
+    return this.#tx(() => {
+      if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return undefined
+      this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, clientId)
+      return this.#group(groupId)
+    })
+  }
+
+  removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult> {
+    return this.#tx(() => {
+      if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return 'no_group'
+      return this.#db.prepare('DELETE FROM group_members WHERE group_id = ? AND client_id = ?').run(groupId, clientId).changes === 1 ? 'removed' : 'not_member'
+    })
+  }
+
+  appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
+    return this.#tx((): AppendResult => {
+      const group = this.#db.prepare('SELECT epoch, next_seq FROM groups WHERE group_id = ?').get(groupId) as { epoch: number; next_seq: number } | undefined
+      if (!group) return { ok: false, reason: 'no_group' }
+      const oldest = message.receivedAt - this.#options.idempotencyWindowMs
+      this.#db.prepare('DELETE FROM idempotency_keys WHERE group_id = ? AND accepted_at < ?').run(groupId, oldest)
+      for (const key of condition.idempotencyKeys ?? []) {
+        const retry = this.#db.prepare('SELECT seq, epoch, message_type FROM idempotency_keys WHERE group_id = ? AND key = ?').get(groupId, key) as { seq: number; epoch: number; message_type: MessageType } | undefined
+        if (retry) return { ok: true, seq: retry.seq, epoch: retry.epoch, messageType: retry.message_type, duplicate: true, recipients: [] }
+      }
+      const members = this.#members(groupId)
+      if (condition.senderMustBeMember && !members.includes(message.senderId)) return { ok: false, reason: 'not_member' }
+      if (condition.epoch && condition.epoch.expected !== group.epoch) return { ok: false, reason: 'stale_epoch', currentEpoch: group.epoch }
+      const seq = group.next_seq
+      const epoch = group.epoch + (condition.epoch?.advance ? 1 : 0)
+      this.#db.prepare(`INSERT INTO messages (group_id, seq, sender_id, message_type, data, received_at, epoch, content_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(groupId, seq, message.senderId, message.messageType, buf(message.data), message.receivedAt, message.epoch, message.contentType)
+      this.#db.prepare('UPDATE groups SET next_seq = ?, epoch = ? WHERE group_id = ?').run(seq + 1, epoch, groupId)
+      const info = effects.groupInfo
+      if (info) {
+        this.#db.prepare('UPDATE groups SET group_info_epoch = ?, group_info = ?, ratchet_tree = ?, group_info_stored_at = ? WHERE group_id = ?')
+          .run(info.epoch, buf(info.data), info.ratchetTree && buf(info.ratchetTree), info.storedAt, groupId)
+      }
+      const messageTo = members.filter((m) => m !== message.senderId)
+      const welcomeTo = [...new Set(effects.welcome?.recipients ?? [])]
+      for (const id of welcomeTo) this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, id)
+      fanOut(this.#db, this.#options.retention, groupId, seq, message, messageTo, welcomeTo, effects.welcome?.data)
+      for (const key of new Set(condition.idempotencyKeys ?? [])) {
+        this.#db.prepare('INSERT OR REPLACE INTO idempotency_keys (group_id, key, seq, epoch, message_type, accepted_at) VALUES (?, ?, ?, ?, ?, ?)')
+          .run(groupId, key, seq, epoch, message.messageType, message.receivedAt)
+      }
+      const recipients = [...messageTo, ...welcomeTo.filter((r) => !messageTo.includes(r))]
+      return { ok: true, seq, epoch, messageType: message.messageType, duplicate: false, recipients }
+    })
+  }
+
+  async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+    return this.#db.transaction(() => {
+      if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return undefined
+      const rows = this.#db.prepare('SELECT * FROM messages WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, after, limit) as
+        { seq: number; sender_id: string; message_type: MessageType; data: Buffer; received_at: number; epoch: number | null; content_type: ContentType | null }[]
+      return rows.map((r) => ({ seq: r.seq, senderId: r.sender_id, messageType: r.message_type, data: new Uint8Array(r.data), receivedAt: r.received_at, epoch: r.epoch, contentType: r.content_type }))
+    })()
+  }
+
+  async getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {
+    const row = this.#db.prepare('SELECT group_info_epoch, group_info, ratchet_tree, group_info_stored_at FROM groups WHERE group_id = ? AND group_info IS NOT NULL').get(groupId) as
+      { group_info_epoch: number; group_info: Buffer; ratchet_tree: Buffer | null; group_info_stored_at: number } | undefined
+    return row && { epoch: row.group_info_epoch, data: new Uint8Array(row.group_info), ratchetTree: row.ratchet_tree && new Uint8Array(row.ratchet_tree), storedAt: row.group_info_stored_at }
+  }
+
+  async readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
+    const rows = this.#db.prepare('SELECT * FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as
+      { seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }[]
+    return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: new Uint8Array(r.data), receivedAt: r.received_at }))
+  }
+
+  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+    return this.#tx(() => readDeliveries(this.#db, this.#options.retention, clientId, after, limit, now))
+  }
+
+  ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {
+    return this.#tx(() => ackDeliveries(this.#db, clientId, upTo))
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close()
+  }
+}
+
+function withoutPath({ path: _path, ...rest }: SqliteStoreOptions): Partial<StoreOptions> {
+  return Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined))
+}
+
+function toKeyPackage(row: KeyPackageRow): KeyPackageRecord {
+  return {
+    ref: row.ref, data: new Uint8Array(row.data), ciphersuite: row.ciphersuite, lastResort: row.last_resort === 1,
+    legacy: row.legacy === 1, notAfter: row.not_after, storedAt: row.stored_at,
+  }
+}

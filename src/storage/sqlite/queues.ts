@@ -1,0 +1,80 @@
+import type BetterSqlite3 from 'better-sqlite3'
+import type { RetentionPolicy } from '../options.js'
+import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, NewMessage } from '../store.js'
+
+type Db = BetterSqlite3.Database
+const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+
+interface QueueRow { last_seq: number; first_seq: number; acked_up_to: number; dropped_up_to: number; last_welcome: number }
+
+function queueRow(db: Db, clientId: string): QueueRow | undefined {
+  return db.prepare('SELECT last_seq, first_seq, acked_up_to, dropped_up_to, last_welcome FROM client_queues WHERE client_id = ?').get(clientId) as QueueRow | undefined
+}
+
+/** As ClientQueue.enforce: drop beyond maxMessages, then from the front while the head is too old. */
+export function enforceRetention(db: Db, clientId: string, retention: RetentionPolicy, now: number): void {
+  const q = queueRow(db, clientId)
+  if (!q) return
+  const start = Math.max(q.last_seq - retention.maxMessages, q.first_seq - 1)
+  const kept = db.prepare('SELECT min(seq) AS seq FROM deliveries WHERE client_id = ? AND seq > ? AND received_at >= ?').get(clientId, start, now - retention.maxAgeMs) as { seq: number | null }
+  const through = (kept.seq ?? q.last_seq + 1) - 1
+  if (through < q.first_seq) return
+  db.prepare('DELETE FROM deliveries WHERE client_id = ? AND seq <= ?').run(clientId, through)
+  const dropped = through > q.acked_up_to ? Math.max(q.dropped_up_to, through) : q.dropped_up_to
+  db.prepare('UPDATE client_queues SET first_seq = ?, dropped_up_to = ? WHERE client_id = ?').run(through + 1, dropped, clientId)
+}
+
+/** Queues one delivery per (client, kind); the caller holds the write transaction. */
+export function fanOut(
+  db: Db, retention: RetentionPolicy, groupId: string, groupSeq: number, message: NewMessage,
+  messageTo: readonly string[], welcomeTo: readonly string[], welcome: Uint8Array | undefined,
+): void {
+  const push = (clientId: string, kind: DeliveryKind) => {
+    db.prepare('INSERT INTO client_queues (client_id) VALUES (?) ON CONFLICT DO NOTHING').run(clientId)
+    const q = queueRow(db, clientId)!
+    const isWelcome = kind === 'welcome'
+    db.prepare(`INSERT INTO deliveries (client_id, seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+      clientId, q.last_seq + 1, groupId, groupSeq, message.senderId, kind,
+      isWelcome ? 'Welcome' : message.messageType, isWelcome ? null : message.epoch, isWelcome ? 'welcome' : message.contentType,
+      buf(isWelcome ? welcome! : message.data), message.receivedAt,
+    )
+    db.prepare('UPDATE client_queues SET last_seq = last_seq + 1 WHERE client_id = ?').run(clientId)
+    if (isWelcome) {
+      db.prepare('UPDATE client_queues SET last_welcome = last_welcome + 1 WHERE client_id = ?').run(clientId)
+      db.prepare('INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(clientId, q.last_welcome + 1, groupId, message.senderId, buf(welcome!), message.receivedAt)
+    }
+    enforceRetention(db, clientId, retention, message.receivedAt)
+  }
+  for (const id of messageTo) push(id, 'message')
+  for (const id of welcomeTo) push(id, 'welcome')
+}
+
+interface DeliveryRow {
+  seq: number; group_id: string; group_seq: number; sender_id: string; kind: DeliveryKind
+  message_type: MessageType; epoch: number | null; content_type: ContentType | null; data: Buffer; received_at: number
+}
+
+export function readDeliveries(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): DeliveryPage {
+  enforceRetention(db, clientId, retention, now)
+  const q = queueRow(db, clientId)
+  if (!q) return { deliveries: [], lastSeq: 0 }
+  const rows = db.prepare('SELECT * FROM deliveries WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as DeliveryRow[]
+  const deliveries = rows.map((r) => ({
+    seq: r.seq, groupId: r.group_id, groupSeq: r.group_seq, senderId: r.sender_id, kind: r.kind, messageType: r.message_type,
+    epoch: r.epoch, contentType: r.content_type, data: new Uint8Array(r.data), receivedAt: r.received_at,
+  }))
+  const gap = after < q.dropped_up_to ? { missedFrom: after + 1, firstAvailableSeq: q.first_seq } : undefined
+  return { deliveries, gap, lastSeq: q.last_seq }
+}
+
+export function ackDeliveries(db: Db, clientId: string, upTo: number): AckResult {
+  const q = queueRow(db, clientId) ?? { last_seq: 0, first_seq: 1, acked_up_to: 0 }
+  if (upTo > q.last_seq) return { ok: false, lastSeq: q.last_seq }
+  if (upTo <= q.acked_up_to) return { ok: true, ackedUpTo: q.acked_up_to, remaining: q.last_seq - q.first_seq + 1 }
+  const firstSeq = Math.max(q.first_seq, upTo + 1)
+  db.prepare('UPDATE client_queues SET acked_up_to = ?, first_seq = ? WHERE client_id = ?').run(upTo, firstSeq, clientId)
+  db.prepare('DELETE FROM deliveries WHERE client_id = ? AND seq <= ?').run(clientId, upTo)
+  return { ok: true, ackedUpTo: upTo, remaining: q.last_seq - firstSeq + 1 }
+}

@@ -1,0 +1,91 @@
+/**
+ * Versioned schema changes for the SQLite store, applied in order at open (see user_version).
+ * The same tables as PostgreSQL (postgres/migrations.ts): ids are TEXT, bytes BLOB, numbers INTEGER.
+ */
+export const SQLITE_MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE key_packages (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    client_id TEXT NOT NULL,
+    ref TEXT NOT NULL,
+    data BLOB NOT NULL,
+    ciphersuite INTEGER,
+    last_resort INTEGER NOT NULL,
+    legacy INTEGER NOT NULL,
+    not_after INTEGER,
+    stored_at INTEGER NOT NULL
+  );
+  CREATE UNIQUE INDEX key_packages_ref ON key_packages (client_id, ref) WHERE NOT legacy;
+  CREATE UNIQUE INDEX key_packages_legacy ON key_packages (client_id) WHERE legacy;
+  CREATE INDEX key_packages_order ON key_packages (client_id, id);
+  CREATE TABLE handed_out_refs (ref TEXT PRIMARY KEY, client_id TEXT NOT NULL);
+  CREATE TABLE groups (
+    group_id TEXT PRIMARY KEY,
+    creator_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    next_seq INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    group_info_epoch INTEGER,
+    group_info BLOB,
+    ratchet_tree BLOB,
+    group_info_stored_at INTEGER
+  );
+  -- Join order is the rowid order: a member who leaves and rejoins gets a new, larger rowid.
+  CREATE TABLE group_members (
+    group_id TEXT NOT NULL REFERENCES groups ON DELETE CASCADE,
+    client_id TEXT NOT NULL,
+    UNIQUE (group_id, client_id)
+  );
+  CREATE TABLE messages (
+    group_id TEXT NOT NULL REFERENCES groups ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    sender_id TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    data BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    epoch INTEGER,
+    content_type TEXT,
+    PRIMARY KEY (group_id, seq)
+  );
+  CREATE TABLE idempotency_keys (
+    group_id TEXT NOT NULL REFERENCES groups ON DELETE CASCADE,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    epoch INTEGER NOT NULL,
+    message_type TEXT NOT NULL,
+    accepted_at INTEGER NOT NULL,
+    PRIMARY KEY (group_id, key)
+  );
+  CREATE TABLE client_queues (
+    client_id TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL DEFAULT 0,
+    first_seq INTEGER NOT NULL DEFAULT 1,
+    acked_up_to INTEGER NOT NULL DEFAULT 0,
+    dropped_up_to INTEGER NOT NULL DEFAULT 0,
+    last_welcome INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE TABLE deliveries (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    group_seq INTEGER NOT NULL,
+    sender_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    epoch INTEGER,
+    content_type TEXT,
+    data BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+  );
+  CREATE TABLE welcomes (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    sender_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+  );
+  `,
+]

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+
+export function groupContract(factory: StoreFactory): void {
+  describe('groups and their message log', () => {
+    test('create, get, duplicate id refused, members in join order, add is idempotent, remove', async (t) => {
+      const store = await openStore(t, factory)
+      const created = await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 5, createdAt: T0 })
+      assert.deepEqual(created, { groupId: 'g', creatorId: 'alice', createdAt: T0, epoch: 5, groupInfoEpoch: null, members: ['alice'], nextSeq: 1 })
+      assert.equal(await store.createGroup({ groupId: 'g', creatorId: 'mallory', epoch: 0, createdAt: T0 }), undefined)
+      assert.deepEqual(await store.getGroup('g'), created)
+      assert.equal(await store.getGroup('nope'), undefined)
+      await store.addMember('g', 'carol')
+      await store.addMember('g', 'bob')
+      assert.deepEqual((await store.addMember('g', 'carol'))?.members, ['alice', 'carol', 'bob'])
+      assert.equal(await store.addMember('nope', 'bob'), undefined)
+      assert.equal(await store.removeMember('g', 'carol'), 'removed')
+      assert.equal(await store.removeMember('g', 'carol'), 'not_member')
+      assert.equal(await store.removeMember('nope', 'carol'), 'no_group')
+      assert.deepEqual((await store.addMember('g', 'carol'))?.members, ['alice', 'bob', 'carol'], 'a member who rejoins is last')
+    })
+
+    test('append: gap-free seqs, exact bytes, pages after a seq; refused for a missing group or a non-member', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'])
+      assert.deepEqual(await store.appendMessage('nope', message('alice', 'x'), ANY_MEMBER), { ok: false, reason: 'no_group' })
+      assert.deepEqual(await store.appendMessage('g', message('eve', 'x'), MEMBER), { ok: false, reason: 'not_member' })
+      const raw = new Uint8Array([0, 1, 2, 255, 0])
+      const first = await store.appendMessage('g', message('alice', 'x', { data: raw, messageType: 'Proposal', epoch: 0, contentType: 'proposal' }), MEMBER)
+      assert.deepEqual(first, { ok: true, seq: 1, epoch: 0, messageType: 'Proposal', duplicate: false, recipients: ['bob'] })
+      const second = await store.appendMessage('g', message('eve', 'opaque'), ANY_MEMBER)
+      assert.ok(second.ok && second.seq === 2)
+      assert.deepEqual([...second.recipients].sort(), ['alice', 'bob'])
+      for (let i = 3; i <= 5; i++) await store.appendMessage('g', message('bob', `m${i}`), MEMBER)
+      const all = await store.readMessages('g', 0, 100)
+      assert.deepEqual(all?.map((m) => m.seq), [1, 2, 3, 4, 5])
+      assert.deepEqual(all?.[0], { senderId: 'alice', messageType: 'Proposal', data: raw, receivedAt: T0, epoch: 0, contentType: 'proposal', seq: 1 })
+      assert.deepEqual((await store.readMessages('g', 2, 2))?.map((m) => text(m.data)), ['m3', 'm4'])
+      assert.deepEqual(await store.readMessages('g', 5, 10), [])
+      assert.equal(await store.readMessages('nope', 0, 10), undefined)
+      assert.equal((await store.getGroup('g'))?.nextSeq, 6)
+    })
+
+    test('delete removes the group and its log; a new group with the same id starts again at seq 1', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice'])
+      await store.appendMessage('g', message('alice', 'one'), MEMBER)
+      assert.equal(await store.deleteGroup('g'), true)
+      assert.equal(await store.deleteGroup('g'), false)
+      assert.equal(await store.getGroup('g'), undefined)
+      await groupWith(store, 'g', ['bob'])
+      assert.deepEqual(await store.readMessages('g', 0, 10), [])
+      const again = await store.appendMessage('g', message('bob', 'one'), MEMBER)
+      assert.ok(again.ok && again.seq === 1)
+    })
+
+    test('epoch condition: a stale message is refused with the current epoch; a commit advances it', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'], 3)
+      const stale = await store.appendMessage('g', message('alice', 'c', { epoch: 2 }), { ...MEMBER, epoch: { expected: 2, advance: true } })
+      assert.deepEqual(stale, { ok: false, reason: 'stale_epoch', currentEpoch: 3 })
+      const commit = await store.appendMessage('g', message('alice', 'c', { epoch: 3, messageType: 'Commit', contentType: 'commit' }), { ...MEMBER, epoch: { expected: 3, advance: true } })
+      assert.ok(commit.ok && commit.epoch === 4 && commit.seq === 1)
+      const app = await store.appendMessage('g', message('bob', 'a', { epoch: 4 }), { ...MEMBER, epoch: { expected: 4, advance: false } })
+      assert.ok(app.ok && app.epoch === 4)
+      assert.equal((await store.getGroup('g'))?.epoch, 4)
+    })
+
+    test('commit effects: GroupInfo kept, Welcome recipients join, get the Welcome in inbox and queue; none on refusal', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'])
+      const info = { epoch: 1, data: bytes('info'), ratchetTree: bytes('tree'), storedAt: T0 }
+      const effects = { groupInfo: info, welcome: { data: bytes('welcome'), recipients: ['carol', 'dave'] } }
+      const refused = await store.appendMessage('g', message('alice', 'c'), { ...MEMBER, epoch: { expected: 7, advance: true } }, effects)
+      assert.equal(refused.ok, false)
+      assert.deepEqual((await store.getGroup('g'))?.members, ['alice', 'bob'])
+      assert.equal(await store.getGroupInfo('g'), undefined)
+      assert.deepEqual(await store.readWelcomes('carol', 0, 10), [])
+      assert.equal((await store.readDeliveries('carol', 0, 10, T0)).lastSeq, 0)
+
+      const accepted = await store.appendMessage('g', message('alice', 'c', { epoch: 0, messageType: 'Commit', contentType: 'commit' }), { ...MEMBER, epoch: { expected: 0, advance: true } }, effects)
+      assert.ok(accepted.ok)
+      assert.deepEqual([...accepted.recipients].sort(), ['bob', 'carol', 'dave'])
+      const group = await store.getGroup('g')
+      assert.deepEqual(group?.members, ['alice', 'bob', 'carol', 'dave'])
+      assert.equal(group?.groupInfoEpoch, 1)
+      assert.deepEqual(await store.getGroupInfo('g'), info)
+      assert.deepEqual(await store.readWelcomes('carol', 0, 10), [{ seq: 1, groupId: 'g', senderId: 'alice', data: bytes('welcome'), receivedAt: T0 }])
+      const carol = await store.readDeliveries('carol', 0, 10, T0)
+      assert.deepEqual(carol.deliveries, [{ seq: 1, groupId: 'g', groupSeq: 1, senderId: 'alice', kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: bytes('welcome'), receivedAt: T0 }])
+      const bob = await store.readDeliveries('bob', 0, 10, T0)
+      assert.deepEqual(bob.deliveries.map((d) => [d.kind, d.messageType, text(d.data)]), [['message', 'Commit', 'c']])
+      assert.equal(await store.getGroupInfo('nope'), undefined)
+
+      await groupWith(store, 'h', ['erin'])
+      await store.appendMessage('h', message('erin', 'c2'), ANY_MEMBER, { welcome: { data: bytes('w2'), recipients: ['carol'] } })
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'h']])
+      assert.deepEqual((await store.readWelcomes('carol', 1, 10)).map((w) => w.seq), [2])
+      assert.deepEqual((await store.readWelcomes('carol', 0, 1)).map((w) => w.seq), [1])
+    })
+
+    test('idempotency: a retry returns the original result, checked before the epoch; keys expire with the window', async (t) => {
+      const store = await openStore(t, factory, { idempotencyWindowMs: 60_000 })
+      await groupWith(store, 'g', ['alice', 'bob'])
+      const condition = { ...MEMBER, epoch: { expected: 0, advance: true }, idempotencyKeys: ['k1', 'k2'] }
+      const first = await store.appendMessage('g', message('alice', 'c'), condition)
+      assert.deepEqual(first, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: false, recipients: ['bob'] })
+      const retry = await store.appendMessage('g', message('alice', 'c', { receivedAt: T0 + 1000 }), { ...condition, idempotencyKeys: ['other', 'k2'] })
+      assert.deepEqual(retry, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: true, recipients: [] })
+      assert.equal((await store.readMessages('g', 0, 10))?.length, 1)
+      assert.equal((await store.readDeliveries('bob', 0, 10, T0)).lastSeq, 1, 'a retry delivers nothing')
+      await groupWith(store, 'h', ['alice'])
+      const otherGroup = await store.appendMessage('h', message('alice', 'c'), { ...MEMBER, idempotencyKeys: ['k1'] })
+      assert.ok(otherGroup.ok && !otherGroup.duplicate, 'keys are per group')
+      const late = await store.appendMessage('g', message('alice', 'c', { receivedAt: T0 + 61_000 }), { ...MEMBER, idempotencyKeys: ['k1'] })
+      assert.ok(late.ok && !late.duplicate && late.seq === 2, 'after the window the key is forgotten')
+    })
+  })
+}

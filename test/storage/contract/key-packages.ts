@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { keyPackage, openStore, text, T0, type StoreFactory } from './fixtures.js'
+
+const NOW = T0 / 1000
+
+export function keyPackageContract(factory: StoreFactory): void {
+  describe('KeyPackages', () => {
+    test('add, count by ciphersuite, list clients sorted; unknown clients are empty', async (t) => {
+      const store = await openStore(t, factory)
+      assert.equal(await store.addKeyPackages('bob', [keyPackage(), keyPackage({ ciphersuite: 3 })], NOW), 2)
+      assert.equal(await store.addKeyPackages('bob', [keyPackage({ lastResort: true }), keyPackage({ legacy: true, ciphersuite: null })], NOW), 4)
+      assert.equal(await store.addKeyPackages('alice', [keyPackage()], NOW), 1)
+      const count = await store.countKeyPackages('bob', NOW)
+      assert.deepEqual({ ...count, byCiphersuite: [...count.byCiphersuite].sort() }, { total: 4, byCiphersuite: [[1, 2], [3, 1]], lastResort: 1, legacy: 1 })
+      assert.deepEqual(await store.listKeyPackageClients(NOW), ['alice', 'bob'])
+      const none = await store.countKeyPackages('nobody', NOW)
+      assert.deepEqual({ ...none, byCiphersuite: [...none.byCiphersuite] }, { total: 0, byCiphersuite: [], lastResort: 0, legacy: 0 })
+      assert.equal(await store.claimKeyPackage('nobody', { now: NOW }), undefined)
+    })
+
+    test('a claim hands out the oldest package once, with its exact bytes, and remembers the owner', async (t) => {
+      const store = await openStore(t, factory)
+      const first = keyPackage({ data: new Uint8Array([0, 255, 0, 1]) })
+      const second = keyPackage()
+      await store.addKeyPackages('bob', [first, second], NOW)
+      assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), first)
+      assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), second)
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
+      assert.deepEqual(await store.listKeyPackageClients(NOW), [])
+      const owners = await store.keyPackageOwners([first.ref, 'unknown', second.ref])
+      assert.deepEqual([...owners].sort(), [[first.ref, 'bob'], [second.ref, 'bob']])
+    })
+
+    test('the ciphersuite filter, and a re-uploaded ref replaces the package instead of adding one', async (t) => {
+      const store = await openStore(t, factory)
+      const one = keyPackage({ ciphersuite: 1 })
+      const three = keyPackage({ ciphersuite: 3 })
+      await store.addKeyPackages('bob', [one, three], NOW)
+      assert.equal(await store.addKeyPackages('bob', [{ ...one, data: new Uint8Array([9]) }], NOW), 2)
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW, ciphersuite: 2 }), undefined)
+      assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW, ciphersuite: 3 }), three)
+      assert.deepEqual((await store.claimKeyPackage('bob', { now: NOW }))?.data, new Uint8Array([9]))
+    })
+
+    test('a last-resort package goes out only when nothing else is left, and is kept', async (t) => {
+      const store = await openStore(t, factory)
+      const lastResort = keyPackage({ lastResort: true, label: 'last' })
+      const normal = keyPackage({ label: 'normal' })
+      await store.addKeyPackages('bob', [lastResort, normal], NOW)
+      assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'normal')
+      for (let i = 0; i < 3; i++) assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), lastResort)
+      assert.equal((await store.countKeyPackages('bob', NOW)).lastResort, 1)
+      assert.equal((await store.keyPackageOwners([lastResort.ref])).get(lastResort.ref), 'bob')
+    })
+
+    test('legacy: one per client, replaced by the next, handed out last, never consumed, never for a ciphersuite', async (t) => {
+      const store = await openStore(t, factory)
+      const old = keyPackage({ legacy: true, ciphersuite: null, label: 'old' })
+      const replacement = keyPackage({ legacy: true, ciphersuite: null, label: 'new' })
+      assert.equal(await store.addKeyPackages('bob', [old], NOW), 1)
+      assert.equal(await store.addKeyPackages('bob', [replacement], NOW), 1)
+      const normal = keyPackage({ label: 'mls' })
+      await store.addKeyPackages('bob', [normal], NOW)
+      assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'mls')
+      for (let i = 0; i < 2; i++) assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'new')
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW, ciphersuite: 1 }), undefined)
+      assert.equal((await store.countKeyPackages('bob', NOW)).legacy, 1)
+      assert.equal((await store.keyPackageOwners([replacement.ref])).size, 0, 'legacy refs are not Welcome routes')
+    })
+
+    test('expired packages are never handed out, counted or listed', async (t) => {
+      const store = await openStore(t, factory)
+      const expired = keyPackage({ notAfter: NOW - 1 })
+      const lastResortExpired = keyPackage({ notAfter: NOW - 1, lastResort: true })
+      const valid = keyPackage({ notAfter: NOW })
+      assert.equal(await store.addKeyPackages('bob', [expired, lastResortExpired, valid], NOW), 1)
+      assert.equal(await store.addKeyPackages('carol', [keyPackage({ notAfter: NOW - 10 })], NOW), 0)
+      assert.deepEqual(await store.listKeyPackageClients(NOW), ['bob'])
+      assert.equal((await store.countKeyPackages('bob', NOW)).total, 1)
+      assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), valid)
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
+      assert.equal(await store.claimKeyPackage('carol', { now: NOW }), undefined)
+      assert.equal((await store.keyPackageOwners([expired.ref])).size, 0)
+    })
+
+    test('delete one by ref, or all of a client', async (t) => {
+      const store = await openStore(t, factory)
+      const a = keyPackage()
+      const legacy = keyPackage({ legacy: true, ciphersuite: null })
+      await store.addKeyPackages('bob', [a, keyPackage(), legacy], NOW)
+      assert.equal(await store.deleteKeyPackage('bob', a.ref), true)
+      assert.equal(await store.deleteKeyPackage('bob', a.ref), false)
+      assert.equal(await store.deleteKeyPackage('alice', a.ref), false)
+      assert.equal(await store.deleteKeyPackage('bob', legacy.ref), true)
+      assert.equal((await store.countKeyPackages('bob', NOW)).total, 1)
+      assert.equal(await store.deleteKeyPackages('bob'), 1)
+      assert.equal(await store.deleteKeyPackages('bob'), 0)
+      assert.deepEqual(await store.listKeyPackageClients(NOW), [])
+    })
+  })
+}

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import { ANY_MEMBER, MEMBER, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+
+const HOUR = 3600_000
+
+export function queueContract(factory: StoreFactory): void {
+  describe('per-client delivery queues', () => {
+    test('one queue across groups with its own gap-free seq; the sender gets no copy; pages after a seq', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g1', ['x', 'reader'])
+      await groupWith(store, 'g2', ['y', 'reader'])
+      await store.appendMessage('g1', message('x', 'one'), MEMBER)
+      await store.appendMessage('g2', message('y', 'two', { epoch: 4, contentType: 'application' }), MEMBER)
+      await store.appendMessage('g1', message('x', 'three'), MEMBER)
+      const page = await store.readDeliveries('reader', 0, 2, T0)
+      assert.equal(page.gap, undefined)
+      assert.equal(page.lastSeq, 3)
+      assert.deepEqual(page.deliveries[1], { seq: 2, groupId: 'g2', groupSeq: 1, senderId: 'y', kind: 'message', messageType: 'Application', epoch: 4, contentType: 'application', data: new TextEncoder().encode('two'), receivedAt: T0 })
+      assert.deepEqual(page.deliveries.map((d) => [d.seq, d.groupId, d.groupSeq]), [[1, 'g1', 1], [2, 'g2', 1]])
+      assert.deepEqual((await store.readDeliveries('reader', 2, 10, T0)).deliveries.map((d) => text(d.data)), ['three'])
+      assert.deepEqual(await store.readDeliveries('x', 0, 10, T0), { deliveries: [], lastSeq: 0 }, 'x only sent')
+      assert.deepEqual(await store.readDeliveries('nobody', 0, 10, T0), { deliveries: [], lastSeq: 0 })
+    })
+
+    test('members at the moment of acceptance get it; a member who left gets nothing more', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['a', 'b', 'c'])
+      await store.appendMessage('g', message('a', 'one'), MEMBER)
+      await store.removeMember('g', 'c')
+      const second = await store.appendMessage('g', message('a', 'two'), MEMBER)
+      assert.ok(second.ok)
+      assert.deepEqual(second.recipients, ['b'])
+      assert.equal((await store.readDeliveries('c', 0, 10, T0)).lastSeq, 1)
+      assert.equal((await store.readDeliveries('b', 0, 10, T0)).lastSeq, 2)
+    })
+
+    test('ack drops a prefix; an older ack changes nothing; beyond the last delivery is refused', async (t) => {
+      const store = await openStore(t, factory)
+      assert.deepEqual(await store.ackDeliveries('nobody', 0), { ok: true, ackedUpTo: 0, remaining: 0 })
+      assert.deepEqual(await store.ackDeliveries('nobody', 1), { ok: false, lastSeq: 0 })
+      await groupWith(store, 'g', ['a', 'b'])
+      for (let i = 1; i <= 4; i++) await store.appendMessage('g', message('a', `m${i}`), MEMBER)
+      assert.deepEqual(await store.ackDeliveries('b', 2), { ok: true, ackedUpTo: 2, remaining: 2 })
+      assert.deepEqual(await store.ackDeliveries('b', 1), { ok: true, ackedUpTo: 2, remaining: 2 })
+      assert.deepEqual(await store.ackDeliveries('b', 5), { ok: false, lastSeq: 4 })
+      const page = await store.readDeliveries('b', 0, 10, T0)
+      assert.equal(page.gap, undefined, 'acknowledged deliveries are not a gap')
+      assert.deepEqual(page.deliveries.map((d) => d.seq), [3, 4])
+      assert.deepEqual(await store.ackDeliveries('b', 4), { ok: true, ackedUpTo: 4, remaining: 0 })
+      await store.appendMessage('g', message('a', 'm5'), MEMBER)
+      assert.deepEqual((await store.readDeliveries('b', 4, 10, T0)).deliveries.map((d) => d.seq), [5], 'seqs go on after an emptied queue')
+    })
+
+    test('retention by count: the oldest go first, and a reader behind them is told of the gap', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 3, maxAgeMs: 24 * HOUR } })
+      await groupWith(store, 'g', ['a', 'b'])
+      for (let i = 1; i <= 5; i++) await store.appendMessage('g', message('a', `m${i}`), MEMBER)
+      const page = await store.readDeliveries('b', 0, 10, T0)
+      assert.deepEqual(page.gap, { missedFrom: 1, firstAvailableSeq: 3 })
+      assert.deepEqual(page.deliveries.map((d) => d.seq), [3, 4, 5])
+      assert.equal(page.lastSeq, 5)
+      assert.deepEqual((await store.readDeliveries('b', 2, 10, T0)).gap, undefined, 'a reader at the drop point missed nothing')
+      assert.deepEqual(await store.ackDeliveries('b', 5), { ok: true, ackedUpTo: 5, remaining: 0 })
+      assert.equal((await store.readMessages('g', 0, 10))?.length, 5, 'the group log is not a queue')
+    })
+
+    test('retention by age, at append time and at read time; acknowledged drops are no gap', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 100, maxAgeMs: HOUR } })
+      await groupWith(store, 'g', ['a', 'b', 'c'])
+      await store.appendMessage('g', message('a', 'old'), ANY_MEMBER)
+      await store.appendMessage('g', message('a', 'newer', { receivedAt: T0 + 30 * 60_000 }), ANY_MEMBER)
+      await store.ackDeliveries('c', 1)
+      await store.appendMessage('g', message('a', 'late', { receivedAt: T0 + HOUR + 1 }), ANY_MEMBER)
+      assert.deepEqual(await store.ackDeliveries('b', 0), { ok: true, ackedUpTo: 0, remaining: 2 }, 'the old one was dropped on append')
+      const page = await store.readDeliveries('b', 0, 10, T0 + HOUR + 1)
+      assert.deepEqual(page.gap, { missedFrom: 1, firstAvailableSeq: 2 })
+      assert.deepEqual(page.deliveries.map((d) => text(d.data)), ['newer', 'late'])
+      assert.equal((await store.readDeliveries('c', 0, 10, T0 + HOUR + 1)).gap, undefined)
+      const later = await store.readDeliveries('b', 1, 10, T0 + 2 * HOUR)
+      assert.deepEqual(later.gap, { missedFrom: 2, firstAvailableSeq: 3 })
+      assert.deepEqual(later.deliveries.map((d) => d.seq), [3])
+      assert.equal(later.lastSeq, 3)
+    })
+  })
+}
