@@ -36,28 +36,31 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
   registerErrorHandlers(app)
   await registerDocs(app)
-  await app.register(websocket, {
-    options: { maxPayload: 64 * 1024 },
-    // Tell live streams why they end, so clients reconnect elsewhere with their cursor.
-    preClose(done) {
-      for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down')
-      this.websocketServer.close()
-      done()
-    },
-  })
-
-  await app.register(healthRoutes)
+  await app.register(healthRoutes, { service })
   const validation = config.mlsValidation
   await app.register(keyPackageRoutes, { service, validation })
   await app.register(groupRoutes, { service })
   await app.register(messageRoutes, { service, validation })
-  await app.register(clientRoutes, {
-    service,
-    stream: {
-      maxBufferedBytes: config.streamMaxBufferedBytes,
-      stallTimeoutMs: config.streamStallTimeoutSeconds * 1000,
-      pingIntervalMs: config.streamPingIntervalSeconds * 1000,
-    },
+  // @fastify/websocket adds an onRequest and an onResponse hook and wraps the handler of every
+  // route in its scope: keep it to the routes that stream, so relaying pays none of that.
+  await app.register(async (streaming) => {
+    await streaming.register(websocket, {
+      options: { maxPayload: 64 * 1024 },
+      // Tell live streams why they end, so clients reconnect elsewhere with their cursor.
+      preClose(done) {
+        for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down')
+        this.websocketServer.close()
+        done()
+      },
+    })
+    await streaming.register(clientRoutes, {
+      service,
+      stream: {
+        maxBufferedBytes: config.streamMaxBufferedBytes,
+        stallTimeoutMs: config.streamStallTimeoutSeconds * 1000,
+        pingIntervalMs: config.streamPingIntervalSeconds * 1000,
+      },
+    })
   })
   return app
 }

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os'
 import { parseArgs } from 'node:util'
 import { parseCiphersuiteList, supportedCiphersuites } from './mls/index.js'
 
@@ -9,7 +10,7 @@ import { parseCiphersuiteList, supportedCiphersuites } from './mls/index.js'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = (typeof LOG_LEVELS)[number]
-export const STORES = ['memory'] as const
+export const STORES = ['memory', 'postgres', 'sqlite'] as const
 export type StoreKind = (typeof STORES)[number]
 export const VALIDATION_MODES = ['strict', 'permissive'] as const
 /** What happens to bytes that do not decode as MLS at all: rejected, or kept as opaque legacy data. */
@@ -24,11 +25,16 @@ export interface Config {
   readonly logFormat: 'json' | 'pretty'
   readonly maxMessageBytes: number
   readonly store: StoreKind
+  /** PostgreSQL connection string; required with STORE=postgres, '' otherwise. */
+  readonly databaseUrl: string
+  readonly databasePoolSize: number
+  readonly sqlitePath: string
   readonly shutdownTimeoutMs: number
   readonly mlsValidation: ValidationMode
   readonly tcpMlsValidation: ValidationMode
   readonly mlsCiphersuites: ReadonlySet<number>
   readonly keyPackageMaxLifetimeSeconds: number
+  readonly mlsWorkers: number
   readonly queueMaxMessages: number
   readonly queueMaxAgeSeconds: number
   readonly idempotencyWindowSeconds: number
@@ -44,6 +50,8 @@ interface Option<K extends keyof Config> {
   readonly default: string
   readonly help: string
   readonly parse: (raw: string) => Config[K]
+  /** Never echoed in error messages (a connection string carries a password). */
+  readonly secret?: boolean
 }
 
 const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
@@ -57,11 +65,15 @@ export const OPTIONS = [
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes', parse: (raw) => parseInteger(raw, 64, 1024 * 1024 * 1024) }),
   option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
+  option({ key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: '', help: 'PostgreSQL connection string (postgres://user:password@host:5432/db); required with STORE=postgres', parse: parseDatabaseUrl, secret: true }),
+  option({ key: 'databasePoolSize', env: 'DATABASE_POOL_SIZE', flag: 'database-pool-size', default: '10', help: 'Most PostgreSQL connections per instance (one more is kept for notifications)', parse: (raw) => parseInteger(raw, 1, 1000) }),
+  option({ key: 'sqlitePath', env: 'SQLITE_PATH', flag: 'sqlite-path', default: 'mls-ds.sqlite', help: 'SQLite database file for STORE=sqlite (created if missing)', parse: parsePath }),
   option({ key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', default: '5000', help: 'On SIGINT/SIGTERM, how long to let requests in flight finish', parse: (raw) => parseInteger(raw, 0, 600_000) }),
   option({ key: 'mlsValidation', env: 'MLS_VALIDATION', flag: 'mls-validation', default: 'strict', help: 'REST: bytes that are not MLS at all are rejected (strict) or kept as opaque legacy data (permissive)', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
+  option({ key: 'mlsWorkers', env: 'MLS_WORKERS', flag: 'mls-workers', default: 'auto', help: 'Worker threads that verify uploaded KeyPackages: auto (CPU cores - 1, at least 1, at most 4), or 0 to verify on the main thread', parse: parseWorkers }),
   option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
   option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),
   option({ key: 'idempotencyWindowSeconds', env: 'IDEMPOTENCY_WINDOW', flag: 'idempotency-window', default: '10m', help: 'How long a retried publish (same Idempotency-Key, or same bytes from the same sender) returns the original seq', parse: parseDuration }),
@@ -114,8 +126,12 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     try {
       values[o.key] = o.parse(raw.trim())
     } catch (err) {
-      problems.push(`${source}=${JSON.stringify(raw)}: ${(err as Error).message}`)
+      const shown = 'secret' in o && o.secret ? '(hidden)' : JSON.stringify(raw)
+      problems.push(`${source}=${shown}: ${(err as Error).message}`)
     }
+  }
+  if (problems.length === 0 && values.store === 'postgres' && values.databaseUrl === '') {
+    problems.push('DATABASE_URL is required with STORE=postgres (e.g. postgres://mls:secret@127.0.0.1:5432/mls)')
   }
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
@@ -151,6 +167,28 @@ function parseDuration(raw: string): number {
   const seconds = Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1)
   if (seconds < 1) throw new Error('must be at least one second')
   return seconds
+}
+
+function parseDatabaseUrl(raw: string): string {
+  if (raw === '') return ''
+  let url: URL
+  try {
+    url = new URL(raw)
+  } catch {
+    throw new Error('must be a URL like postgres://user:password@host:5432/database')
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('must start with postgres:// or postgresql://')
+  return raw
+}
+
+function parsePath(raw: string): string {
+  if (raw === '' || raw.includes('\0')) throw new Error('must be a file path')
+  return raw
+}
+
+function parseWorkers(raw: string): number {
+  if (raw.toLowerCase() === 'auto') return Math.max(1, Math.min(4, availableParallelism() - 1))
+  return parseInteger(raw, 0, 64)
 }
 
 function parsePort(raw: string): number {

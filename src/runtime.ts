@@ -3,8 +3,9 @@ import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import type { Config } from './config.js'
+import { createKeyPackageInspector } from './mls/index.js'
 import { DeliveryService } from './service/delivery-service.js'
-import { createStore, type Store } from './storage/index.js'
+import { createBackend, type Store } from './storage/index.js'
 import { createTcpServer, type TcpServer } from './tcp/server.js'
 
 export interface RunningService {
@@ -30,13 +31,19 @@ export class ListenError extends Error {
 
 /** Builds the store, the one service and both doors over it, and starts listening. */
 export async function startService(config: Config, logger: Logger): Promise<RunningService> {
-  const store = createStore(config)
+  const backend = await createBackend(config, logger)
+  const { store, bus } = backend
+  // KeyPackage signatures are verified on worker threads (MLS_WORKERS); they end with the app.
+  const keyPackages = createKeyPackageInspector(config.mlsWorkers)
   const service = new DeliveryService({
     store,
+    bus,
     log: logger,
     mls: { allowedCiphersuites: config.mlsCiphersuites, maxLifetimeSeconds: config.keyPackageMaxLifetimeSeconds },
+    inspectKeyPackage: keyPackages.inspect,
   })
   const app = await buildApp({ config, service, logger })
+  app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
   const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, stream }) : undefined
 
@@ -46,7 +53,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     await app.listen({ host: config.host, port: config.httpPort, listenTextResolver: () => '' })
     httpPort = (app.server.address() as AddressInfo).port
   } catch (err) {
-    await store.close()
+    await backend.close()
     throw new ListenError('HTTP_PORT', config.httpPort, config.host, err as NodeJS.ErrnoException)
   }
   logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (HTTP REST API)`)
@@ -55,7 +62,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       tcpPort = (await tcp.listen(config.tcpPort, config.host)).port
     } catch (err) {
       await app.close()
-      await store.close()
+      await backend.close()
       throw new ListenError('TCP_PORT', config.tcpPort, config.host, err as NodeJS.ErrnoException)
     }
     logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON)`)
@@ -65,7 +72,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const close = () => {
     closing ??= (async () => {
       await Promise.all([tcp?.close(), app.close()])
-      await store.close()
+      await backend.close()
     })()
     return closing
   }

@@ -53,9 +53,9 @@ export interface ServiceProc extends Proc {
 }
 
 /** Starts the built service (dist/server.js) as its own process, logging at warn, on free ports. */
-export async function startService(options: { profileDir?: string } = {}): Promise<ServiceProc> {
+export async function startService(options: { profileDir?: string; nodeArgs?: readonly string[] } = {}): Promise<ServiceProc> {
   const [httpPort, tcpPort] = [await freePort(), await freePort()]
-  const args = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []
+  const args = [...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []), ...(options.nodeArgs ?? [])]
   const child = spawn(process.execPath, [...args, 'dist/server.js'], {
     cwd: ROOT,
     env: { ...process.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },

@@ -43,7 +43,23 @@ export interface WsJob {
   readonly seconds: number
 }
 
-export type LoadJob = HttpJob | TcpJob | WsJob
+/**
+ * Fan-out through the service: `members` (already in the group) each on their stream
+ * `GET /clients/{member}/stream?after=0`; the sender publishes distinct copies of one MLS
+ * message with `POST /groups/{g}/messages`, keeping `window` not yet received by every member.
+ */
+export interface StreamJob {
+  readonly kind: 'stream'
+  /** http://host:port of the service */
+  readonly url: string
+  readonly members: readonly string[]
+  readonly window: number
+  /** The group, its sender and the message copied (copy i differs in its last 4 bytes). */
+  readonly relay: RelayVariants
+  readonly seconds: number
+}
+
+export type LoadJob = HttpJob | TcpJob | WsJob | StreamJob
 
 export interface LoadResult {
   /** Successful operations (2xx answers, ok TCP answers, or deliveries to members). */

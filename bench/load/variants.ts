@@ -21,7 +21,12 @@ export interface RelayVariants {
 
 /** The REST body for copy i. */
 export function restBody(v: RelayVariants, original: Uint8Array, i: number): string {
-  return `{"sender_id":${JSON.stringify(v.senderId)},"message":"${variant(original, i).toString('base64')}","message_type":"Application"}`
+  return restBodyOf(v, variant(original, i).toString('base64'))
+}
+
+/** The REST body for a message already in base64. */
+export function restBodyOf(v: RelayVariants, base64: string): string {
+  return `{"sender_id":${JSON.stringify(v.senderId)},"message":"${base64}","message_type":"Application"}`
 }
 
 /** The legacy TCP RelayMessage line for copy i. */

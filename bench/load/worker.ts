@@ -4,6 +4,7 @@
  */
 import { runHttp } from './http-load.js'
 import type { LoadJob, LoadResult } from './jobs.js'
+import { runStream } from './stream-load.js'
 import { runTcp } from './tcp-load.js'
 import { runWs } from './ws-load.js'
 
@@ -12,6 +13,7 @@ function runJob(job: LoadJob): Promise<LoadResult> {
     case 'http': return runHttp(job)
     case 'tcp': return runTcp(job)
     case 'ws': return runWs(job)
+    case 'stream': return runStream(job)
   }
 }
 

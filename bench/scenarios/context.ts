@@ -20,8 +20,8 @@ export interface Scenario {
 }
 
 /** A fresh service process for one scenario, stopped afterwards whatever happens. */
-export async function withService<T>(ctx: Context, body: (service: ServiceProc) => Promise<T>): Promise<T> {
-  const service = await startService({ profileDir: ctx.profileDir })
+export async function withService<T>(ctx: Context, body: (service: ServiceProc) => Promise<T>, nodeArgs?: readonly string[]): Promise<T> {
+  const service = await startService({ profileDir: ctx.profileDir, nodeArgs })
   try {
     return await body(service)
   } finally {

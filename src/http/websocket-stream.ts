@@ -1,7 +1,8 @@
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { isServiceError } from '../errors.js'
-import { deliveryView, gapView, toBase64 } from '../schemas/views.js'
+import { gapView } from '../schemas/views.js'
+import { deliveryFrame } from './delivery-frames.js'
 import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpressure.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import type { DeliverySink } from '../service/subscription.js'
@@ -27,7 +28,7 @@ export interface StreamOptions extends BackpressureLimits {
 export function serveStream(socket: WebSocket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
   const backlog = { buffered: () => socket.bufferedAmount, open: () => socket.readyState === socket.OPEN }
   const sink: DeliverySink = {
-    deliver: (delivery) => socket.send(JSON.stringify(deliveryView(delivery, toBase64))),
+    deliver: (delivery) => socket.send(deliveryFrame(delivery)),
     gap: (gap) => socket.send(JSON.stringify({ type: 'gap', ...gapView(gap) })),
     get full() {
       return isFull(backlog, options)

@@ -19,6 +19,7 @@ export {
   type KeyPackagePolicy,
   type KeyPackageInspection,
 } from './key-package.js'
+export { createKeyPackageInspector, type KeyPackageInspector } from './key-package-pool.js'
 export { inspectMessage, type MessageInspection, type ContentType } from './message.js'
 export { inspectGroupInfo, type GroupInfoInspection } from './group-info.js'
 export { toHex } from './bytes.js'

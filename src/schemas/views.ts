@@ -14,7 +14,10 @@ export const toByteArray: BytesEncoder<number[]> = (bytes) => Array.from(bytes)
  * slab, and a stored message would keep the whole slab (and whatever else is in it) alive.
  */
 export function fromBase64(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'base64'))
+  // Decoded once, straight into an unpooled buffer (no pooled decode plus copy).
+  const out = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'base64'))
+  const length = out.write(text, 'base64')
+  return new Uint8Array(out.buffer, out.byteOffset, length)
 }
 
 export function groupView(group: GroupRecord) {

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
@@ -18,7 +18,7 @@ import type {
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
 import { Subscription, type DeliverySink } from './subscription.js'
-import { toKeyPackageRecords } from './key-package-intake.js'
+import { toKeyPackageRecords, type InspectKeyPackage } from './key-package-intake.js'
 import { assertSameGroup, classifyMessage, inspectOrReject, toEpoch, type ClassifiedMessage } from './message-intake.js'
 
 export const DEFAULT_READ_LIMIT = 100
@@ -38,6 +38,8 @@ export interface ServiceOptions {
   readonly bus?: DeliveryBus
   /** Injected for tests; unix milliseconds. */
   readonly now?: () => number
+  /** Validates uploaded KeyPackages; inspectKeyPackage on this thread by default (a worker pool in the runtime). */
+  readonly inspectKeyPackage?: InspectKeyPackage
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -93,6 +95,7 @@ export class DeliveryService {
   readonly #mls: MlsPolicy
   readonly #bus: DeliveryBus
   readonly #now: () => number
+  readonly #inspectKeyPackage: InspectKeyPackage | undefined
 
   constructor(options: ServiceOptions) {
     this.#store = options.store
@@ -100,17 +103,23 @@ export class DeliveryService {
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
     this.#bus = options.bus ?? new LocalDeliveryBus()
     this.#now = options.now ?? Date.now
+    this.#inspectKeyPackage = options.inspectKeyPackage
   }
 
   get storeKind(): string {
     return this.#store.kind
   }
 
+  /** Resolves when the store answers; throws a 503 ServiceError when its database is unreachable. */
+  ping(): Promise<void> {
+    return this.#store.ping()
+  }
+
   async storeKeyPackages(clientId: string, packages: readonly Uint8Array[], options: IntakeOptions = {}): Promise<StoreKeyPackagesResult> {
     assertId('client_id', clientId)
     if (packages.length === 0) throw new ServiceError('bad_request', 'key_packages must hold at least one KeyPackage')
     const now = new Date(this.#now())
-    const records = await toKeyPackageRecords(packages, options.validation ?? 'strict', { ...this.#mls, now })
+    const records = await toKeyPackageRecords(packages, options.validation ?? 'strict', { ...this.#mls, now }, this.#inspectKeyPackage)
     const available = await this.#store.addKeyPackages(clientId, records, seconds(now.getTime()))
     this.#log.info(`Stored KeyPackage for client: ${clientId}`)
     return { clientId, stored: records.length, available }
@@ -284,9 +293,11 @@ export class DeliveryService {
     // A retry is the same client-chosen key, or the same MLS bytes from the same sender (MLS
     // messages are unique, so equal bytes can only be a retry). Opaque legacy bytes are not
     // compared: the original clients relay the same placeholder again and again.
+    // Keys live as long as IDEMPOTENCY_WINDOW: join() makes one flat string, where `+` or a
+    // template would keep a rope of three. SHA-256 stays (one-shot, no Hash object per message).
     const keys: string[] = []
-    if (classified.contentType !== null) keys.push(`bytes:${senderId}:${createHash('sha256').update(data).digest('base64')}`)
-    if (idempotencyKey !== undefined) keys.push(`key:${senderId}:${idempotencyKey}`)
+    if (classified.contentType !== null) keys.push(['bytes:', senderId, ':', hash('sha256', data, 'base64')].join(''))
+    if (idempotencyKey !== undefined) keys.push(['key:', senderId, ':', idempotencyKey].join(''))
     const message: NewMessage = {
       senderId,
       messageType: classified.messageType,
@@ -295,7 +306,8 @@ export class DeliveryService {
       epoch: classified.epoch,
       contentType: classified.contentType,
     }
-    const result = await this.#store.appendMessage(groupId, message, { ...classified.condition, idempotencyKeys: keys }, effects)
+    const { senderMustBeMember, epoch } = classified.condition
+    const result = await this.#store.appendMessage(groupId, message, { senderMustBeMember, epoch, idempotencyKeys: keys }, effects)
     if (result.ok) {
       this.#bus.publish(result.recipients)
       return { groupId, seq: result.seq, epoch: result.epoch, messageType: result.messageType, duplicate: result.duplicate }

@@ -12,6 +12,13 @@
  * The tokenizer only finds boundaries and structural errors (it spots `hello` at its first
  * byte). Numbers, literals and escapes are checked by JSON.parse on the complete value.
  *
+ * Fast path: walking every byte in JavaScript cost more than the rest of a request. So at the
+ * start of a line, with nothing in progress, the splitter finds the line's `\n` natively and
+ * JSON.parses the line when it is one object (`fast-lines.ts`); the tokenizer takes over for
+ * that line only when the fast path declines (see there), and for the last, unterminated
+ * part of a read, which it must scan to answer an object that no newline follows. Either way
+ * the frames are the same, so the rules below hold for both.
+ *
  * Resynchronisation after malformed input: the rest of the line is discarded, then parsing
  * starts afresh (a top-level word that is not JSON, like `nonsense`, counts as malformed). Two exceptions keep a good request on the next line: when the offending
  * byte is itself a newline nothing more is discarded, and when it is a `{` that opens a line
@@ -20,6 +27,8 @@
  * A value larger than `maxMessageBytes` is fatal: the splitter reports it once and then
  * ignores all further input, because the connection has lost its place in the stream.
  */
+
+import { parseObjectLine, type LineLimits } from './fast-lines.js'
 
 export type Frame =
   | { readonly kind: 'value'; readonly value: unknown }
@@ -76,17 +85,45 @@ export class JsonSplitter {
   /** Only whitespace since the last newline: a `{` here may start over after an error. */
   #atLineStart = true
 
+  readonly #lineLimits: LineLimits
+
   constructor(options: SplitterOptions) {
     this.#maxBytes = options.maxMessageBytes
     this.#maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH
+    this.#lineLimits = { maxBytes: this.#maxBytes, maxDepth: this.#maxDepth, decoder: this.#decoder }
   }
 
   /** Feeds one read; returns the frames completed by it, in order. */
   push(chunk: Buffer): Frame[] {
     const frames: Frame[] = []
-    if (this.#state === DONE) return frames
-    let start = 0 // where the value in progress begins in this chunk
     let i = 0
+    while (i < chunk.length && this.#state !== DONE) {
+      if (this.#state === BETWEEN && this.#atLineStart) i = this.#fastLines(chunk, i, frames)
+      if (i < chunk.length) i = this.#scan(chunk, i, frames)
+    }
+    return frames
+  }
+
+  /** Whole lines from chunk[i] that are one object each; returns where the tokenizer must go on. */
+  #fastLines(chunk: Buffer, i: number, frames: Frame[]): number {
+    for (;;) {
+      const lf = chunk.indexOf(LF, i)
+      if (lf === -1) return i
+      const line = parseObjectLine(chunk, i, lf, this.#lineLimits)
+      if (!line.blank) {
+        if (line.value === undefined) return i
+        frames.push({ kind: 'value', value: line.value })
+      }
+      i = lf + 1
+    }
+  }
+
+  /**
+   * The tokenizer, from chunk[i]: to the end of the chunk, or until a newline leaves it
+   * between values at the start of a line (the fast path's turn again); returns where it stopped.
+   */
+  #scan(chunk: Buffer, i: number, frames: Frame[]): number {
+    let start = i // where the value in progress begins in this chunk
     const n = chunk.length
     while (i < n) {
       const b = chunk[i] as number
@@ -168,18 +205,20 @@ export class JsonSplitter {
           }
           continue
         case DONE:
-          return frames
+          return n
       }
-      if (b === LF) this.#atLineStart = true
-      else if (!isWhitespace(b)) this.#atLineStart = false
       i++
+      if (b === LF) {
+        this.#atLineStart = true
+        if (this.#state === BETWEEN) return i
+      } else if (!isWhitespace(b)) this.#atLineStart = false
     }
     if (this.#inValue()) {
       this.#parts.push(chunk.subarray(start))
       this.#partsLength += n - start
       if (this.#partsLength > this.#maxBytes) frames.push(this.#tooLarge())
     }
-    return frames
+    return n
   }
 
   /** The peer closed its side: a number or literal ends here, anything else unfinished is an error. */

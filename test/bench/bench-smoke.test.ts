@@ -33,6 +33,10 @@ test('npm run bench -- --smoke runs every scenario and writes its results', { ti
     assert.equal(scenario.error, undefined, `${key}: ${scenario.error}`)
     assert.ok(scenario.figures.length > 0, `${key} has figures`)
   }
-  assert.equal(results.scenarios['fanout-10']!.available, false, 'fan-out reports the service as not available, not a number')
+  for (const key of ['fanout-10', 'fanout-100']) {
+    const fanout = results.scenarios[key]!
+    assert.equal(fanout.available, true, `${key} measures the service stream`)
+    assert.ok(fanout.figures.every((f) => f.ratio !== null), `${key} has a ratio for every figure`)
+  }
   assert.match(output, /\| figure \|/)
 })

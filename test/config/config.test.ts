@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { availableParallelism } from 'node:os'
 import { test } from 'node:test'
 import { ConfigError, helpText, loadConfig, OPTIONS, type Config } from '../../src/config.js'
 
@@ -16,10 +17,14 @@ test('defaults', () => {
     logFormat: 'json',
     maxMessageBytes: 1024 * 1024,
     store: 'memory',
+    databaseUrl: '',
+    databasePoolSize: 10,
+    sqlitePath: 'mls-ds.sqlite',
     shutdownTimeoutMs: 5000,
     mlsValidation: 'strict',
     tcpMlsValidation: 'permissive',
     keyPackageMaxLifetimeSeconds: 90 * 86400,
+    mlsWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     queueMaxMessages: 10000,
     queueMaxAgeSeconds: 7 * 86400,
     idempotencyWindowSeconds: 600,
@@ -27,6 +32,15 @@ test('defaults', () => {
     streamMaxBufferedBytes: 1024 * 1024,
     streamStallTimeoutSeconds: 10,
   })
+})
+
+test('MLS_WORKERS: auto, a count, or 0 for the main thread', () => {
+  assert.equal(load({ MLS_WORKERS: '0' }).mlsWorkers, 0)
+  assert.equal(load({}, ['--mls-workers', '3']).mlsWorkers, 3)
+  assert.equal(load({ MLS_WORKERS: 'AUTO' }).mlsWorkers, Math.max(1, Math.min(4, availableParallelism() - 1)))
+  for (const value of ['-1', 'many', '65']) {
+    assert.throws(() => load({ MLS_WORKERS: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('MLS_WORKERS='), value)
+  }
 })
 
 test('MLS settings: ciphersuite lists, lifetimes, validation modes', () => {
@@ -71,6 +85,18 @@ test('every bad value is reported on its own line, naming the variable', () => {
       assert.ok(err.problems.some((p) => p.startsWith(`${name}=`)), name)
     }
   }
+})
+
+test('storage: STORE=postgres needs DATABASE_URL; a bad URL is reported without echoing it', () => {
+  const config = load({ STORE: 'postgres', DATABASE_URL: 'postgres://mls:secret@db:5432/mls', DATABASE_POOL_SIZE: '25' })
+  assert.equal(config.store, 'postgres')
+  assert.equal(config.databaseUrl, 'postgres://mls:secret@db:5432/mls')
+  assert.equal(config.databasePoolSize, 25)
+  assert.equal(load({ STORE: 'postgres' }, ['--database-url', 'postgresql://h/db']).databaseUrl, 'postgresql://h/db')
+  assert.throws(() => load({ STORE: 'postgres' }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('DATABASE_URL is required with STORE=postgres'))
+  assert.throws(() => load({ DATABASE_URL: 'mysql://u:hunter2@h/db' }), (err: ConfigError) => err.problems[0]!.startsWith('DATABASE_URL=(hidden): ') && !err.problems[0]!.includes('hunter2'))
+  for (const bad of ['0', '1001', 'ten']) assert.throws(() => load({ DATABASE_POOL_SIZE: bad }), ConfigError, bad)
+  assert.equal(load({ STORE: 'memory', SQLITE_PATH: '/var/lib/mls/ds.sqlite' }).sqlitePath, '/var/lib/mls/ds.sqlite')
 })
 
 test('a bad flag names the flag; an unknown flag is an error', () => {

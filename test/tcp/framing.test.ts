@@ -125,4 +125,79 @@ describe('JsonSplitter', () => {
     assert.deepEqual((frames[0] as { value: { message: number[] } }).value.message.length, 280_000)
     assert.ok(elapsed < 1000, `took ${elapsed} ms`)
   })
+
+  describe('fast path (one object per line)', () => {
+    it('splits a line that holds two objects, with or without a space between them', () => {
+      assert.deepEqual(values(split('{"a":1}{"b":2}\n{"c":3}\n')), [{ a: 1 }, { b: 2 }, { c: 3 }])
+      assert.deepEqual(values(split('{"a":1} {"b":{"x":[]}}\n{"c":3}\n')), [{ a: 1 }, { b: { x: [] } }, { c: 3 }])
+    })
+
+    it('keeps \\n escapes inside strings, and a raw newline in a string is still an error', () => {
+      assert.deepEqual(values(split('{"s":"a\\nb\\r\\n"}\n{"t":"\\\\n"}\n')), [{ s: 'a\nb\r\n' }, { t: '\\n' }])
+      const frames = values(split('{"s":"a\nb"}\n{"ok":1}\n'))
+      assert.match(String(frames[0]), /control character/)
+      assert.deepEqual(frames.at(-1), { ok: 1 })
+    })
+
+    it('joins a partial line with the rest that arrives in the next read, with whole lines after it', () => {
+      const splitter = new JsonSplitter({ maxMessageBytes: MiB })
+      assert.deepEqual(splitter.push(Buffer.from('{"a":1}\n{"type":"Relay')), [{ kind: 'value', value: { a: 1 } }])
+      assert.deepEqual(values(splitter.push(Buffer.from('Message","m":[1,2]}\n{"b":2}\n{"c":'))), [{ type: 'RelayMessage', m: [1, 2] }, { b: 2 }])
+      assert.deepEqual(values(splitter.push(Buffer.from('3}'))), [{ c: 3 }])
+      assert.deepEqual(values(splitter.push(Buffer.from('\n{"d":4}\n'))), [{ d: 4 }])
+    })
+
+    it('accepts CRLF line ends, blank lines and surrounding whitespace', () => {
+      assert.deepEqual(values(split('{"a":1}\r\n\r\n  {"b":2} \t\r\n\n{"c":3}\r\n')), [{ a: 1 }, { b: 2 }, { c: 3 }])
+    })
+
+    it('hands an object spread over several lines to the tokenizer', () => {
+      assert.deepEqual(values(split('{\n  "type": "ListKeyPackages",\n  "a": {"b": 1}\n}\n{"ok":1}\n')), [{ type: 'ListKeyPackages', a: { b: 1 } }, { ok: 1 }])
+    })
+
+    it('still applies the depth limit, the size limit and UTF-8 checks to whole lines', () => {
+      const deep = values(split(`{"a":${'['.repeat(70)}${']'.repeat(70)}}\n{"ok":1}\n`))
+      assert.match(String(deep[0]), /recursion limit exceeded/)
+      assert.deepEqual(deep.at(-1), { ok: 1 })
+      assert.deepEqual(values(split(`{"a":${'['.repeat(63)}${']'.repeat(63)}}\n`)).length, 1)
+      assert.deepEqual(values(split(`{"p":"${'x'.repeat(93)}"}\n{"ok":1}\n`, 100)), ['too_large'])
+      const bad = Buffer.concat([Buffer.from('{"a":"'), Buffer.from([0xff]), Buffer.from('"}\n{"ok":1}\n')])
+      assert.deepEqual(values(split(bad)), ['invalid: invalid UTF-8', { ok: 1 }])
+    })
+
+    it('answers malformed lines as the tokenizer does and goes on with the next line', () => {
+      assert.deepEqual(values(split('{"a":1,}\n{"ok":1}\n')), ['invalid: trailing comma at line 1 column 8', { ok: 1 }])
+      assert.deepEqual(values(split('{"a":tru}\n{"ok":1}\n')).length, 2)
+      assert.deepEqual(values(split('{"a":1}}\n{"ok":1}\n')), [{ a: 1 }, 'invalid: expected value at line 1 column 1', { ok: 1 }])
+    })
+
+    it('gives the same frames whatever the reads, as the byte-at-a-time tokenizer does', () => {
+      const corpus = [
+        '{"type":"ListKeyPackages"}\n',
+        '{"a":1}{"b":[1,{"c":"}\\n{"}]}\n',
+        '  {"x":"\\u00e9\\n"}\r\n\n',
+        '{"p":{\n"q":2}}\n',
+        'nonsense\n',
+        '{"a":1,}\n',
+        '{"s":"ünï 🐱"} {"t":true}',
+        '\n42\n[1,2]\n',
+        '{"unclosed":1\n{"ok":1}\n',
+        '{"a":{"b":{"c":[null,false,-1.5e3]}}}\n',
+      ].join('')
+      const bytes = Buffer.from(corpus)
+      const bytewise = values(split([...bytes].map((b) => Buffer.from([b]))))
+      assert.deepEqual(values(split(bytes)), bytewise)
+      let seed = 7
+      const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31
+      for (let round = 0; round < 50; round++) {
+        const chunks: Buffer[] = []
+        for (let i = 0; i < bytes.length;) {
+          const size = 1 + Math.floor(random() * 40)
+          chunks.push(bytes.subarray(i, i + size))
+          i += size
+        }
+        assert.deepEqual(values(split(chunks)), bytewise, `round ${round}`)
+      }
+    })
+  })
 })
