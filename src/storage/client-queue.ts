@@ -29,7 +29,9 @@ export class ClientQueue {
   }
 
   push(delivery: NewDelivery, retention: RetentionPolicy): Delivery {
-    const stored: Delivery = { ...delivery, seq: this.lastSeq + 1 }
+    // A literal, not a spread: each `{ ...x, y }` costs a hidden class of its own on Node 20.
+    const { groupId, groupSeq, senderId, kind, messageType, epoch, contentType, data, receivedAt } = delivery
+    const stored: Delivery = { seq: this.lastSeq + 1, groupId, groupSeq, senderId, kind, messageType, epoch, contentType, data, receivedAt }
     this.#items.push(stored)
     this.enforce(retention, delivery.receivedAt)
     return stored
