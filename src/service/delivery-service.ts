@@ -2,7 +2,7 @@ import { hash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
-import { inspectGroupInfo, isKnownCiphersuite, isMlsValidationError, supportedCiphersuites } from '../mls/index.js'
+import { isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
 import type {
   GroupInfoRecord,
   GroupRecord,
@@ -19,7 +19,7 @@ import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
 import { Subscription, type DeliverySink } from './subscription.js'
 import { toKeyPackageRecords, type InspectKeyPackage } from './key-package-intake.js'
-import { assertSameGroup, classifyMessage, inspectOrReject, toEpoch, type ClassifiedMessage } from './message-intake.js'
+import { checkGroupInfo, classifyMessage, inspectOrReject, type ClassifiedMessage } from './message-intake.js'
 
 export const DEFAULT_READ_LIMIT = 100
 export const MAX_READ_LIMIT = 1000
@@ -223,7 +223,7 @@ export class DeliveryService {
     if (classified.contentType !== 'commit' || classified.epoch === null) {
       throw new ServiceError('invalid_message', `commit: the message is ${classified.contentType ?? 'not MLS'}, not a Commit`)
     }
-    const groupInfo = bundle.groupInfo ? await this.#checkGroupInfo(groupId, bundle.groupInfo, bundle.ratchetTree, classified.epoch + 1) : undefined
+    const groupInfo = bundle.groupInfo ? await checkGroupInfo(groupId, bundle.groupInfo, bundle.ratchetTree, classified.epoch + 1, this.#now()) : undefined
     if (!bundle.groupInfo && bundle.ratchetTree) throw new ServiceError('bad_request', 'ratchet_tree is only accepted together with group_info')
     let welcome: { data: Uint8Array; recipients: readonly string[] } | undefined
     if (bundle.welcome) {
@@ -333,22 +333,6 @@ export class DeliveryService {
       throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} was never handed out by this service; name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })
     }
     return [...new Set(refs.map((ref) => owners.get(ref)!))]
-  }
-
-  async #checkGroupInfo(groupId: string, bytes: Uint8Array, ratchetTree: Uint8Array | undefined, expectedEpoch: number): Promise<GroupInfoRecord> {
-    let inspection
-    try {
-      inspection = await inspectGroupInfo(bytes, ratchetTree)
-    } catch (err) {
-      if (!isMlsValidationError(err)) throw err
-      throw new ServiceError('invalid_message', `group_info: ${err.message}`, { check: err.check })
-    }
-    assertSameGroup(groupId, inspection.groupId)
-    const epoch = toEpoch(inspection.epoch)
-    if (epoch !== expectedEpoch) {
-      throw new ServiceError('invalid_message', `group_info: it is for epoch ${epoch}, but the commit starts epoch ${expectedEpoch}`, { check: 'group_info_epoch' })
-    }
-    return { epoch, data: bytes, ratchetTree: ratchetTree ?? null, storedAt: this.#now() }
   }
 
   #seconds(): number {

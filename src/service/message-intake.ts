@@ -1,7 +1,7 @@
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
-import { inspectMessage, isMlsValidationError, type MessageInspection } from '../mls/index.js'
-import type { AppendCondition, ContentType, MessageType } from '../storage/store.js'
+import { inspectGroupInfo, inspectMessage, isMlsValidationError, type MessageInspection } from '../mls/index.js'
+import type { AppendCondition, ContentType, GroupInfoRecord, MessageType } from '../storage/store.js'
 
 /** What the DS learned about a relayed message, and the rule its append must satisfy. */
 export interface ClassifiedMessage {
@@ -93,4 +93,21 @@ function agreeingType(declared: MessageType | undefined, contentType: ContentTyp
 
 function article(contentType: ContentType): string {
   return contentType === 'application' ? 'an application message' : `a ${contentType}`
+}
+
+/** A commit bundle's GroupInfo: this group's, for the epoch the commit starts, signature verified when the tree is there. */
+export async function checkGroupInfo(groupId: string, bytes: Uint8Array, ratchetTree: Uint8Array | undefined, expectedEpoch: number, now: number): Promise<GroupInfoRecord> {
+  let inspection
+  try {
+    inspection = await inspectGroupInfo(bytes, ratchetTree)
+  } catch (err) {
+    if (!isMlsValidationError(err)) throw err
+    throw new ServiceError('invalid_message', `group_info: ${err.message}`, { check: err.check })
+  }
+  assertSameGroup(groupId, inspection.groupId)
+  const epoch = toEpoch(inspection.epoch)
+  if (epoch !== expectedEpoch) {
+    throw new ServiceError('invalid_message', `group_info: it is for epoch ${epoch}, but the commit starts epoch ${expectedEpoch}`, { check: 'group_info_epoch' })
+  }
+  return { epoch, data: bytes, ratchetTree: ratchetTree ?? null, storedAt: now }
 }
