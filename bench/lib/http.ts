@@ -18,3 +18,9 @@ export async function pool<T>(items: readonly T[], limit: number, task: (item: T
   })
   await Promise.all(workers)
 }
+
+/** Deletes the group if it exists and creates it again, empty, with its creator as only member. */
+export async function recreateGroup(base: string, group: string, creator: string): Promise<void> {
+  await api(base, 'DELETE', `/groups/${encodeURIComponent(group)}`).catch(() => undefined)
+  await api(base, 'POST', '/groups', { group_id: group, creator_id: creator })
+}

@@ -1,5 +1,5 @@
 import { applicationMessage } from '../lib/fixtures.js'
-import { api, pool } from '../lib/http.js'
+import { api, pool, recreateGroup } from '../lib/http.js'
 import { checked } from '../lib/load-client.js'
 import { startBaseline } from '../lib/procs.js'
 import { figure } from '../lib/result.js'
@@ -30,8 +30,7 @@ export function fanout(members: number): Scenario {
           const serviceSide = async (seconds: number) => {
             run++
             const ids = Array.from({ length: members }, (_, i) => `member-${run}-${i}`)
-            await api(service.httpUrl, 'DELETE', `/groups/${group}`).catch(() => undefined)
-            await api(service.httpUrl, 'POST', '/groups', { group_id: group, creator_id: SENDER })
+            await recreateGroup(service.httpUrl, group, SENDER)
             await pool(ids, 8, async (id) => { await api(service.httpUrl, 'POST', `/groups/${group}/members`, { client_id: id }) })
             const r = checked(await ctx.load.run({ kind: 'stream', url: service.httpUrl, members: ids, window: WINDOW, relay, seconds }), 'service stream')
             return { rate: r.perSecond, p50: r.p50Ms, p99: r.p99Ms }

@@ -1,5 +1,5 @@
 import { applicationMessage } from '../lib/fixtures.js'
-import { api } from '../lib/http.js'
+import { api, recreateGroup } from '../lib/http.js'
 import { checked } from '../lib/load-client.js'
 import { startBaseline } from '../lib/procs.js'
 import { figure } from '../lib/result.js'
@@ -19,10 +19,7 @@ export const relayRest: Scenario = {
     const baseline = await startBaseline('http-relay')
     try {
       return await withService(ctx, async (service) => {
-        const resetService = async () => {
-          await api(service.httpUrl, 'DELETE', `/groups/${GROUP}`).catch(() => undefined)
-          await api(service.httpUrl, 'POST', '/groups', { group_id: GROUP, creator_id: 'alice' })
-        }
+        const resetService = () => recreateGroup(service.httpUrl, GROUP, 'alice')
         await resetService()
         const side = (url: string, reset: () => Promise<unknown>) => async (seconds: number) => {
           const r = checked(await ctx.load.run({ kind: 'http', url, connections: CONNECTIONS, method: 'POST', paths: [`/groups/${GROUP}/messages`], relay, seconds }), url)
