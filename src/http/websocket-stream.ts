@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import { isServiceError } from '../errors.js'
@@ -24,11 +25,16 @@ export interface StreamOptions extends BackpressureLimits {
 /**
  * Serves one WebSocket: a Subscription writes deliveries as JSON text frames (the delivery at
  * the top level; other frames carry `type`), the client may send `{"type":"ack","up_to":N}`.
+ * `raw` is the connection under the WebSocket: a page of frames is corked into one write.
  */
-export function serveStream(socket: WebSocket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
+export function serveStream(socket: WebSocket, raw: Socket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
   const backlog = { buffered: () => socket.bufferedAmount, open: () => socket.readyState === socket.OPEN }
   const sink: DeliverySink = {
-    deliver: (delivery) => socket.send(deliveryFrame(delivery)),
+    deliver: (deliveries) => {
+      raw.cork()
+      for (const delivery of deliveries) socket.send(deliveryFrame(delivery))
+      raw.uncork()
+    },
     gap: (gap) => socket.send(JSON.stringify({ type: 'gap', ...gapView(gap) })),
     get full() {
       return isFull(backlog, options)

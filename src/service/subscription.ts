@@ -5,7 +5,8 @@ import type { DeliveryBus } from './delivery-bus.js'
 
 /** Where a live stream writes: a WebSocket, a TCP connection, … */
 export interface DeliverySink {
-  deliver(delivery: Delivery): void
+  /** A page of deliveries in seq order, written in as few transport writes as it allows. */
+  deliver(deliveries: readonly Delivery[]): void
   /** Retention dropped deliveries the client never acknowledged (RFC 9750 §5.3: it must know). */
   gap(gap: NonNullable<DeliveryPage['gap']>): void
   /** True while the transport holds more unsent bytes than it should. */
@@ -36,6 +37,7 @@ export class Subscription {
   #cursor: number
   #closed = false
   #pumping = false
+  #scheduled = false
   #dirty = false
   #unsubscribe: (() => void) | undefined
   #retry: NodeJS.Timeout | undefined
@@ -72,15 +74,26 @@ export class Subscription {
     this.#unsubscribe = undefined
   }
 
+  /**
+   * Wakes are coalesced: the read waits for the rest of this turn of the event loop, so the
+   * messages of a burst (several requests read in one go) go out as one page in one write,
+   * not one write per message per member.
+   */
   #wake(): void {
     if (this.#closed) return
     if (this.#pumping) {
       this.#dirty = true
       return
     }
-    this.#pumping = true
-    this.#pump().finally(() => {
-      this.#pumping = false
+    if (this.#scheduled) return
+    this.#scheduled = true
+    setImmediate(() => {
+      this.#scheduled = false
+      if (this.#closed) return
+      this.#pumping = true
+      this.#pump().finally(() => {
+        this.#pumping = false
+      })
     })
   }
 
@@ -96,10 +109,8 @@ export class Subscription {
             this.#cursor = Math.max(this.#cursor, page.gap.firstAvailableSeq - 1)
           }
           if (page.deliveries.length === 0) break
-          for (const delivery of page.deliveries) {
-            this.#sink.deliver(delivery)
-            this.#cursor = delivery.seq
-          }
+          this.#sink.deliver(page.deliveries)
+          this.#cursor = page.deliveries[page.deliveries.length - 1]!.seq
           if (this.#sink.full && !(await this.#sink.drained())) {
             this.close()
             return

@@ -17,9 +17,9 @@ export const SLOW_CONSUMER = 'slow_consumer'
 
 /**
  * The live stream of one subscribed TCP connection: a Subscription (replay from the store at
- * its cursor, then live) writing one `Delivery` or `Gap` line per event. Each line is one
- * write, so stream lines and the answers to requests on the same connection never mix
- * within a line.
+ * its cursor, then live) writing one `Delivery` or `Gap` line per event. A page of lines is
+ * one write of whole lines, so stream lines and the answers to requests on the same
+ * connection never mix within a line.
  *
  * Backpressure: the stream stops writing while the socket holds more than maxBufferedBytes
  * unsent (socket.writableLength, beyond the kernel's buffers); a consumer that takes nothing
@@ -44,8 +44,8 @@ export class LiveStream {
     this.#options = options
     const backlog = { buffered: () => socket.writableLength, open: () => writable(socket) }
     const sink: DeliverySink = {
-      deliver: (delivery) => this.#write({ type: 'Delivery', ...deliveryView(delivery, toByteArray) }),
-      gap: (gap) => this.#write({ type: 'Gap', ...gapView(gap) }),
+      deliver: (deliveries) => this.#write(deliveries.map((d) => ({ type: 'Delivery', ...deliveryView(d, toByteArray) }))),
+      gap: (gap) => this.#write([{ type: 'Gap', ...gapView(gap) }]),
       get full() {
         return isFull(backlog, options)
       },
@@ -83,9 +83,12 @@ export class LiveStream {
     this.#subscription.close()
   }
 
-  #write(frame: TcpFrame): void {
+  /** Whole lines in one write, so a request's answer never lands inside a stream line. */
+  #write(frames: readonly TcpFrame[]): void {
     if (this.#closed || !writable(this.#socket)) return
-    this.#socket.write(`${JSON.stringify(frame)}\n`)
+    let text = ''
+    for (const frame of frames) text += `${JSON.stringify(frame)}\n`
+    this.#socket.write(text)
   }
 }
 

@@ -67,7 +67,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService;
       response: { 400: errorResponses(400)[400] },
     },
   }, (socket, request) => {
-    serveStream(socket, service, request.params.client, request.query.after, stream, request.log)
+    serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
   })
 
   app.get('/clients/:client/welcomes', {
