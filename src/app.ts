@@ -45,7 +45,8 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   // route in its scope: keep it to the routes that stream, so relaying pays none of that.
   await app.register(async (streaming) => {
     await streaming.register(websocket, {
-      options: { maxPayload: 64 * 1024 },
+      // A `send` frame carries a message: it may be as large as a REST body.
+      options: { maxPayload: config.maxMessageBytes },
       // Tell live streams why they end, so clients reconnect elsewhere with their cursor.
       preClose(done) {
         for (const client of this.websocketServer.clients) client.close(1001, 'server shutting down')
@@ -59,6 +60,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
         maxBufferedBytes: config.streamMaxBufferedBytes,
         stallTimeoutMs: config.streamStallTimeoutSeconds * 1000,
         pingIntervalMs: config.streamPingIntervalSeconds * 1000,
+        validation,
       },
     })
   })

@@ -5,7 +5,10 @@ import type { FastifyInstance } from 'fastify'
 export const OPENAPI_INFO = {
   title: 'MLS Delivery Service',
   description: 'Stores KeyPackages, relays MLS group messages in order and routes them to members. ' +
-    'Binary fields are standard base64. Every error answers `{ "error": code, "message": text }`.',
+    'Binary fields are standard base64. Every error answers `{ "error": code, "message": text }`. ' +
+    'Live delivery is a WebSocket, which OpenAPI cannot describe: `GET /clients/{client}/stream?after=N` replays the ' +
+    "client's queue after N and then streams it; on the same socket the client may send `ack` and `send` frames " +
+    '(see the README, section Delivery).',
   version: '0.1.0',
 }
 

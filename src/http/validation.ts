@@ -1,4 +1,4 @@
-import { Ajv, type CodeOptions, type ErrorObject } from 'ajv'
+import { Ajv, type CodeOptions, type ErrorObject, type ValidateFunction } from 'ajv'
 import type { FastifySchemaCompiler } from 'fastify'
 import { BASE64_PATTERN } from '../schemas/common.js'
 
@@ -31,6 +31,11 @@ export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, http
   // Raw MLS bytes are checked by the service, not by a JSON schema.
   if (httpPart === 'body' && contentType === 'message/mls') return () => true
   return (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object)
+}
+
+/** A strict validator for a JSON document that is not an HTTP body (e.g. a WebSocket frame). */
+export function compileStrictValidator<T>(schema: object): ValidateFunction<T> {
+  return bodyAjv.compile<T>(schema)
 }
 
 const PART_NAMES: Record<string, string> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' }

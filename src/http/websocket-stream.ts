@@ -1,9 +1,10 @@
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
-import { isServiceError } from '../errors.js'
+import type { ValidationMode } from '../config.js'
 import { gapView } from '../schemas/views.js'
 import { deliveryFrame } from './delivery-frames.js'
+import { answerStreamFrame } from './stream-requests.js'
 import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpressure.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import type { DeliverySink } from '../service/subscription.js'
@@ -20,11 +21,17 @@ export const CLOSE_CODES = {
 
 export interface StreamOptions extends BackpressureLimits {
   readonly pingIntervalMs: number
+  /** How a `send` frame treats bytes that are not MLS: as REST does (MLS_VALIDATION). */
+  readonly validation: ValidationMode
 }
+
+/** Frames a client may have waiting for an answer before its socket is no longer read. */
+export const MAX_UNANSWERED_FRAMES = 64
 
 /**
  * Serves one WebSocket: a Subscription writes deliveries as JSON text frames (the delivery at
- * the top level; other frames carry `type`), the client may send `{"type":"ack","up_to":N}`.
+ * the top level; other frames carry `type`); the client may send `ack` and `send` frames
+ * (src/http/stream-requests.ts), each answered by one frame.
  * `raw` is the connection under the WebSocket: a page of frames is corked into one write.
  */
 export function serveStream(socket: WebSocket, raw: Socket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
@@ -61,10 +68,22 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
     socket.ping()
   }, options.pingIntervalMs)
   socket.on('pong', () => (alive = true))
+  // Frames are answered one after another, in the order they came, so a client's sends get
+  // seqs in the order it sent them. A client that keeps too many unanswered is not read
+  // from until the backlog shrinks (TCP pushes back on it).
+  let answering: Promise<void> = Promise.resolve()
+  let unanswered = 0
   socket.on('message', (data, isBinary) => {
     alive = true
-    void handleClientFrame(isBinary ? undefined : data.toString(), service, clientId).then((reply) => {
-      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(reply))
+    const text = isBinary ? undefined : data.toString()
+    if (++unanswered === MAX_UNANSWERED_FRAMES) socket.pause()
+    answering = answering.then(async () => {
+      try {
+        const answer = await answerStreamFrame(text, service, clientId, options.validation, log)
+        if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(answer))
+      } finally {
+        if (unanswered-- === MAX_UNANSWERED_FRAMES) socket.resume()
+      }
     })
   })
   socket.on('close', () => {
@@ -73,24 +92,4 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
   })
   socket.on('error', (err) => log.debug({ err, clientId }, 'Stream socket error'))
   subscription.start()
-}
-
-async function handleClientFrame(text: string | undefined, service: DeliveryService, clientId: string): Promise<Record<string, unknown>> {
-  let frame: unknown
-  try {
-    frame = text === undefined ? undefined : JSON.parse(text)
-  } catch {
-    return { type: 'error', error: 'bad_request', message: 'frames must be JSON text' }
-  }
-  const request = frame as { type?: unknown; up_to?: unknown } | undefined
-  if (request?.type !== 'ack' || typeof request.up_to !== 'number') {
-    return { type: 'error', error: 'bad_request', message: 'expected {"type":"ack","up_to":<seq>}' }
-  }
-  try {
-    const result = await service.ack(clientId, request.up_to)
-    return { type: 'ack', acked_up_to: result.ackedUpTo, remaining: result.remaining }
-  } catch (err) {
-    if (isServiceError(err)) return { type: 'error', error: err.code, message: err.message }
-    return { type: 'error', error: 'internal', message: 'Internal server error' }
-  }
 }

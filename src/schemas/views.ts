@@ -1,3 +1,4 @@
+import type { RelayResult } from '../service/delivery-service.js'
 import type { Delivery, DeliveryPage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
 
 /**
@@ -94,4 +95,9 @@ export function deliveryView<T>(delivery: Delivery, encode: BytesEncoder<T>) {
 
 export function gapView(gap: NonNullable<DeliveryPage['gap']>) {
   return { missed_from: gap.missedFrom, first_available_seq: gap.firstAvailableSeq }
+}
+
+/** The answer to an accepted relay, on REST and on a live stream. */
+export function relayView(result: RelayResult) {
+  return { group_id: result.groupId, seq: result.seq, epoch: result.epoch, message_type: result.messageType }
 }

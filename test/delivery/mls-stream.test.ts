@@ -97,4 +97,43 @@ describe('the MLS flow with every client receiving only through its WebSocket st
     assert.equal(members.alice.mls.epoch, 3n)
     for (const member of Object.values(members)) await member.stream.close()
   })
+
+  test('members that send on their stream too: MLS messages and a Commit as send frames, a stale one refused with current_epoch', async () => {
+    const group = 'stream-send'
+    const alice = new StreamMember('alice2', await MlsTestClient.create('alice2', 1), await StreamClient.connect(running.httpPort, 'alice2'))
+    const bob = new StreamMember('bob2', await MlsTestClient.create('bob2', 1), await StreamClient.connect(running.httpPort, 'bob2'))
+    assert.equal((await api.putKeyPackages('bob2', [(await bob.mls.createKeyPackage()).bytes])).status, 200)
+    await alice.mls.createGroup(group)
+    assert.equal((await api.createGroup(group, 'alice2')).status, 201)
+    assert.equal((await api.commit(group, 'alice2', await alice.mls.addMembers([await api.claimBytes('bob2')], { ratchetTreeExtension: true }))).status, 201)
+    await bob.joinFromStream()
+
+    let n = 0
+    const send = (member: StreamMember, bytes: Uint8Array) => member.stream.ask({ type: 'send', id: ++n, group_id: group, message: b64(bytes) })
+    assert.deepEqual(await send(bob, await bob.mls.sendApplication('hi alice')), { type: 'sent', id: n, group_id: group, seq: 2, epoch: 1, message_type: 'Application' })
+    await alice.process(1)
+    assert.deepEqual(alice.texts, ['hi alice'])
+
+    // Bob prepares a message for epoch 1; Alice's self-update moves the group to epoch 2 first.
+    const late = await bob.mls.sendApplication('too late')
+    const update = await alice.mls.selfUpdate()
+    const sent = await send(alice, update.commit)
+    assert.equal(sent.type, 'sent', JSON.stringify(sent))
+    assert.equal(sent.message_type, 'Commit')
+    assert.equal(sent.epoch, 2)
+    const refused = await send(bob, late)
+    assert.equal(refused.error, 'stale_epoch', JSON.stringify(refused))
+    assert.equal(refused.current_epoch, 2)
+    await bob.process(1)
+    assert.equal((await send(bob, await bob.mls.sendApplication('epoch 2 now'))).type, 'sent')
+    await alice.process(1)
+    assert.deepEqual(alice.texts, ['hi alice', 'epoch 2 now'])
+    assert.equal(b64(alice.mls.epochAuthenticator()), b64(bob.mls.epochAuthenticator()))
+    // Bytes that are not MLS are refused on the stream as on REST (MLS_VALIDATION=strict).
+    const junk = await send(alice, new TextEncoder().encode('plain text'))
+    assert.equal(junk.error, 'invalid_message')
+    assert.equal(junk.check, 'not_mls')
+    await alice.stream.close()
+    await bob.stream.close()
+  })
 })

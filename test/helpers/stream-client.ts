@@ -51,6 +51,14 @@ export class StreamClient {
     this.#ws.send(JSON.stringify(frame))
   }
 
+  /** Sends a frame with an `id` and waits for the `sent` or `error` frame that answers it. */
+  async ask(frame: { readonly id: string | number; readonly [key: string]: unknown }): Promise<StreamFrame> {
+    this.send(frame)
+    const answer = () => this.frames.find((f) => (f.type === 'sent' || f.type === 'error') && f.id === frame.id)
+    await this.waitFor(() => answer() !== undefined, `the answer to ${String(frame.id)}`)
+    return answer()!
+  }
+
   async waitFor(check: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
     while (!check()) {

@@ -58,7 +58,10 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService;
       description: 'Replays what is queued after `after`, then streams new deliveries as they are accepted, in order, with no gap ' +
         'and no duplicate. One JSON text frame per delivery (the delivery object at the top level, as in the pull answer); a ' +
         '`{"type":"gap","missed_from","first_available_seq"}` frame when retention dropped deliveries. Send ' +
-        '`{"type":"ack","up_to":N}` to acknowledge (answered with `{"type":"ack","acked_up_to","remaining"}`). Keep-alive pings ' +
+        '`{"type":"ack","up_to":N}` to acknowledge (answered with `{"type":"ack","acked_up_to","remaining"}`), and ' +
+        '`{"type":"send","id"?,"group_id","message","message_type"?,"idempotency_key"?}` to relay a message as this client exactly as ' +
+        'POST /groups/{group}/messages does (answered in order with `{"type":"sent","id","group_id","seq","epoch","message_type"}` or ' +
+        '`{"type":"error","id","error","message",…}`); frames up to MAX_MESSAGE_BYTES (1009 beyond). Keep-alive pings ' +
         `every STREAM_PING_INTERVAL. Close codes: ${CLOSE_CODES.slowConsumer} slow consumer (reconnect with your cursor), ` +
         `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.internalError} internal error, 1001 server shutting down.`,
       tags,

@@ -3,8 +3,8 @@ import { Type } from 'typebox'
 import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
-import { fromBase64, messageView, toBase64 } from '../../schemas/views.js'
-import type { DeliveryService, RelayResult } from '../../service/delivery-service.js'
+import { fromBase64, messageView, relayView, toBase64 } from '../../schemas/views.js'
+import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['messages']
 const IdempotencyHeadersSchema = Type.Object({
@@ -14,7 +14,6 @@ const IdempotencyHeadersSchema = Type.Object({
     description: 'A retry with the same key (from the same sender to the same group, within IDEMPOTENCY_WINDOW) returns the original result and is delivered once. The same bytes from the same sender count as a retry too.',
   })),
 })
-const relayReply = (r: RelayResult) => ({ group_id: r.groupId, seq: r.seq, epoch: r.epoch, message_type: r.messageType })
 
 export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
   app.post('/groups/:group/messages', {
@@ -35,7 +34,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       { groupId: request.params.group, senderId: sender_id, message: fromBase64(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
       { validation },
     )
-    return reply.status(201).send(relayReply(result))
+    return reply.status(201).send(relayView(result))
   })
 
   app.post('/groups/:group/commits', {
@@ -61,7 +60,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       welcomeRecipients: body.welcome_recipients,
       idempotencyKey: request.headers['idempotency-key'],
     })
-    return reply.status(201).send(relayReply(result))
+    return reply.status(201).send(relayView(result))
   })
 
   app.get('/groups/:group/messages', {
