@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
 import { buildTestApp } from '../helpers/app.js'
+import { TEST_STORE } from '../helpers/test-store.js'
 
 /** Over a real socket, because body limits and broken bodies live on the wire. */
 describe('REST limits and broken requests (real HTTP)', () => {
@@ -72,7 +73,7 @@ describe('REST limits and broken requests (real HTTP)', () => {
   })
 
   test('health, docs and the OpenAPI document are served', async () => {
-    assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok', store: 'memory' })
+    assert.deepEqual(await (await fetch(`${base}/health`)).json(), { status: 'ok', store: TEST_STORE })
     const docs = await fetch(`${base}/docs`)
     assert.equal(docs.status, 200)
     assert.match(await docs.text(), /swagger/i)
