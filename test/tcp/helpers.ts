@@ -1,25 +1,40 @@
 import net from 'node:net'
 import { once } from 'node:events'
-import { pino } from 'pino'
 import { DeliveryService } from '../../src/service/delivery-service.js'
-import { MemoryStore } from '../../src/storage/memory-store.js'
+import { createBackend } from '../../src/storage/index.js'
 import { createTcpServer, type TcpServer, type TcpServerOptions } from '../../src/tcp/server.js'
-
-export const silent = pino({ level: 'silent' })
+import { silentLogger, testConfig } from '../helpers/app.js'
+import { testStoreConfig } from '../helpers/test-store.js'
 
 export interface Harness {
   readonly tcp: TcpServer
   readonly service: DeliveryService
   readonly port: number
+  /** Closes the listener and its connections, then the store and its bus. */
   close(): Promise<void>
 }
 
-/** A TCP listener on a free port over a fresh MemoryStore-backed service. */
+/**
+ * A bare TCP listener on a free port over a fresh store of the TEST_STORE backend (memory by
+ * default), chosen as the runtime chooses it.
+ */
 export async function startServer(overrides: Partial<TcpServerOptions> = {}): Promise<Harness> {
-  const service = new DeliveryService({ store: new MemoryStore(), log: silent })
-  const tcp = createTcpServer({ service, maxMessageBytes: 1024 * 1024, log: silent, ...overrides })
-  const { port } = await tcp.listen(0, '127.0.0.1')
-  return { tcp, service, port, close: () => tcp.close() }
+  const backend = await createBackend({ ...testConfig(), ...(await testStoreConfig()) }, silentLogger)
+  const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger })
+  const tcp = createTcpServer({ service, maxMessageBytes: 1024 * 1024, log: silentLogger, ...overrides })
+  let port: number
+  try {
+    port = (await tcp.listen(0, '127.0.0.1')).port
+  } catch (err) {
+    await backend.close()
+    throw err
+  }
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= tcp.close().finally(() => backend.close())
+    return closing
+  }
+  return { tcp, service, port, close }
 }
 
 export async function connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<net.Socket> {
