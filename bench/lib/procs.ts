@@ -52,13 +52,21 @@ export interface ServiceProc extends Proc {
   readonly tcpPort: number
 }
 
+export interface ServiceOptions {
+  readonly profileDir?: string
+  readonly nodeArgs?: readonly string[]
+  /** Extra environment, e.g. STORE=postgres and DATABASE_URL; the store is memory unless set here. */
+  readonly env?: Readonly<Record<string, string>>
+}
+
 /** Starts the built service (dist/server.js) as its own process, logging at warn, on free ports. */
-export async function startService(options: { profileDir?: string; nodeArgs?: readonly string[] } = {}): Promise<ServiceProc> {
+export async function startService(options: ServiceOptions = {}): Promise<ServiceProc> {
   const [httpPort, tcpPort] = [await freePort(), await freePort()]
   const args = [...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []), ...(options.nodeArgs ?? [])]
   const child = spawn(process.execPath, [...args, 'dist/server.js'], {
     cwd: ROOT,
-    env: { ...process.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
+    // STORE is set either way, so a STORE in the caller's shell cannot move a memory scenario.
+    env: { ...process.env, STORE: 'memory', ...options.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   const proc = wrap(child)

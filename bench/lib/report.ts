@@ -45,6 +45,41 @@ export function table(results: readonly ScenarioResult[]): string {
   return [...lines, '', ...legend].join('\n')
 }
 
+/** One figure of a scenario that ran on both stores: `key` (memory) and `key-pg` (PostgreSQL). */
+export interface StoreComparison {
+  readonly figure: string
+  readonly memory: { readonly a: number | null; readonly b: number | null; readonly ratio: number | null }
+  readonly postgres: { readonly a: number | null; readonly b: number | null; readonly ratio: number | null }
+  /** PostgreSQL's A median / memory's A median. */
+  readonly postgresOverMemory: number | null
+}
+
+/** The key of a scenario's PostgreSQL twin is its memory key with this suffix. */
+export const PG_SUFFIX = '-pg'
+
+/** The PostgreSQL column: every scenario that ran in this run on both stores, figure by figure. */
+export function storeComparison(results: readonly ScenarioResult[]): StoreComparison[] {
+  const ok = new Map(results.filter((r) => !r.error).map((r) => [r.key, r]))
+  return [...ok.values()].filter((r) => r.store === 'postgres' && r.key.endsWith(PG_SUFFIX)).flatMap((pg) => {
+    const memory = ok.get(pg.key.slice(0, -PG_SUFFIX.length))
+    if (!memory) return []
+    return pg.figures.map((f) => {
+      const m = memory.figures.find((x) => x.name === f.name)
+      const side = (x: Figure | undefined) => ({ a: x?.a?.median ?? null, b: x?.b?.median ?? null, ratio: x?.ratio ?? null })
+      const over = m?.a && f.a && m.a.median !== 0 ? f.a.median / m.a.median : null
+      return { figure: `${memory.key}: ${f.name} (${f.unit})`, memory: side(m), postgres: side(f), postgresOverMemory: over }
+    })
+  })
+}
+
+/** The comparison as a Markdown table: medians of A on each store, B of each run, and both ratios. */
+export function storeTable(rows: readonly StoreComparison[]): string {
+  const ratio = (r: number | null) => (r === null ? 'n/a' : r.toFixed(2))
+  const header = ['figure', 'A memory', 'A PostgreSQL', 'PostgreSQL / memory', 'B in the memory / PostgreSQL run', 'A/B memory', 'A/B PostgreSQL']
+  const lines = rows.map((r) => [r.figure, num(r.memory.a), num(r.postgres.a), ratio(r.postgresOverMemory), `${num(r.memory.b)} / ${num(r.postgres.b)}`, ratio(r.memory.ratio), ratio(r.postgres.ratio)])
+  return [header, header.map(() => '---'), ...lines].map((cells) => `| ${cells.join(' | ')} |`).join('\n')
+}
+
 export function machineLine(m: Machine): string {
   return `${m.cpu}, nproc ${m.nproc}, ${m.memoryGb} GB RAM, Node ${m.node}, ${m.platform}`
 }

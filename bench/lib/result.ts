@@ -18,9 +18,14 @@ export interface Figure {
   readonly met: boolean | null
 }
 
+/** Where the service under test keeps its state (`STORE`). */
+export type BenchStore = 'memory' | 'postgres'
+
 export interface ScenarioResult {
   readonly key: string
   readonly title: string
+  /** The service's store; the harness fills it in from the scenario. */
+  readonly store?: BenchStore
   /** What A and B are (A is the service unless said otherwise). */
   readonly a: string
   readonly b: string

@@ -6,7 +6,8 @@ import { restBody } from './variants.js'
 export async function runHttp(job: HttpJob): Promise<LoadResult> {
   const headers = job.bodies || job.relay ? { 'content-type': 'application/json' } : undefined
   const original = job.relay ? Buffer.from(job.relay.message, 'base64') : undefined
-  const body = (i: number) => (job.relay ? restBody(job.relay, original!, i) : job.bodies?.[i % job.bodies.length])
+  const firstCopy = job.firstCopy ?? 0
+  const body = (i: number) => (job.relay ? restBody(job.relay, original!, firstCopy + i) : job.bodies?.[i % job.bodies.length])
   const dynamic = job.paths.length > 1 || (job.bodies?.length ?? 0) > 1 || job.relay !== undefined
   let next = 0
   let firstError: string | undefined

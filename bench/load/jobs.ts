@@ -12,6 +12,8 @@ export interface HttpJob {
   readonly bodies?: readonly string[]
   /** Instead of bodies: a distinct copy of one MLS message per request (POST relay body). */
   readonly relay?: RelayVariants
+  /** The copy number of the first request (default 0): concurrent jobs relaying into one group need copies of their own. */
+  readonly firstCopy?: number
   /** Either a duration or an exact number of requests. */
   readonly seconds?: number
   readonly amount?: number

@@ -1,7 +1,11 @@
 import type { LoadClient } from '../lib/load-client.js'
 import type { Settings } from '../lib/options.js'
-import type { ScenarioResult } from '../lib/result.js'
+import type { BenchPostgres, Database } from '../lib/postgres.js'
+import { PG_SUFFIX } from '../lib/report.js'
+import type { BenchStore, ScenarioResult } from '../lib/result.js'
 import { startService, type ServiceProc } from '../lib/procs.js'
+
+export type { BenchStore } from '../lib/result.js'
 
 export interface Context {
   readonly settings: Settings
@@ -11,21 +15,51 @@ export interface Context {
   readonly keyPackages: () => Promise<readonly string[]>
   /** Where --cpu-prof writes the service's profiles, when profiling. */
   readonly profileDir: string | undefined
+  /** The run's PostgreSQL, started by the first scenario that asks for a database. */
+  readonly postgres: BenchPostgres
 }
 
 export interface Scenario {
   readonly key: string
   readonly title: string
+  /** The service's store (memory when not said). */
+  readonly store?: BenchStore
   run(ctx: Context): Promise<ScenarioResult>
 }
 
-/** A fresh service process for one scenario, stopped afterwards whatever happens. */
-export async function withService<T>(ctx: Context, body: (service: ServiceProc) => Promise<T>, nodeArgs?: readonly string[]): Promise<T> {
-  const service = await startService({ profileDir: ctx.profileDir, nodeArgs })
+/** The same scenario on PostgreSQL: its key gets `-pg`, its title says so. */
+export function onStore(store: BenchStore, key: string, title: string): { key: string; title: string; store: BenchStore } {
+  return store === 'memory' ? { key, title, store } : { key: `${key}${PG_SUFFIX}`, title: `${title}; service on PostgreSQL`, store }
+}
+
+/** What a reader of a PostgreSQL figure must know about the database behind it. */
+export const POSTGRES_NOTE = 'service on PostgreSQL (STORE=postgres): a throwaway local cluster on the same machine, fsync off (commits reach the OS, not the disk), DATABASE_POOL_SIZE 10'
+
+export interface ServiceSetup {
+  readonly store?: BenchStore
+  readonly nodeArgs?: readonly string[]
+}
+
+/** A fresh service process for one scenario (on PostgreSQL: with a fresh database), stopped afterwards whatever happens. */
+export async function withService<T>(ctx: Context, body: (service: ServiceProc) => Promise<T>, setup: ServiceSetup = {}): Promise<T> {
+  return withServices(ctx, 1, ([service]) => body(service!), setup)
+}
+
+/** `count` fresh service processes sharing one store: on PostgreSQL one fresh database for all of them. */
+export async function withServices<T>(ctx: Context, count: number, body: (services: ServiceProc[]) => Promise<T>, setup: ServiceSetup = {}): Promise<T> {
+  let database: Database | undefined
+  const services: ServiceProc[] = []
   try {
-    return await body(service)
+    if (setup.store === 'postgres') database = await ctx.postgres.database()
+    if (count > 1 && !database) throw new Error('several instances share state only on PostgreSQL')
+    // The pool size is pinned (it is the default) so a shell's DATABASE_POOL_SIZE cannot move the figures.
+    const env = database ? { STORE: 'postgres', DATABASE_URL: database.url, DATABASE_POOL_SIZE: '10' } : undefined
+    // One after the other: each applies (or waits for) the migrations before it answers /health.
+    for (let i = 0; i < count; i++) services.push(await startService({ profileDir: ctx.profileDir, nodeArgs: setup.nodeArgs, env }))
+    return await body(services)
   } finally {
-    await service.stop()
+    for (const service of services) await service.stop()
+    await database?.close()
   }
 }
 

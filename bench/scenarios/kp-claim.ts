@@ -3,7 +3,7 @@ import { checked } from '../lib/load-client.js'
 import type { ServiceProc } from '../lib/procs.js'
 import { figure } from '../lib/result.js'
 import { interleave } from '../lib/rounds.js'
-import { withService, type Context, type Scenario } from './context.js'
+import { onStore, POSTGRES_NOTE, withService, type BenchStore, type Context, type Scenario } from './context.js'
 
 const CONNECTIONS = 100
 const SMALL = 10
@@ -26,45 +26,49 @@ interface Pool {
  * the big pool from one client, or 5 from each of many 10-pools. Refills (full validation,
  * slow) happen outside the windows.
  */
-export const kpClaim: Scenario = {
-  key: 'kp-claim',
-  title: 'claim KeyPackages (GET /key-packages/{client}): one big pool vs pools of 10',
-  async run(ctx) {
-    const { claimsPerWindow, bigPool } = ctx.settings
-    const packages = await ctx.keyPackages()
-    if (packages.length < bigPool) throw new Error(`need ${bigPool} KeyPackages, have ${packages.length}`)
-    const big: Pool = { client: 'claim-big', order: packages.slice(0, bigPool), size: bigPool }
-    const smallCount = Math.ceil(claimsPerWindow / (SMALL / 2))
-    const smalls: Pool[] = Array.from({ length: smallCount }, (_, j) => ({
-      client: `claim-small-${j}`,
-      order: Array.from({ length: SMALL }, (_, t) => packages[(j * SMALL + t) % packages.length]!),
-      size: SMALL,
-    }))
-    return withService(ctx, async (service) => {
-      ctx.log(`    filling: 1 pool of ${bigPool} and ${smallCount} pools of ${SMALL} (full validation; takes a while)`)
-      await upload(service, [{ client: big.client, kps: big.order }])
-      await upload(service, smalls.map((p) => ({ client: p.client, kps: p.order })))
-      const side = (pools: Pool[], claims: number) => async () => {
-        const paths = pools.map((p) => `/key-packages/${encodeURIComponent(p.client)}`)
-        const r = checked(await ctx.load.run({ kind: 'http', url: service.httpUrl, connections: CONNECTIONS, method: 'GET', paths, amount: claims }), 'claim')
-        await refill(ctx, service, pools)
-        return { rate: r.perSecond, p99: r.p99Ms, seconds: r.seconds }
-      }
-      const rounds = await interleave(ctx.settings, side([big], bigPool / 2), side(smalls, smallCount * (SMALL / 2)), ctx.log)
-      const windows = [...rounds.a.seconds!, ...rounds.b.seconds!]
-      return {
-        key: this.key, title: this.title, a: `pool of ${bigPool}`, b: `pools of ${SMALL}`, available: true,
-        figures: [
-          figure('claims/s', '/s', rounds.a.rate!, rounds.b.rate!, { op: '>=', value: 0.9 }),
-          figure('p99 latency', 'ms', rounds.a.p99!, rounds.b.p99!),
-        ],
-        notes: [
-          `windows are count-bound: ${bigPool / 2} claims from one pool of ${bigPool} (it ends at ${bigPool / 2}), or 5 from each of ${smallCount} pools of ${SMALL}`,
-          `measured windows took ${Math.min(...windows).toFixed(2)}–${Math.max(...windows).toFixed(2)} s (refilling means full validation of every claimed KeyPackage, so windows cannot be 5 s long)`,
-        ],
-      }
-    })
-  },
+export function kpClaim(store: BenchStore): Scenario {
+  const { key, title } = onStore(store, 'kp-claim', 'claim KeyPackages (GET /key-packages/{client}): one big pool vs pools of 10')
+  return {
+    key, title, store,
+    async run(ctx) {
+      const { claimsPerWindow, bigPool } = ctx.settings
+      const packages = await ctx.keyPackages()
+      if (packages.length < bigPool) throw new Error(`need ${bigPool} KeyPackages, have ${packages.length}`)
+      const big: Pool = { client: 'claim-big', order: packages.slice(0, bigPool), size: bigPool }
+      const smallCount = Math.ceil(claimsPerWindow / (SMALL / 2))
+      const smalls: Pool[] = Array.from({ length: smallCount }, (_, j) => ({
+        client: `claim-small-${j}`,
+        order: Array.from({ length: SMALL }, (_, t) => packages[(j * SMALL + t) % packages.length]!),
+        size: SMALL,
+      }))
+      return withService(ctx, async (service) => {
+        ctx.log(`    filling: 1 pool of ${bigPool} and ${smallCount} pools of ${SMALL} (full validation; takes a while)`)
+        await upload(service, [{ client: big.client, kps: big.order }])
+        await upload(service, smalls.map((p) => ({ client: p.client, kps: p.order })))
+        const side = (pools: Pool[], claims: number) => async () => {
+          const paths = pools.map((p) => `/key-packages/${encodeURIComponent(p.client)}`)
+          const r = checked(await ctx.load.run({ kind: 'http', url: service.httpUrl, connections: CONNECTIONS, method: 'GET', paths, amount: claims }), 'claim')
+          await refill(ctx, service, pools)
+          return { rate: r.perSecond, p99: r.p99Ms, seconds: r.seconds }
+        }
+        const rounds = await interleave(ctx.settings, side([big], bigPool / 2), side(smalls, smallCount * (SMALL / 2)), ctx.log)
+        const windows = [...rounds.a.seconds!, ...rounds.b.seconds!]
+        const where = store === 'memory' ? '' : ', on PostgreSQL'
+        return {
+          key, title, a: `pool of ${bigPool}${where}`, b: `pools of ${SMALL}${where}`, available: true,
+          figures: [
+            figure('claims/s', '/s', rounds.a.rate!, rounds.b.rate!, { op: '>=', value: 0.9 }),
+            figure('p99 latency', 'ms', rounds.a.p99!, rounds.b.p99!),
+          ],
+          notes: [
+            `windows are count-bound: ${bigPool / 2} claims from one pool of ${bigPool} (it ends at ${bigPool / 2}), or 5 from each of ${smallCount} pools of ${SMALL}`,
+            `measured windows took ${Math.min(...windows).toFixed(2)}–${Math.max(...windows).toFixed(2)} s (refilling means full validation of every claimed KeyPackage, so windows cannot be 5 s long)`,
+            ...(store === 'memory' ? [] : [POSTGRES_NOTE]),
+          ],
+        }
+      }, { store })
+    },
+  }
 }
 
 async function upload(service: ServiceProc, items: readonly { client: string; kps: readonly string[] }[]): Promise<void> {

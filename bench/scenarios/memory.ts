@@ -62,7 +62,7 @@ export const memory: Scenario = {
           '"back near the start" is read as: at most a quarter of the payload still resident after the delete',
         ],
       }
-    }, GC_ARGS)
+    }, { nodeArgs: GC_ARGS })
   },
 }
 

@@ -7,11 +7,15 @@ import { test } from 'node:test'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const OUT = 'bench/results/smoke-test.json'
-const SCENARIOS = ['relay-rest', 'relay-tcp-1', 'relay-tcp-16', 'fanout-10', 'fanout-100', 'kp-upload', 'kp-claim', 'read-messages', 'memory']
+const MEMORY = ['relay-rest', 'relay-tcp-1', 'relay-tcp-16', 'fanout-10', 'fanout-100', 'kp-upload', 'kp-claim', 'read-messages', 'memory']
+const POSTGRES = ['relay-rest-pg', 'fanout-10-pg', 'fanout-100-pg', 'kp-claim-pg']
+const SCENARIOS = [...MEMORY, ...POSTGRES, 'relay-rest-pg-x2']
 
 // Runs the whole harness in its tiny mode: it must build, run every scenario and write
-// valid JSON. No timing is asserted: CI machines are too noisy for that.
-test('npm run bench -- --smoke runs every scenario and writes its results', { timeout: 180_000 }, async () => {
+// valid JSON. No timing is asserted: CI machines are too noisy for that. The PostgreSQL
+// scenarios start the bench's own throwaway cluster (the installed server binaries, as the
+// PostgreSQL tests need them too, or DATABASE_URL).
+test('npm run bench -- --smoke runs every scenario and writes its results', { timeout: 240_000 }, async () => {
   rmSync(path.join(ROOT, OUT), { force: true })
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--smoke', `--out=${OUT}`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] })
   let output = ''
@@ -23,7 +27,8 @@ test('npm run bench -- --smoke runs every scenario and writes its results', { ti
   const results = JSON.parse(readFileSync(path.join(ROOT, OUT), 'utf8')) as {
     mode: string
     machine: { nproc: number; node: string }
-    scenarios: Record<string, { error?: string; available: boolean; figures: { name: string; ratio: number | null }[] }>
+    scenarios: Record<string, { error?: string; store: string; available: boolean; figures: { name: string; ratio: number | null }[] }>
+    storeComparison: { figure: string; postgresOverMemory: number | null }[]
   }
   assert.equal(results.mode, 'smoke')
   assert.ok(results.machine.nproc >= 1)
@@ -33,10 +38,16 @@ test('npm run bench -- --smoke runs every scenario and writes its results', { ti
     assert.equal(scenario.error, undefined, `${key}: ${scenario.error}`)
     assert.ok(scenario.figures.length > 0, `${key} has figures`)
   }
-  for (const key of ['fanout-10', 'fanout-100']) {
+  for (const key of ['fanout-10', 'fanout-100', 'fanout-10-pg', 'fanout-100-pg']) {
     const fanout = results.scenarios[key]!
     assert.equal(fanout.available, true, `${key} measures the service stream`)
     assert.ok(fanout.figures.every((f) => f.ratio !== null), `${key} has a ratio for every figure`)
   }
+  for (const key of [...POSTGRES, 'relay-rest-pg-x2']) assert.equal(results.scenarios[key]!.store, 'postgres', `${key} runs on PostgreSQL`)
+  // Every PostgreSQL scenario sits beside its memory twin, figure by figure.
+  const compared = new Set(results.storeComparison.map((row) => row.figure.split(':')[0]))
+  assert.deepEqual([...compared].sort(), POSTGRES.map((key) => key.replace(/-pg$/, '')).sort())
+  assert.ok(results.storeComparison.every((row) => row.postgresOverMemory !== null))
   assert.match(output, /\| figure \|/)
+  assert.match(output, /Memory vs PostgreSQL/)
 })
