@@ -34,7 +34,7 @@ export const MAX_UNANSWERED_FRAMES = 64
  * (src/http/stream-requests.ts), each answered by one frame.
  * `raw` is the connection under the WebSocket: a page of frames is corked into one write.
  */
-export function serveStream(socket: WebSocket, raw: Socket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): void {
+export function serveStream(socket: WebSocket, raw: Socket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): ServedStream {
   const backlog = { buffered: () => socket.bufferedAmount, open: () => socket.readyState === socket.OPEN }
   const sink: DeliverySink = {
     deliver: (deliveries) => {
@@ -73,13 +73,14 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
   // from until the backlog shrinks (TCP pushes back on it).
   let answering: Promise<void> = Promise.resolve()
   let unanswered = 0
+  let stopping = false
   socket.on('message', (data, isBinary) => {
     alive = true
     const text = isBinary ? undefined : data.toString()
     if (++unanswered === MAX_UNANSWERED_FRAMES) socket.pause()
     answering = answering.then(async () => {
       try {
-        const answer = await answerStreamFrame(text, service, clientId, options.validation, log)
+        const answer = stopping ? SHUTTING_DOWN : await answerStreamFrame(text, service, clientId, options.validation, log)
         if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(answer))
       } finally {
         if (unanswered-- === MAX_UNANSWERED_FRAMES) socket.resume()
@@ -92,4 +93,22 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
   })
   socket.on('error', (err) => log.debug({ err, clientId }, 'Stream socket error'))
   subscription.start()
+  return {
+    closed: new Promise((resolve) => socket.once('close', () => resolve())),
+    async stop() {
+      stopping = true
+      subscription.close()
+      await answering
+    },
+  }
 }
+
+/** What the route keeps of a served stream, to stop it before the store closes. */
+export interface ServedStream {
+  /** Resolves once the socket has closed. */
+  readonly closed: Promise<void>
+  /** Stops delivering and answers further frames with an error; resolves once the frames in progress are answered. */
+  stop(): Promise<void>
+}
+
+const SHUTTING_DOWN = { type: 'error', error: 'unavailable', message: 'the server is shutting down: reconnect (with your cursor) and send again' }

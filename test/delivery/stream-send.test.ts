@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { once } from 'node:events'
 import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
 import WebSocket from 'ws'
 import type { RunningService } from '../../src/runtime.js'
 import { MAX_UNANSWERED_FRAMES } from '../../src/http/websocket-stream.js'
@@ -134,5 +135,28 @@ describe('send frames on a live stream', () => {
     while (answers.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
     assert.deepEqual(answers.map((a) => a.seq), Array.from({ length: total }, (_, i) => i + 1))
     ws.close()
+  })
+})
+
+describe('send frames at shutdown', () => {
+  test('frames in progress when the service stops are answered or refused as unavailable, the socket gets 1001, and nothing runs against a closed store', async () => {
+    const logged: Array<{ level: number; msg: string }> = []
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void logged.push(JSON.parse(line)) })
+    const running = await startTestService({ mlsValidation: 'permissive' }, logger)
+    const api = new RestApi(running.httpPort)
+    assert.equal((await api.call('POST', '/groups', { group_id: 'bye', creator_id: 'x' })).status, 201)
+    assert.equal((await api.call('POST', '/groups/bye/members', { client_id: 'y' })).status, 200)
+    const sender = await StreamClient.connect(running.httpPort, 'x')
+    const receiver = await StreamClient.connect(running.httpPort, 'y')
+    for (let i = 0; i < 200; i++) sender.send({ type: 'send', id: i, group_id: 'bye', message: text64(`bye-${i}`), message_type: 'Application' })
+    await sender.waitFor(() => sender.frames.length >= 1, 'the first answer')
+    await running.close()
+    await sender.waitFor(() => sender.closeCode !== undefined, 'the close')
+    assert.equal(sender.closeCode, 1001)
+    assert.ok(sender.frames.every((f) => f.type === 'sent' || f.error === 'unavailable'), JSON.stringify(sender.frames.find((f) => f.type !== 'sent')))
+    const sent = sender.frames.filter((f) => f.type === 'sent').map((f) => f.seq)
+    assert.deepEqual(sent, Array.from({ length: sent.length }, (_, i) => i + 1))
+    assert.deepEqual(logged.filter((l) => l.level >= 40).map((l) => l.msg), [])
+    await receiver.close()
   })
 })

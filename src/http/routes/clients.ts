@@ -10,11 +10,12 @@ import {
 } from '../../schemas/messages.js'
 import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
-import { CLOSE_CODES, serveStream, type StreamOptions } from '../websocket-stream.js'
+import { CLOSE_CODES, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
 
 const tags = ['clients']
 
 export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; stream: StreamOptions }> = async (app, { service, stream }) => {
+  const streams = new Set<ServedStream>()
   app.get('/clients/:client/messages', {
     schema: {
       summary: "Pull the client's queue: every group message and Welcome routed to it, in order",
@@ -70,7 +71,14 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService;
       response: { 400: errorResponses(400)[400] },
     },
   }, (socket, request) => {
-    serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
+    const served = serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
+    streams.add(served)
+    void served.closed.then(() => streams.delete(served))
+  })
+  // On shutdown the sockets are told 1001 first (preClose); here, before the store closes, every
+  // stream stops reading from it and finishes the frames it is answering.
+  app.addHook('onClose', async () => {
+    await Promise.all([...streams].map((s) => s.stop()))
   })
 
   app.get('/clients/:client/welcomes', {
