@@ -58,6 +58,8 @@ export interface StreamJob {
   readonly window: number
   /** The group, its sender and the message copied (copy i differs in its last 4 bytes). */
   readonly relay: RelayVariants
+  /** How the sender publishes: `send` frames on its own stream, or POST /groups/{g}/messages. */
+  readonly publish: 'stream' | 'rest'
   readonly seconds: number
 }
 

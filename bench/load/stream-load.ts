@@ -12,11 +12,13 @@ const GROUP_SEQ_FIELD = Buffer.from('"group_seq":')
 /**
  * Fan-out through the service's real stream endpoint. Every member connects to
  * `GET /clients/{member}/stream?after=0` (one JSON text frame per delivery, the delivery at
- * the top level); one sender publishes copy i of an MLS message with
+ * the top level); one sender publishes copy i of an MLS message, either as a `send` frame on
+ * its own stream (as the baseline's sender sends on its socket) or with
  * `POST /groups/{g}/messages` over keep-alive HTTP, keeping `window` copies not yet received
  * by every member (as the ws baseline does). A delivery is matched to its copy by the tail of
- * its base64 `message`; each member must see `group_seq` without a gap or a repeat.
- * Counts deliveries to all members; latency is from the POST to the last member's receipt.
+ * its base64 `message`; each member must see `group_seq` without a gap or a repeat, and every
+ * publish must be accepted. Counts deliveries to all members; latency is from the publish to
+ * the last member's receipt.
  */
 export async function runStream(job: StreamJob): Promise<LoadResult> {
   const wsBase = job.url.replace(/^http/, 'ws')
@@ -24,6 +26,8 @@ export async function runStream(job: StreamJob): Promise<LoadResult> {
   const original = Buffer.from(job.relay.message, 'base64')
   const agent = new http.Agent({ keepAlive: true, maxSockets: job.window })
   const target = new URL(`/groups/${encodeURIComponent(job.relay.groupId)}/messages`, job.url)
+  const senderStream = job.publish === 'stream' ? await open(`${wsBase}/clients/${encodeURIComponent(job.relay.senderId)}/stream?after=0`) : undefined
+  const sendFrame = (base64: string) => `{"type":"send","group_id":${JSON.stringify(job.relay.groupId)},"message":"${base64}"}`
   const pending = new Map<string, { sentAt: number; left: number }>()
   const latencies: number[] = []
   let next = 0
@@ -31,6 +35,9 @@ export async function runStream(job: StreamJob): Promise<LoadResult> {
   let failed = 0
   let firstError: string | undefined
   let stopped = false
+  // Publishes not answered yet: the run ends only once every one is, so none lands in the
+  // group the next run recreates under the same name.
+  let unanswered = 0
   const fail = (what: string) => {
     if (stopped) return
     failed++
@@ -39,19 +46,36 @@ export async function runStream(job: StreamJob): Promise<LoadResult> {
 
   const publish = () => {
     const base64 = variant(original, next++).toString('base64')
-    const body = restBodyOf(job.relay, base64)
     pending.set(base64.slice(-TAIL), { sentAt: performance.now(), left: sockets.length })
+    unanswered++
+    if (senderStream) {
+      senderStream.send(sendFrame(base64))
+      return
+    }
+    const body = restBodyOf(job.relay, base64)
     const req = http.request(target, { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (c: string) => { text += c })
       res.on('end', () => {
+        unanswered--
         if (res.statusCode === undefined || res.statusCode >= 300) fail(`POST: HTTP ${res.statusCode} ${text}`)
       })
     })
-    req.on('error', (err) => fail(`POST: ${err.message}`))
+    req.on('error', (err) => {
+      unanswered--
+      fail(`POST: ${err.message}`)
+    })
     req.end(body)
   }
+
+  // The sender's stream carries only the answers to its sends (a sender gets no copy of its own messages).
+  senderStream?.on('message', (data: Buffer) => {
+    unanswered--
+    if (data.indexOf('"type":"sent"') < 0) fail(`send: ${data.toString('utf8', 0, 300)}`)
+  })
+  senderStream?.on('close', (code) => fail(`sender stream closed (${code})`))
+  senderStream?.on('error', (err) => fail(`sender: ${err.message}`))
 
   sockets.forEach((socket, m) => {
     let lastGroupSeq = -1
@@ -81,7 +105,9 @@ export async function runStream(job: StreamJob): Promise<LoadResult> {
   await new Promise((r) => setTimeout(r, job.seconds * 1000))
   const seconds = (performance.now() - start) / 1000
   stopped = true
-  for (const socket of sockets) socket.terminate()
+  const deadline = Date.now() + 30_000
+  while (unanswered > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10))
+  for (const socket of [...sockets, ...(senderStream ? [senderStream] : [])]) socket.terminate()
   agent.destroy()
   return { ok: deliveries, failed, seconds, perSecond: deliveries / seconds, p50Ms: percentile(latencies, 50), p99Ms: percentile(latencies, 99), firstError }
 }
