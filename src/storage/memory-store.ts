@@ -1,5 +1,6 @@
 import { ByteSlab } from './byte-slab.js'
 import { ClientQueue } from './client-queue.js'
+import { HandedOutRefs, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
   AckResult,
@@ -20,6 +21,7 @@ import type {
   StoredMessage,
   WelcomeRecord,
 } from './store.js'
+import { WelcomeInbox } from './welcome-inbox.js'
 
 interface KeyPackagePool {
   /** Consumable and last-resort packages by ref, in upload order. */
@@ -62,10 +64,10 @@ export class MemoryStore implements Store {
   readonly #options: MemoryStoreOptions
   readonly #queues = new Map<string, ClientQueue>()
   readonly #keyPackages = new Map<string, KeyPackagePool>()
-  /** KeyPackageRef → the client it was handed out for. */
-  readonly #handedOut = new Map<string, string>()
+  /** KeyPackageRef → the client it was handed out for, until the package expires. */
+  readonly #handedOut = new HandedOutRefs()
   readonly #groups = new Map<string, GroupState>()
-  readonly #welcomes = new Map<string, WelcomeRecord[]>()
+  readonly #welcomes = new Map<string, WelcomeInbox>()
 
   constructor(options: MemoryStoreOptions = DEFAULT_STORE_OPTIONS) {
     this.#options = options
@@ -107,7 +109,7 @@ export class MemoryStore implements Store {
     }
     claimed ??= lastResort ?? (query.ciphersuite === undefined ? pool.legacy : undefined)
     if (pool.packages.size === 0 && !pool.legacy) this.#keyPackages.delete(clientId)
-    if (claimed && !claimed.legacy) this.#handedOut.set(claimed.ref, clientId)
+    if (claimed && !claimed.legacy) this.#handedOut.remember(claimed.ref, clientId, handedOutUntil(claimed, query.now, this.#options.retention), query.now)
     return claimed
   }
 
@@ -143,13 +145,8 @@ export class MemoryStore implements Store {
     return deleted
   }
 
-  async keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
-    const owners = new Map<string, string>()
-    for (const ref of refs) {
-      const owner = this.#handedOut.get(ref)
-      if (owner !== undefined) owners.set(ref, owner)
-    }
-    return owners
+  async keyPackageOwners(refs: readonly string[], now = nowSeconds()): Promise<Map<string, string>> {
+    return this.#handedOut.owners(refs, now)
   }
 
   async createGroup(group: NewGroup): Promise<GroupRecord | undefined> {
@@ -222,8 +219,8 @@ export class MemoryStore implements Store {
       for (const recipient of effects.welcome.recipients) {
         state.members.add(recipient)
         let inbox = this.#welcomes.get(recipient)
-        if (!inbox) this.#welcomes.set(recipient, (inbox = []))
-        inbox.push({ seq: inbox.length + 1, groupId, senderId: message.senderId, data: effects.welcome.data, receivedAt: message.receivedAt })
+        if (!inbox) this.#welcomes.set(recipient, (inbox = new WelcomeInbox()))
+        inbox.push(groupId, senderId, effects.welcome.data, receivedAt, this.#options.retention)
         this.#queue(recipient).push({ groupId, groupSeq: seq, senderId, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: effects.welcome.data, receivedAt }, this.#options.retention)
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
@@ -278,9 +275,8 @@ export class MemoryStore implements Store {
     return this.#groups.get(groupId)?.groupInfo
   }
 
-  async readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
-    const inbox = this.#welcomes.get(clientId) ?? []
-    return inbox.slice(after, after + limit)
+  async readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
+    return this.#welcomes.get(clientId)?.read(after, limit, this.#options.retention, now) ?? []
   }
 
   async close(): Promise<void> {

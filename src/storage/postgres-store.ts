@@ -5,6 +5,7 @@ import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
 import { ackDeliveries, readDeliveries } from './postgres/queues.js'
+import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
   AckResult,
@@ -76,7 +77,7 @@ export class PostgresStore implements Store {
   }
 
   claimKeyPackage(clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
-    return keyPackages.claimKeyPackage(this.#pool, clientId, q)
+    return keyPackages.claimKeyPackage(this.#pool, this.#options.retention, clientId, q)
   }
 
   listKeyPackageClients(now: number): Promise<string[]> {
@@ -95,8 +96,8 @@ export class PostgresStore implements Store {
     return keyPackages.deleteKeyPackage(this.#pool, clientId, ref)
   }
 
-  keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
-    return keyPackages.keyPackageOwners(this.#pool, refs)
+  keyPackageOwners(refs: readonly string[], now?: number): Promise<Map<string, string>> {
+    return keyPackages.keyPackageOwners(this.#pool, refs, now)
   }
 
   createGroup(group: NewGroup): Promise<GroupRecord | undefined> {
@@ -131,8 +132,8 @@ export class PostgresStore implements Store {
     return groups.getGroupInfo(this.#pool, groupId)
   }
 
-  readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
-    return groups.readWelcomes(this.#pool, clientId, after, limit)
+  readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
+    return readWelcomes(this.#pool, this.#options.retention, clientId, after, limit, now)
   }
 
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {

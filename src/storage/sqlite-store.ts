@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
-import { ackDeliveries, fanOut, readDeliveries } from './sqlite/queues.js'
+import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
+import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
   KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
@@ -82,8 +83,17 @@ export class SqliteStore implements Store {
       if (row) this.#db.prepare('DELETE FROM key_packages WHERE id = ?').run(row.id)
       row ??= this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND
         ((last_resort AND NOT legacy AND ${filter}) OR (legacy AND @cs IS NULL)) ORDER BY legacy, id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
-      if (row && !row.legacy) this.#db.prepare('INSERT INTO handed_out_refs (ref, client_id) VALUES (?, ?) ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id').run(row.ref, clientId)
-      return row && toKeyPackage(row)
+      // Forgets a bounded batch of expired refs by the expiry index (more than the one a claim
+      // adds, so a backlog drains), then remembers this one until it expires (handedOutUntil).
+      this.#db.prepare(`DELETE FROM handed_out_refs WHERE ref IN (
+        SELECT ref FROM handed_out_refs WHERE expires_at < ? ORDER BY expires_at LIMIT ${HANDED_OUT_PURGE_BATCH})`).run(q.now)
+      const claimed = row && toKeyPackage(row)
+      if (claimed && !claimed.legacy) {
+        this.#db.prepare(`INSERT INTO handed_out_refs (ref, client_id, expires_at) VALUES (?, ?, ?)
+          ON CONFLICT (ref) DO UPDATE SET client_id = excluded.client_id, expires_at = excluded.expires_at`)
+          .run(claimed.ref, clientId, handedOutUntil(claimed, q.now, this.#options.retention))
+      }
+      return claimed
     })
   }
 
@@ -121,11 +131,12 @@ export class SqliteStore implements Store {
       SELECT id FROM key_packages WHERE client_id = ? AND ref = ? ORDER BY legacy LIMIT 1)`).run(clientId, ref).changes === 1
   }
 
-  async keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>> {
+  /** Expired refs are left out even before a claim forgets them. */
+  async keyPackageOwners(refs: readonly string[], now = nowSeconds()): Promise<Map<string, string>> {
     const owners = new Map<string, string>()
-    const get = this.#db.prepare('SELECT client_id FROM handed_out_refs WHERE ref = ?')
+    const get = this.#db.prepare('SELECT client_id FROM handed_out_refs WHERE ref = ? AND expires_at >= ?')
     for (const ref of refs) {
-      const row = get.get(ref) as { client_id: string } | undefined
+      const row = get.get(ref, now) as { client_id: string } | undefined
       if (row) owners.set(ref, row.client_id)
     }
     return owners
@@ -229,10 +240,8 @@ export class SqliteStore implements Store {
     return row && { epoch: row.group_info_epoch, data: new Uint8Array(row.group_info), ratchetTree: row.ratchet_tree && new Uint8Array(row.ratchet_tree), storedAt: row.group_info_stored_at }
   }
 
-  async readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
-    const rows = this.#db.prepare('SELECT * FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as
-      { seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }[]
-    return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: new Uint8Array(r.data), receivedAt: r.received_at }))
+  readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
+    return this.#tx(() => readWelcomes(this.#db, this.#options.retention, clientId, after, limit, now))
   }
 
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {

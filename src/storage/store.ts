@@ -173,7 +173,10 @@ export interface Store {
   /**
    * Hands out one package: the oldest consumable one is removed; a last-resort one only when no
    * other is left, and kept; the legacy one last, and kept. Expired packages are purged. The
-   * handed-out ref is remembered as the client's, in the same step (for Welcome routing).
+   * handed-out ref is remembered as the client's, in the same step (for Welcome routing), until
+   * the package's notAfter; one without a known lifetime until `query.now` + retention.maxAgeMs
+   * (a Welcome made later would have aged out of its recipient's inbox anyway). Refs whose time
+   * has passed are forgotten a few at a time as claims go on.
    */
   claimKeyPackage(clientId: string, query: ClaimQuery): Promise<KeyPackageRecord | undefined>
   /** Client ids with at least one package that can be handed out, sorted. */
@@ -183,8 +186,11 @@ export interface Store {
   deleteKeyPackages(clientId: string): Promise<number>
   /** Removes one package by ref; false when the client has no such package. */
   deleteKeyPackage(clientId: string, ref: string): Promise<boolean>
-  /** The clients that the given handed-out refs belonged to; unknown refs are absent. */
-  keyPackageOwners(refs: readonly string[]): Promise<Map<string, string>>
+  /**
+   * The clients that the given handed-out refs belonged to; unknown and expired refs (see
+   * claimKeyPackage) are absent. `now` is unix seconds, the wall clock when not given.
+   */
+  keyPackageOwners(refs: readonly string[], now?: number): Promise<Map<string, string>>
 
   /** Creates the group with its creator as first member; undefined when the id is taken. */
   createGroup(group: NewGroup): Promise<GroupRecord | undefined>
@@ -200,8 +206,12 @@ export interface Store {
   readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined>
   /** The latest GroupInfo of the group; undefined when there is no group or no GroupInfo. */
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined>
-  /** Welcomes routed to the client with seq > after, in order, at most `limit`. */
-  readWelcomes(clientId: string, after: number, limit: number): Promise<WelcomeRecord[]>
+  /**
+   * Welcomes routed to the client with seq > after, in order, at most `limit`. The inbox keeps
+   * the queues' retention (applied on append and here at `now`, unix ms, the wall clock when not
+   * given): the oldest go first, and seqs are never renumbered.
+   */
+  readWelcomes(clientId: string, after: number, limit: number, now?: number): Promise<WelcomeRecord[]>
 
   /** The client's queued deliveries with seq > after, in order (retention applied at `now`). */
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage>

@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
+import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
+import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 
 let db: TestPostgres
@@ -42,6 +44,66 @@ describe('PostgreSQL specifics', () => {
       assert.equal((await second.readDeliveries('b', 0, 10, 1)).lastSeq, 1)
     } finally {
       await second.close()
+    }
+  })
+})
+
+describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
+  const inspect = async <T extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<T[]> => {
+    const client = new pg.Client({ connectionString: db.url })
+    await client.connect()
+    try {
+      return (await client.query<T>(sql, values)).rows
+    } finally {
+      await client.end()
+    }
+  }
+
+  test('each claim forgets a bounded batch of expired refs', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'purge' })
+    try {
+      await store.addKeyPackages('bob', Array.from({ length: 40 }, () => keyPackage({ notAfter: 1000 })), 1000)
+      for (let i = 0; i < 40; i++) await store.claimKeyPackage('bob', { now: 1000 })
+      const rows = async () => (await inspect<{ n: number }>('SELECT count(*)::integer AS n FROM purge.handed_out_refs'))[0]!.n
+      assert.equal(await rows(), 40)
+      await store.addKeyPackages('carol', Array.from({ length: 3 }, () => keyPackage({ notAfter: 10_000 })), 2000)
+      const counts: number[] = []
+      for (let i = 0; i < 3; i++) {
+        await store.claimKeyPackage('carol', { now: 2000 })
+        counts.push(await rows())
+      }
+      const batch = HANDED_OUT_PURGE_BATCH
+      assert.deepEqual(counts, [40 - batch + 1, Math.max(0, 40 - 2 * batch) + 2, Math.max(0, 40 - 3 * batch) + 3])
+      const indexes = await inspect<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE schemaname = 'purge' AND tablename = 'handed_out_refs'")
+      assert.ok(indexes.some((i) => /\(expires_at\)/.test(i.indexdef)), 'the purge finds expired refs by an index')
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('a schema from version 1 migrates: old refs route for a week, old Welcomes keep their seqs', async () => {
+    const at = Date.now()
+    await inspect(`CREATE SCHEMA version_1; SET search_path = version_1;
+      CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+      ${MIGRATIONS[0]!.sql}
+      INSERT INTO schema_migrations (version, name) VALUES (1, 'v1');
+      INSERT INTO handed_out_refs (ref, client_id) VALUES ('old-ref', 'bob');
+      INSERT INTO client_queues (client_id, last_welcome) VALUES ('carol', 2);
+      INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES ('carol', 1, 'g', 'alice', '\\x00', ${at}), ('carol', 2, 'g', 'alice', '\\x00', ${at});`)
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'version_1' })
+    try {
+      const now = Math.floor(at / 1000)
+      assert.equal((await store.keyPackageOwners(['old-ref'], now)).get('old-ref'), 'bob')
+      assert.equal((await store.keyPackageOwners(['old-ref'], now + 8 * 86400)).size, 0)
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => w.seq), [1, 2])
+      await store.createGroup({ groupId: 'h', creatorId: 'alice', epoch: 0, createdAt: at })
+      await store.appendMessage('h', { senderId: 'alice', messageType: 'Commit', data: new Uint8Array([1]), receivedAt: at, epoch: null, contentType: null },
+        { senderMustBeMember: true }, { welcome: { data: new Uint8Array([2]), recipients: ['carol'] } })
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'g'], [3, 'h']])
+      const versions = await inspect<{ version: number }>('SELECT version FROM version_1.schema_migrations ORDER BY version')
+      assert.deepEqual(versions.map((r) => r.version), MIGRATIONS.map((m) => m.version))
+    } finally {
+      await store.close()
     }
   })
 })

@@ -3,7 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, describe, test } from 'node:test'
+import Database from 'better-sqlite3'
+import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
+import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/schema.js'
 import { SqliteStore } from '../../src/storage/sqlite-store.js'
+import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mlsds-sqlite-'))
@@ -26,6 +30,71 @@ describe('SQLite specifics', () => {
       assert.equal((await second.readDeliveries('b', 0, 10, 1)).lastSeq, 1)
     } finally {
       await second.close()
+    }
+  })
+})
+
+describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
+  const inspect = <T>(path: string, sql: string): T => {
+    const db = new Database(path, { readonly: true })
+    try {
+      return db.prepare(sql).get() as T
+    } finally {
+      db.close()
+    }
+  }
+
+  test('each claim forgets a bounded batch of expired refs, found by the expiry index', async () => {
+    const path = join(dir, 'purge.sqlite')
+    const store = SqliteStore.open({ path })
+    try {
+      await store.addKeyPackages('bob', Array.from({ length: 40 }, () => keyPackage({ notAfter: 1000 })), 1000)
+      for (let i = 0; i < 40; i++) await store.claimKeyPackage('bob', { now: 1000 })
+      const rows = () => inspect<{ n: number }>(path, 'SELECT count(*) AS n FROM handed_out_refs').n
+      assert.equal(rows(), 40)
+      await store.addKeyPackages('carol', Array.from({ length: 3 }, () => keyPackage({ notAfter: 10_000 })), 2000)
+      const counts: number[] = []
+      for (let i = 0; i < 3; i++) {
+        await store.claimKeyPackage('carol', { now: 2000 })
+        counts.push(rows())
+      }
+      const batch = HANDED_OUT_PURGE_BATCH
+      assert.deepEqual(counts, [40 - batch + 1, Math.max(0, 40 - 2 * batch) + 2, Math.max(0, 40 - 3 * batch) + 3])
+      const plan = new Database(path, { readonly: true })
+      try {
+        const steps = plan.prepare(`EXPLAIN QUERY PLAN SELECT ref FROM handed_out_refs WHERE expires_at < 5 ORDER BY expires_at LIMIT ${batch}`).all() as { detail: string }[]
+        assert.match(steps.map((s) => s.detail).join('; '), /handed_out_refs_expiry/)
+      } finally {
+        plan.close()
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('a file from before this version migrates: old refs route for a week, old Welcomes keep their seqs', async () => {
+    const path = join(dir, 'version-1.sqlite')
+    const old = new Database(path)
+    old.exec(SQLITE_MIGRATIONS[0]!)
+    old.pragma('user_version = 1')
+    const at = Date.now()
+    old.prepare("INSERT INTO handed_out_refs (ref, client_id) VALUES ('old-ref', 'bob')").run()
+    old.prepare("INSERT INTO client_queues (client_id, last_welcome) VALUES ('carol', 2)").run()
+    for (const seq of [1, 2]) old.prepare("INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES ('carol', ?, 'g', 'alice', x'00', ?)").run(seq, at)
+    old.close()
+    const store = SqliteStore.open({ path })
+    try {
+      const now = Math.floor(at / 1000)
+      assert.equal((await store.keyPackageOwners(['old-ref'], now)).get('old-ref'), 'bob')
+      assert.equal((await store.keyPackageOwners(['old-ref'], now + 8 * 86400)).size, 0)
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => w.seq), [1, 2])
+      await store.createGroup({ groupId: 'h', creatorId: 'alice', epoch: 0, createdAt: at })
+      await store.appendMessage('h', { senderId: 'alice', messageType: 'Commit', data: new Uint8Array([1]), receivedAt: at, epoch: null, contentType: null },
+        { senderMustBeMember: true }, { welcome: { data: new Uint8Array([2]), recipients: ['carol'] } })
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'g'], [3, 'h']])
+      assert.equal(inspect<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version').v, SQLITE_MIGRATIONS.length)
+    } finally {
+      await store.close()
     }
   })
 })

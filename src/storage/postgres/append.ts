@@ -3,6 +3,7 @@ import type { StoreOptions } from '../options.js'
 import type { AppendCondition, AppendEffects, AppendResult, MessageType, NewMessage } from '../store.js'
 import { toBuffer, transaction } from './database.js'
 import { enforceRetention } from './queues.js'
+import { enforceWelcomeRetention } from './welcomes.js'
 
 /**
  * appendMessage in one transaction. The group row is locked first (FOR UPDATE), which
@@ -143,6 +144,7 @@ async function fanOut(
       `INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) SELECT id, n, $3, $4, $5, $6 FROM unnest($1::text[], $2::bigint[]) AS c(id, n)`,
       [welcomeClients, welcomeSeqs, groupId, message.senderId, toBuffer(welcome!), message.receivedAt],
     )
+    await enforceWelcomeRetention(db, welcomeClients, options.retention, message.receivedAt)
   }
   await enforceRetention(db, ids, options.retention, message.receivedAt)
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { ContentType, GroupInfoRecord, GroupRecord, MessageType, NewGroup, RemoveMemberResult, StoredMessage, WelcomeRecord } from '../store.js'
+import type { ContentType, GroupInfoRecord, GroupRecord, MessageType, NewGroup, RemoveMemberResult, StoredMessage } from '../store.js'
 import { query, toBytes, transaction, type Queryable } from './database.js'
 
 interface GroupRow {
@@ -104,13 +104,6 @@ export async function getGroupInfo(pool: pg.Pool, groupId: string): Promise<Grou
     FROM groups WHERE group_id = $1 AND group_info IS NOT NULL`, [groupId])
   const row = rows[0]
   return row && { epoch: row.epoch, data: toBytes(row.data), ratchetTree: row.ratchet_tree && toBytes(row.ratchet_tree), storedAt: row.stored_at }
-}
-
-export async function readWelcomes(pool: pg.Pool, clientId: string, after: number, limit: number): Promise<WelcomeRecord[]> {
-  const { rows } = await query<{ seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }>(pool, `
-    SELECT seq, group_id, sender_id, data, received_at FROM welcomes
-    WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [clientId, after, limit])
-  return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: toBytes(r.data), receivedAt: r.received_at }))
 }
 
 function toGroup(row: GroupRow): GroupRecord {

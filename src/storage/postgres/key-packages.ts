@@ -1,4 +1,6 @@
 import type pg from 'pg'
+import { HANDED_OUT_PURGE_BATCH, nowSeconds, unknownLifetimeSeconds } from '../handed-out-refs.js'
+import type { RetentionPolicy } from '../options.js'
 import type { ClaimQuery, KeyPackageCount, KeyPackageRecord } from '../store.js'
 import { query, toBuffer, toBytes, transaction, translate, type Queryable } from './database.js'
 
@@ -49,7 +51,11 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
  * One statement, so one atomic step: purge the expired, take the oldest consumable package
  * with `FOR UPDATE SKIP LOCKED` + `DELETE … RETURNING` (concurrent claims on other instances
  * skip it instead of waiting or taking it twice), else the last-resort one, else the legacy
- * one (both kept), and remember the handed-out ref.
+ * one (both kept), and remember the handed-out ref until it expires (its notAfter, else the
+ * claim + $4 seconds: see handedOutUntil). Each claim also forgets up to a fixed batch of
+ * expired refs, oldest first, by the expiry index: bounded work per claim, and more than the
+ * one ref it adds, so the table follows the live refs. The chosen ref is left out of that
+ * batch (one statement must not both delete and upsert a row), and locked ones are skipped.
  */
 const CLAIM = `
   WITH purged AS (
@@ -71,13 +77,19 @@ const CLAIM = `
   ), chosen AS (
     SELECT * FROM claimed UNION ALL SELECT * FROM kept
   ), handed_out AS (
-    INSERT INTO handed_out_refs (ref, client_id) SELECT ref, $1 FROM chosen WHERE NOT legacy
-    ON CONFLICT (ref) DO UPDATE SET client_id = EXCLUDED.client_id
+    INSERT INTO handed_out_refs (ref, client_id, expires_at) SELECT ref, $1, COALESCE(not_after, $2::bigint + $4::bigint) FROM chosen WHERE NOT legacy
+    ON CONFLICT (ref) DO UPDATE SET client_id = EXCLUDED.client_id, expires_at = EXCLUDED.expires_at
+  ), forgotten AS (
+    DELETE FROM handed_out_refs WHERE ref IN (
+      SELECT ref FROM handed_out_refs WHERE expires_at < $2 AND ref NOT IN (SELECT ref FROM chosen)
+      ORDER BY expires_at LIMIT ${HANDED_OUT_PURGE_BATCH}
+      FOR UPDATE SKIP LOCKED
+    )
   )
   SELECT * FROM chosen`
 
-export async function claimKeyPackage(pool: pg.Pool, clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
-  const { rows } = await query<KeyPackageRow>(pool, CLAIM, [clientId, q.now, q.ciphersuite ?? null])
+export async function claimKeyPackage(pool: pg.Pool, retention: RetentionPolicy, clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
+  const { rows } = await query<KeyPackageRow>(pool, CLAIM, [clientId, q.now, q.ciphersuite ?? null, unknownLifetimeSeconds(retention)])
   return rows[0] && toRecord(rows[0])
 }
 
@@ -128,8 +140,10 @@ export async function deleteKeyPackage(pool: pg.Pool, clientId: string, ref: str
   return rowCount === 1
 }
 
-export async function keyPackageOwners(pool: pg.Pool, refs: readonly string[]): Promise<Map<string, string>> {
-  const { rows } = await query<{ ref: string; client_id: string }>(pool, 'SELECT ref, client_id FROM handed_out_refs WHERE ref = ANY($1::text[])', [refs])
+/** Expired refs are left out even before a claim forgets them. */
+export async function keyPackageOwners(pool: pg.Pool, refs: readonly string[], now = nowSeconds()): Promise<Map<string, string>> {
+  const { rows } = await query<{ ref: string; client_id: string }>(pool,
+    'SELECT ref, client_id FROM handed_out_refs WHERE ref = ANY($1::text[]) AND expires_at >= $2', [refs, now])
   return new Map(rows.map((r) => [r.ref, r.client_id]))
 }
 

@@ -103,6 +103,21 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       );
     `,
   },
+  {
+    version: 2,
+    name: 'handed-out refs expire; Welcome inboxes have retention',
+    sql: `
+      -- A handed-out ref routes Welcomes only until its KeyPackage expires (handed-out-refs.ts).
+      -- Refs from before this version have no known lifetime: they get the default QUEUE_MAX_AGE
+      -- (7 days) from now, so Welcomes in flight still route, and are forgotten after it. now() is
+      -- stable, so the default is computed once and the table is not rewritten.
+      ALTER TABLE handed_out_refs ADD COLUMN expires_at bigint NOT NULL DEFAULT (extract(epoch FROM now())::bigint + 604800);
+      ALTER TABLE handed_out_refs ALTER COLUMN expires_at DROP DEFAULT;
+      CREATE INDEX handed_out_refs_expiry ON handed_out_refs (expires_at);
+      -- The first seq a client's Welcome inbox still keeps (retention drops from the front).
+      ALTER TABLE client_queues ADD COLUMN first_welcome bigint NOT NULL DEFAULT 1;
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

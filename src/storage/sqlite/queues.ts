@@ -1,6 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { RetentionPolicy } from '../options.js'
-import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, NewMessage } from '../store.js'
+import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, NewMessage, WelcomeRecord } from '../store.js'
 
 type Db = BetterSqlite3.Database
 const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength)
@@ -44,6 +44,7 @@ export function fanOut(
       db.prepare('UPDATE client_queues SET last_welcome = last_welcome + 1 WHERE client_id = ?').run(clientId)
       db.prepare('INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(clientId, q.last_welcome + 1, groupId, message.senderId, buf(welcome!), message.receivedAt)
+      enforceWelcomeRetention(db, clientId, retention, message.receivedAt)
     }
     enforceRetention(db, clientId, retention, message.receivedAt)
   }
@@ -77,4 +78,28 @@ export function ackDeliveries(db: Db, clientId: string, upTo: number): AckResult
   db.prepare('UPDATE client_queues SET acked_up_to = ?, first_seq = ? WHERE client_id = ?').run(upTo, firstSeq, clientId)
   db.prepare('DELETE FROM deliveries WHERE client_id = ? AND seq <= ?').run(clientId, upTo)
   return { ok: true, ackedUpTo: upTo, remaining: q.last_seq - firstSeq + 1 }
+}
+
+/**
+ * The Welcome inbox keeps the queue's retention (as ClientQueue.enforce): drop beyond
+ * maxMessages, then from the front while the head is too old. Seqs are never renumbered.
+ */
+function enforceWelcomeRetention(db: Db, clientId: string, retention: RetentionPolicy, now: number): void {
+  const q = db.prepare('SELECT last_welcome, first_welcome FROM client_queues WHERE client_id = ?').get(clientId) as { last_welcome: number; first_welcome: number } | undefined
+  if (!q) return
+  const start = Math.max(q.last_welcome - retention.maxMessages, q.first_welcome - 1)
+  // Walks the (client_id, seq) key from there and stops at the first Welcome it keeps.
+  const kept = db.prepare('SELECT seq FROM welcomes WHERE client_id = ? AND seq > ? AND received_at >= ? ORDER BY seq LIMIT 1')
+    .get(clientId, start, now - retention.maxAgeMs) as { seq: number } | undefined
+  const through = (kept?.seq ?? q.last_welcome + 1) - 1
+  if (through < q.first_welcome) return
+  db.prepare('DELETE FROM welcomes WHERE client_id = ? AND seq BETWEEN ? AND ?').run(clientId, q.first_welcome, through)
+  db.prepare('UPDATE client_queues SET first_welcome = ? WHERE client_id = ?').run(through + 1, clientId)
+}
+
+export function readWelcomes(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): WelcomeRecord[] {
+  enforceWelcomeRetention(db, clientId, retention, now)
+  const rows = db.prepare('SELECT * FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as
+    { seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }[]
+  return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: new Uint8Array(r.data), receivedAt: r.received_at }))
 }

@@ -88,4 +88,14 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
     PRIMARY KEY (client_id, seq)
   );
   `,
+  // A handed-out ref routes Welcomes only until its KeyPackage expires (handed-out-refs.ts). Refs
+  // from before this version have no known lifetime: they get the default QUEUE_MAX_AGE (7 days)
+  // from now. (SQLite adds a NOT NULL column only with a constant default; every insert sets it.)
+  `
+  ALTER TABLE handed_out_refs ADD COLUMN expires_at INTEGER NOT NULL DEFAULT 0;
+  UPDATE handed_out_refs SET expires_at = CAST(strftime('%s', 'now') AS INTEGER) + 604800;
+  CREATE INDEX handed_out_refs_expiry ON handed_out_refs (expires_at);
+  -- The first seq a client's Welcome inbox still keeps (retention drops from the front).
+  ALTER TABLE client_queues ADD COLUMN first_welcome INTEGER NOT NULL DEFAULT 1;
+  `,
 ]

@@ -76,7 +76,7 @@ export function groupContract(factory: StoreFactory): void {
       assert.equal(refused.ok, false)
       assert.deepEqual((await store.getGroup('g'))?.members, ['alice', 'bob'])
       assert.equal(await store.getGroupInfo('g'), undefined)
-      assert.deepEqual(await store.readWelcomes('carol', 0, 10), [])
+      assert.deepEqual(await store.readWelcomes('carol', 0, 10, T0), [])
       assert.equal((await store.readDeliveries('carol', 0, 10, T0)).lastSeq, 0)
 
       const accepted = await store.appendMessage('g', message('alice', 'c', { epoch: 0, messageType: 'Commit', contentType: 'commit' }), { ...MEMBER, epoch: { expected: 0, advance: true } }, effects)
@@ -86,7 +86,7 @@ export function groupContract(factory: StoreFactory): void {
       assert.deepEqual(group?.members, ['alice', 'bob', 'carol', 'dave'])
       assert.equal(group?.groupInfoEpoch, 1)
       assert.deepEqual(await store.getGroupInfo('g'), info)
-      assert.deepEqual(await store.readWelcomes('carol', 0, 10), [{ seq: 1, groupId: 'g', senderId: 'alice', data: bytes('welcome'), receivedAt: T0 }])
+      assert.deepEqual(await store.readWelcomes('carol', 0, 10, T0), [{ seq: 1, groupId: 'g', senderId: 'alice', data: bytes('welcome'), receivedAt: T0 }])
       const carol = await store.readDeliveries('carol', 0, 10, T0)
       assert.deepEqual(carol.deliveries, [{ seq: 1, groupId: 'g', groupSeq: 1, senderId: 'alice', kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: bytes('welcome'), receivedAt: T0 }])
       const bob = await store.readDeliveries('bob', 0, 10, T0)
@@ -95,9 +95,9 @@ export function groupContract(factory: StoreFactory): void {
 
       await groupWith(store, 'h', ['erin'])
       await store.appendMessage('h', message('erin', 'c2'), ANY_MEMBER, { welcome: { data: bytes('w2'), recipients: ['carol'] } })
-      assert.deepEqual((await store.readWelcomes('carol', 0, 10)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'h']])
-      assert.deepEqual((await store.readWelcomes('carol', 1, 10)).map((w) => w.seq), [2])
-      assert.deepEqual((await store.readWelcomes('carol', 0, 1)).map((w) => w.seq), [1])
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, T0)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'h']])
+      assert.deepEqual((await store.readWelcomes('carol', 1, 10, T0)).map((w) => w.seq), [2])
+      assert.deepEqual((await store.readWelcomes('carol', 0, 1, T0)).map((w) => w.seq), [1])
     })
 
     test('idempotency: a retry returns the original result, checked before the epoch; keys expire with the window', async (t) => {

@@ -3,6 +3,8 @@ import { describe, test } from 'node:test'
 import { keyPackage, openStore, text, T0, type StoreFactory } from './fixtures.js'
 
 const NOW = T0 / 1000
+/** In seconds, as KeyPackage times are. */
+const HOUR = 3600
 
 export function keyPackageContract(factory: StoreFactory): void {
   describe('KeyPackages', () => {
@@ -28,7 +30,7 @@ export function keyPackageContract(factory: StoreFactory): void {
       assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), second)
       assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
       assert.deepEqual(await store.listKeyPackageClients(NOW), [])
-      const owners = await store.keyPackageOwners([first.ref, 'unknown', second.ref])
+      const owners = await store.keyPackageOwners([first.ref, 'unknown', second.ref], NOW)
       assert.deepEqual([...owners].sort(), [[first.ref, 'bob'], [second.ref, 'bob']])
     })
 
@@ -51,7 +53,7 @@ export function keyPackageContract(factory: StoreFactory): void {
       assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'normal')
       for (let i = 0; i < 3; i++) assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), lastResort)
       assert.equal((await store.countKeyPackages('bob', NOW)).lastResort, 1)
-      assert.equal((await store.keyPackageOwners([lastResort.ref])).get(lastResort.ref), 'bob')
+      assert.equal((await store.keyPackageOwners([lastResort.ref], NOW)).get(lastResort.ref), 'bob')
     })
 
     test('legacy: one per client, replaced by the next, handed out last, never consumed, never for a ciphersuite', async (t) => {
@@ -66,7 +68,7 @@ export function keyPackageContract(factory: StoreFactory): void {
       for (let i = 0; i < 2; i++) assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'new')
       assert.equal(await store.claimKeyPackage('bob', { now: NOW, ciphersuite: 1 }), undefined)
       assert.equal((await store.countKeyPackages('bob', NOW)).legacy, 1)
-      assert.equal((await store.keyPackageOwners([replacement.ref])).size, 0, 'legacy refs are not Welcome routes')
+      assert.equal((await store.keyPackageOwners([replacement.ref], NOW)).size, 0, 'legacy refs are not Welcome routes')
     })
 
     test('expired packages are never handed out, counted or listed', async (t) => {
@@ -81,7 +83,42 @@ export function keyPackageContract(factory: StoreFactory): void {
       assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW }), valid)
       assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
       assert.equal(await store.claimKeyPackage('carol', { now: NOW }), undefined)
-      assert.equal((await store.keyPackageOwners([expired.ref])).size, 0)
+      assert.equal((await store.keyPackageOwners([expired.ref], NOW)).size, 0)
+    })
+
+    test('a handed-out ref routes Welcomes until its KeyPackage expires; without a lifetime, for the queue max age', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 100, maxAgeMs: HOUR * 1000 } })
+      const short = keyPackage({ notAfter: NOW + 100 })
+      const unknown = keyPackage({ notAfter: null })
+      const long = keyPackage({ notAfter: NOW + 100 * HOUR })
+      await store.addKeyPackages('bob', [short, unknown, long], NOW)
+      for (let i = 0; i < 3; i++) assert.ok(await store.claimKeyPackage('bob', { now: NOW }))
+      const refs = [short.ref, unknown.ref, long.ref]
+      const owners = async (now: number) => [...(await store.keyPackageOwners(refs, now)).keys()].sort()
+      assert.deepEqual(await owners(NOW + 100), [...refs].sort(), 'notAfter itself is still valid')
+      assert.deepEqual(await owners(NOW + 101), [unknown.ref, long.ref].sort(), 'expired before any purge')
+      assert.deepEqual(await owners(NOW + HOUR), [unknown.ref, long.ref].sort(), 'an unknown lifetime: the claim + the queue max age')
+      assert.deepEqual(await owners(NOW + HOUR + 1), [long.ref])
+
+      // Later claims (which purge) keep expired refs out and fresh ones in.
+      const later = NOW + 2 * HOUR
+      const fresh = keyPackage({ notAfter: later + 10 })
+      await store.addKeyPackages('carol', [fresh, keyPackage({ notAfter: later + 10 })], later)
+      for (let i = 0; i < 2; i++) assert.ok(await store.claimKeyPackage('carol', { now: later }))
+      const now = await store.keyPackageOwners([...refs, fresh.ref], later)
+      assert.deepEqual([...now].sort(), [[fresh.ref, 'carol'], [long.ref, 'bob']].sort())
+    })
+
+    test('a last-resort ref handed out again is remembered from its latest claim, even after it had expired', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 100, maxAgeMs: HOUR * 1000 } })
+      const lastResort = keyPackage({ lastResort: true, notAfter: null })
+      await store.addKeyPackages('bob', [lastResort], NOW)
+      await store.claimKeyPackage('bob', { now: NOW })
+      await store.claimKeyPackage('bob', { now: NOW + HOUR / 2 })
+      assert.equal((await store.keyPackageOwners([lastResort.ref], NOW + HOUR + HOUR / 2)).get(lastResort.ref), 'bob')
+      assert.equal((await store.keyPackageOwners([lastResort.ref], NOW + 2 * HOUR)).size, 0)
+      await store.claimKeyPackage('bob', { now: NOW + 3 * HOUR })
+      assert.equal((await store.keyPackageOwners([lastResort.ref], NOW + 4 * HOUR)).get(lastResort.ref), 'bob')
     })
 
     test('delete one by ref, or all of a client', async (t) => {

@@ -1,8 +1,19 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { ANY_MEMBER, MEMBER, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+import type { Store } from '../../../src/storage/store.js'
+import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
 
 const HOUR = 3600_000
+
+/** A Commit in a group of its own, with a Welcome for `recipient`. */
+async function welcome(store: Store, recipient: string, label: string, receivedAt = T0): Promise<void> {
+  await groupWith(store, label, ['alice'])
+  const result = await store.appendMessage(label, message('alice', `commit ${label}`, { receivedAt }), ANY_MEMBER, { welcome: { data: bytes(label), recipients: [recipient] } })
+  if (!result.ok) throw new Error(`welcome ${label} refused`)
+}
+
+const inbox = async (store: Store, clientId: string, after: number, now: number) =>
+  (await store.readWelcomes(clientId, after, 100, now)).map((w) => [w.seq, w.groupId, text(w.data)])
 
 export function queueContract(factory: StoreFactory): void {
   describe('per-client delivery queues', () => {
@@ -81,6 +92,32 @@ export function queueContract(factory: StoreFactory): void {
       assert.deepEqual(later.gap, { missedFrom: 2, firstAvailableSeq: 3 })
       assert.deepEqual(later.deliveries.map((d) => d.seq), [3])
       assert.equal(later.lastSeq, 3)
+    })
+
+    test('Welcome inboxes keep the queue retention by count: the newest stay, with their seqs', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 3, maxAgeMs: 24 * HOUR } })
+      for (let i = 1; i <= 5; i++) await welcome(store, 'carol', `w${i}`)
+      assert.deepEqual(await inbox(store, 'carol', 0, T0), [[3, 'w3', 'w3'], [4, 'w4', 'w4'], [5, 'w5', 'w5']])
+      assert.deepEqual(await inbox(store, 'carol', 3, T0), [[4, 'w4', 'w4'], [5, 'w5', 'w5']], 'a reader pages on with after')
+      assert.deepEqual((await store.readWelcomes('carol', 0, 1, T0)).map((w) => w.seq), [3])
+      await welcome(store, 'carol', 'w6')
+      assert.deepEqual(await inbox(store, 'carol', 0, T0), [[4, 'w4', 'w4'], [5, 'w5', 'w5'], [6, 'w6', 'w6']])
+      assert.deepEqual(await inbox(store, 'carol', 5, T0), [[6, 'w6', 'w6']])
+    })
+
+    test('old Welcomes age out, at append time and at read time; seqs go on', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 100, maxAgeMs: HOUR } })
+      await welcome(store, 'carol', 'old')
+      await welcome(store, 'carol', 'newer', T0 + 30 * 60_000)
+      await welcome(store, 'dave', 'other')
+      await welcome(store, 'carol', 'late', T0 + HOUR + 1)
+      assert.deepEqual(await inbox(store, 'carol', 0, T0), [[2, 'newer', 'newer'], [3, 'late', 'late']], 'the old one was dropped on append')
+      assert.deepEqual(await inbox(store, 'dave', 0, T0), [[1, 'other', 'other']], 'each inbox on its own')
+      assert.deepEqual(await inbox(store, 'carol', 0, T0 + 2 * HOUR), [[3, 'late', 'late']])
+      assert.deepEqual(await inbox(store, 'dave', 0, T0 + 2 * HOUR), [])
+      assert.deepEqual(await inbox(store, 'carol', 0, T0 + 3 * HOUR), [])
+      await welcome(store, 'carol', 'again', T0 + 3 * HOUR)
+      assert.deepEqual(await inbox(store, 'carol', 0, T0 + 3 * HOUR), [[4, 'again', 'again']], 'seqs go on after an emptied inbox')
     })
   })
 }
