@@ -249,7 +249,7 @@ export class DeliveryService {
   async readWelcomes(clientId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<WelcomeRecord[]> {
     assertId('client_id', clientId)
     assertPage(after, limit)
-    return this.#store.readWelcomes(clientId, after, limit)
+    return this.#store.readWelcomes(clientId, after, limit, this.#now())
   }
 
   /** The client's queue after a seq; `gap` says when retention dropped deliveries it never acknowledged. */
@@ -327,7 +327,7 @@ export class DeliveryService {
   }
 
   async #welcomeRecipients(refs: readonly string[]): Promise<string[]> {
-    const owners = await this.#store.keyPackageOwners(refs)
+    const owners = await this.#store.keyPackageOwners(refs, this.#seconds())
     const unknown = refs.filter((ref) => !owners.has(ref))
     if (unknown.length > 0) {
       throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} was never handed out by this service; name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })

@@ -112,18 +112,15 @@ describe('JsonSplitter', () => {
     assert.deepEqual(values(split(`${' '.repeat(500)}${exact}\n`.repeat(3), 100)).length, 3)
   })
 
-  it('does not re-scan: 1 MiB in 1 KiB chunks is as fast as in one chunk', () => {
+  it('reassembles a 1 MiB request from 1 KiB chunks', () => {
     const bytes = Array.from({ length: 280_000 }, (_, i) => i % 256)
     const body = Buffer.from(JSON.stringify({ type: 'RelayMessage', message: bytes }))
     assert.ok(body.length > 900_000 && body.length <= MiB)
     const chunks: Buffer[] = []
     for (let i = 0; i < body.length; i += 1024) chunks.push(body.subarray(i, i + 1024))
-    const started = performance.now()
     const frames = split(chunks)
-    const elapsed = performance.now() - started
     assert.equal(frames.length, 1)
-    assert.deepEqual((frames[0] as { value: { message: number[] } }).value.message.length, 280_000)
-    assert.ok(elapsed < 1000, `took ${elapsed} ms`)
+    assert.deepEqual((frames[0] as { value: { message: number[] } }).value.message, bytes)
   })
 
   describe('fast path (one object per line)', () => {
