@@ -17,6 +17,8 @@ interface KeyPackageRow { ref: string; data: Buffer; ciphersuite: number | null;
 
 const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data.byteLength)
 const USABLE = '(legacy OR not_after IS NULL OR not_after >= @now)'
+/** Expired packages a claim deletes, at most: bounded work per claim, more than the one it takes (see postgres/key-packages.ts). */
+const EXPIRED_PURGE_BATCH = 16
 
 /**
  * The durable store for one machine without a database server. better-sqlite3 is synchronous,
@@ -77,12 +79,20 @@ export class SqliteStore implements Store {
   claimKeyPackage(clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
     return this.#tx(() => {
       const params = { client: clientId, now: q.now, cs: q.ciphersuite ?? null }
-      this.#db.prepare(`DELETE FROM key_packages WHERE client_id = @client AND NOT ${USABLE}`).run(params)
-      const filter = '(@cs IS NULL OR ciphersuite = @cs)'
-      let row = this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND NOT legacy AND NOT last_resort AND ${filter} ORDER BY id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
+      // A bounded batch of the client's expired packages, soonest expired first, found by
+      // key_packages_expiry (schema.ts): the claim costs the same whatever the pool holds.
+      // Any still left are skipped by the pick (USABLE) and never counted or listed.
+      this.#db.prepare(`DELETE FROM key_packages WHERE id IN (
+        SELECT id FROM key_packages WHERE client_id = @client AND NOT legacy AND not_after < @now
+        ORDER BY not_after LIMIT ${EXPIRED_PURGE_BATCH})`).run(params)
+      // Two statements rather than \`(@cs IS NULL OR ciphersuite = @cs)\`, which SQLite cannot
+      // match to an index: one suite is read from key_packages_pick, any from key_packages_order.
+      const filter = q.ciphersuite === undefined || q.ciphersuite === null ? '' : 'AND ciphersuite = @cs'
+      let row = this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND NOT legacy AND NOT last_resort ${filter} AND ${USABLE}
+        ORDER BY id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
       if (row) this.#db.prepare('DELETE FROM key_packages WHERE id = ?').run(row.id)
       row ??= this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND
-        ((last_resort AND NOT legacy AND ${filter}) OR (legacy AND @cs IS NULL)) ORDER BY legacy, id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
+        ((last_resort AND NOT legacy AND (@cs IS NULL OR ciphersuite = @cs) AND ${USABLE}) OR (legacy AND @cs IS NULL)) ORDER BY legacy, id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
       // Forgets a bounded batch of expired refs by the expiry index (more than the one a claim
       // adds, so a backlog drains), then remembers this one until it expires (handedOutUntil).
       this.#db.prepare(`DELETE FROM handed_out_refs WHERE ref IN (

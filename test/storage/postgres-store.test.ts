@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
+import { EXPIRED_PURGE_BATCH } from '../../src/storage/postgres/key-packages.js'
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { keyPackage } from './contract/fixtures.js'
@@ -76,6 +77,38 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       assert.deepEqual(counts, [40 - batch + 1, Math.max(0, 40 - 2 * batch) + 2, Math.max(0, 40 - 3 * batch) + 3])
       const indexes = await inspect<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE schemaname = 'purge' AND tablename = 'handed_out_refs'")
       assert.ok(indexes.some((i) => /\(expires_at\)/.test(i.indexdef)), 'the purge finds expired refs by an index')
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('a claim deletes a bounded batch of the client\'s expired packages, found by an index whatever the pool size', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'expiry' })
+    try {
+      await store.addKeyPackages('dave', Array.from({ length: 40 }, (_, i) => keyPackage({ notAfter: 1000 + i })), 1000)
+      await store.addKeyPackages('dave', [keyPackage({ notAfter: 10_000, label: 'fresh' })], 1000)
+      const left = async () => (await inspect<{ n: number }>("SELECT count(*)::integer AS n FROM expiry.key_packages WHERE client_id = 'dave'"))[0]!.n
+      const claimed = await store.claimKeyPackage('dave', { now: 5000 })
+      assert.equal(claimed && new TextDecoder().decode(claimed.data), 'fresh', 'expired ones left by the batch are skipped')
+      assert.equal(await left(), 40 - EXPIRED_PURGE_BATCH)
+      assert.equal(await store.claimKeyPackage('dave', { now: 5000 }), undefined)
+      assert.equal((await store.countKeyPackages('dave', 5000)).total, 0)
+      assert.equal(await left(), 40 - 2 * EXPIRED_PURGE_BATCH)
+
+      // A pool of 10,000: the purge and the pick read the index, not the pool.
+      await inspect(`INSERT INTO expiry.key_packages (client_id, ref, data, ciphersuite, last_resort, legacy, not_after, stored_at)
+        SELECT 'big', 'r' || i, '\\x00', 1 + i % 2, false, false, 2000000000, 1 FROM generate_series(1, 10000) AS i;
+        ANALYZE expiry.key_packages`)
+      const plan = async (sql: string) => (await inspect<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) ${sql}`)).map((r) => r['QUERY PLAN']).join('\n')
+      const purge = await plan("SELECT id FROM expiry.key_packages WHERE client_id = 'big' AND NOT legacy AND not_after < 5000 ORDER BY not_after LIMIT 16")
+      assert.match(purge, /Index Scan using key_packages_expiry/)
+      const pick = await plan("SELECT id FROM expiry.key_packages WHERE client_id = 'big' AND NOT legacy AND NOT last_resort AND ciphersuite = 2 ORDER BY id LIMIT 1")
+      assert.match(pick, /Index (Only )?Scan using key_packages_pick/)
+      for (const p of [purge, pick]) {
+        // Execution only: planning reads the catalog, whatever the table holds.
+        const buffers = [...p.split('Planning')[0]!.matchAll(/shared (?:hit|read)=(\d+)/g)].map((m) => Number(m[1]))
+        assert.ok(Math.max(...buffers) < 20, `a handful of pages, not the pool's: ${p}`)
+      }
     } finally {
       await store.close()
     }

@@ -72,6 +72,33 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a claim deletes a bounded batch of the client\'s expired packages, found by an index whatever the pool size', async () => {
+    const path = join(dir, 'expiry.sqlite')
+    const store = SqliteStore.open({ path })
+    try {
+      await store.addKeyPackages('dave', Array.from({ length: 40 }, (_, i) => keyPackage({ notAfter: 1000 + i })), 1000)
+      await store.addKeyPackages('dave', [keyPackage({ notAfter: 10_000, label: 'fresh' })], 1000)
+      const left = () => inspect<{ n: number }>(path, "SELECT count(*) AS n FROM key_packages WHERE client_id = 'dave'").n
+      const claimed = await store.claimKeyPackage('dave', { now: 5000 })
+      assert.equal(claimed && new TextDecoder().decode(claimed.data), 'fresh', 'expired ones left by the batch are skipped')
+      const batch = 40 - left()
+      assert.ok(batch > 1 && batch < 40, `a bounded batch, more than one: ${batch}`)
+      assert.equal(await store.claimKeyPackage('dave', { now: 5000 }), undefined)
+      assert.equal((await store.countKeyPackages('dave', 5000)).total, 0)
+      assert.equal(left(), Math.max(0, 40 - 2 * batch))
+      const plan = new Database(path, { readonly: true })
+      try {
+        const steps = (sql: string) => (plan.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((s) => s.detail).join('; ')
+        assert.match(steps("SELECT id FROM key_packages WHERE client_id = 'big' AND NOT legacy AND not_after < 5000 ORDER BY not_after LIMIT 16"), /key_packages_expiry/)
+        assert.match(steps("SELECT * FROM key_packages WHERE client_id = 'big' AND NOT legacy AND NOT last_resort AND ciphersuite = 2 ORDER BY id LIMIT 1"), /key_packages_pick/)
+      } finally {
+        plan.close()
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
   test('a file from before this version migrates: old refs route for a week, old Welcomes keep their seqs', async () => {
     const path = join(dir, 'version-1.sqlite')
     const old = new Database(path)

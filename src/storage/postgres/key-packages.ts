@@ -18,6 +18,12 @@ const COLUMNS = 'ref, data, ciphersuite, last_resort, legacy, not_after, stored_
 /** Can be handed out at the unix seconds in `now`: legacy ones never expire. */
 const usable = (now: string) => `(legacy OR not_after IS NULL OR not_after >= ${now})`
 const USABLE = usable('$2')
+/**
+ * Expired packages a claim deletes, at most: bounded work per claim whatever the pool holds, and
+ * more than the one package a claim takes, so a backlog drains. Expired ones not yet deleted are
+ * never handed out, counted or listed (USABLE), so how soon they go is only about space.
+ */
+export const EXPIRED_PURGE_BATCH = 16
 
 export async function addKeyPackages(pool: pg.Pool, clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {
   return transaction(pool, async (client) => {
@@ -48,7 +54,8 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
 }
 
 /**
- * One statement, so one atomic step: purge the expired, take the oldest consumable package
+ * One statement, so one atomic step: purge a bounded batch of the client's expired packages
+ * (soonest expired first, by key_packages_expiry; the pick below skips any still left), take the oldest consumable package
  * with `FOR UPDATE SKIP LOCKED` + `DELETE … RETURNING` (concurrent claims on other instances
  * skip it instead of waiting or taking it twice), else the last-resort one, else the legacy
  * one (both kept), and remember the handed-out ref until it expires (its notAfter, else the
@@ -59,7 +66,11 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
  */
 const CLAIM = `
   WITH purged AS (
-    DELETE FROM key_packages WHERE client_id = $1 AND NOT ${USABLE}
+    DELETE FROM key_packages WHERE id IN (
+      SELECT id FROM key_packages WHERE client_id = $1 AND NOT legacy AND not_after < $2
+      ORDER BY not_after LIMIT ${EXPIRED_PURGE_BATCH}
+      FOR UPDATE SKIP LOCKED
+    )
   ), claimed AS (
     DELETE FROM key_packages WHERE id = (
       SELECT id FROM key_packages

@@ -118,6 +118,17 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       ALTER TABLE client_queues ADD COLUMN first_welcome bigint NOT NULL DEFAULT 1;
     `,
   },
+  {
+    version: 3,
+    name: 'key package claims cost the same whatever the pool size',
+    sql: `
+      -- A claim deletes a bounded batch of the client's expired packages, soonest expired first
+      -- (key-packages.ts): this index finds them without reading the client's whole pool.
+      CREATE INDEX key_packages_expiry ON key_packages (client_id, not_after) WHERE NOT legacy AND not_after IS NOT NULL;
+      -- The oldest consumable package of one ciphersuite, without walking the other suites.
+      CREATE INDEX key_packages_pick ON key_packages (client_id, ciphersuite, id) WHERE NOT legacy AND NOT last_resort;
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

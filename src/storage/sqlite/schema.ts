@@ -98,4 +98,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   -- The first seq a client's Welcome inbox still keeps (retention drops from the front).
   ALTER TABLE client_queues ADD COLUMN first_welcome INTEGER NOT NULL DEFAULT 1;
   `,
+  // A claim deletes a bounded batch of the client's expired packages, soonest expired first, and
+  // takes the oldest consumable one, of one ciphersuite when asked: neither reads the whole pool.
+  `
+  CREATE INDEX key_packages_expiry ON key_packages (client_id, not_after) WHERE NOT legacy AND not_after IS NOT NULL;
+  CREATE INDEX key_packages_pick ON key_packages (client_id, ciphersuite, id) WHERE NOT legacy AND NOT last_resort;
+  `,
 ]
