@@ -93,6 +93,22 @@ export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) 
   }
 }
 
+/**
+ * One statement that is its own transaction (atomic by itself), taking row locks: deadlocks and
+ * serialization failures are retried as in transaction (the statement rolled back completely).
+ */
+export async function statement<R extends pg.QueryResultRow>(pool: pg.Pool, config: pg.QueryConfig): Promise<pg.QueryResult<R>> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pool.query<R>(config)
+    } catch (err) {
+      const code = (err as { code?: string }).code
+      if (code && RETRYABLE.has(code) && attempt < 5) continue
+      translate(err)
+    }
+  }
+}
+
 /** One statement outside a transaction (it is atomic by itself). */
 export async function query<R extends pg.QueryResultRow>(pool: pg.Pool, text: string, values: unknown[] = []): Promise<pg.QueryResult<R>> {
   try {

@@ -7,6 +7,7 @@ import { query, toBytes, transaction, type Queryable } from './database.js'
  * Retention for the given clients at `now`, as ClientQueue does: drop the oldest beyond
  * maxMessages, then keep dropping from the front while the head is older than maxAgeMs.
  * What is dropped before it was acknowledged is remembered in dropped_up_to (the gap).
+ * Appends run the same statement inside append_message (migrations.ts, version 4).
  */
 const ENFORCE = `
   WITH cut AS (
@@ -22,10 +23,6 @@ const ENFORCE = `
     first_seq = cut.through + 1,
     dropped_up_to = CASE WHEN cut.through > q.acked_up_to THEN GREATEST(q.dropped_up_to, cut.through) ELSE q.dropped_up_to END
   FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_seq`
-
-export async function enforceRetention(db: Queryable, clientIds: readonly string[], retention: RetentionPolicy, now: number): Promise<void> {
-  await db.query(ENFORCE, [clientIds, retention.maxMessages, now - retention.maxAgeMs])
-}
 
 interface PageRow {
   last_seq: number

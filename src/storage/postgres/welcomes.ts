@@ -7,7 +7,8 @@ import { query, toBytes, type Queryable } from './database.js'
  * Welcome inbox retention for the given clients at `now`, as their queues have it (see
  * queues.ts): drop the oldest beyond maxMessages, then keep dropping from the front while the
  * head is older than maxAgeMs. The search walks the (client_id, seq) key from the first kept
- * Welcome and stops at the first one it keeps; seqs are never renumbered.
+ * Welcome and stops at the first one it keeps; seqs are never renumbered. Appends run the same
+ * statement inside append_message (migrations.ts, version 4).
  */
 const ENFORCE = `
   WITH cut AS (
@@ -21,10 +22,6 @@ const ENFORCE = `
   )
   UPDATE client_queues q SET first_welcome = GREATEST(q.first_welcome, cut.through + 1)
   FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_welcome`
-
-export async function enforceWelcomeRetention(db: Queryable, clientIds: readonly string[], retention: RetentionPolicy, now: number): Promise<void> {
-  await db.query(ENFORCE, [clientIds, retention.maxMessages, now - retention.maxAgeMs])
-}
 
 export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<WelcomeRecord[]> {
   await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
