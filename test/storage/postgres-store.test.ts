@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
+import { IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
 import { EXPIRED_PURGE_BATCH } from '../../src/storage/postgres/key-packages.js'
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
@@ -109,6 +110,25 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
         const buffers = [...p.split('Planning')[0]!.matchAll(/shared (?:hit|read)=(\d+)/g)].map((m) => Number(m[1]))
         assert.ok(Math.max(...buffers) < 20, `a handful of pages, not the pool's: ${p}`)
       }
+    } finally {
+      await store.close()
+    }
+  })
+
+  test('an append deletes a bounded batch of the group\'s expired idempotency keys', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'idem', idempotencyWindowMs: 1000 })
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'a', epoch: 0, createdAt: 1 })
+      await inspect(`INSERT INTO idem.idempotency_keys (group_id, key, seq, epoch, message_type, accepted_at)
+        SELECT 'g', 'old-' || i, i, 0, 'Application', i FROM generate_series(1, 200) AS i`)
+      const keys = async () => (await inspect<{ n: number }>("SELECT count(*)::integer AS n FROM idem.idempotency_keys WHERE group_id = 'g'"))[0]!.n
+      const append = (key: string) => store.appendMessage('g', { senderId: 'a', messageType: 'Application', data: new Uint8Array([1]), receivedAt: 10_000, epoch: null, contentType: null },
+        { senderMustBeMember: true, idempotencyKeys: [key] })
+      assert.equal((await append('old-1')).ok && (await keys()), 200 - IDEMPOTENCY_PURGE_BATCH + 1, 'an expired key matches nothing; it is replaced')
+      const again = await append('old-1')
+      assert.ok(again.ok && again.duplicate && again.seq === 1, 'the new key matches')
+      await append('new-2')
+      assert.equal(await keys(), Math.max(0, 200 - 2 * IDEMPOTENCY_PURGE_BATCH) + 2)
     } finally {
       await store.close()
     }

@@ -135,9 +135,9 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
     // The steps append.ts used to send one by one while it held the group's row lock (about ten
     // round trips), run by the server in one call. In READ COMMITTED every statement of a
     // VOLATILE function takes a fresh snapshot, so all that follows the lock sees what committed
-    // before it, as the separate statements did. The two retention statements are those of
-    // queues.ts and welcomes.ts (ENFORCE). To change the function, CREATE OR REPLACE it in a new
-    // version: a released migration is never edited.
+    // before it, as the separate statements did. Retention follows the rule of queues.ts and
+    // welcomes.ts (ENFORCE). To change the function, CREATE OR REPLACE it in a new version: a
+    // released migration is never edited.
     sql: `
       CREATE FUNCTION append_message(
         p_group_id text, p_sender_id text, p_message_type text, p_data bytea, p_received_at bigint,
@@ -160,6 +160,11 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
         v_seq bigint;
         v_members text[];
         v_message_to text[];
+        v_key text;
+        v_accepted_at bigint;
+        v_client text;
+        v_first bigint;
+        v_through bigint;
       BEGIN
         -- Serializes every append, join and commit of the group across instances.
         SELECT g.epoch, g.next_seq INTO v_epoch, v_seq FROM groups g WHERE g.group_id = p_group_id FOR UPDATE;
@@ -169,17 +174,22 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
           RETURN;
         END IF;
 
-        -- A retry returns the original result, checked before the epoch.
-        IF cardinality(p_keys) > 0 THEN
-          SELECT k.seq, k.epoch, k.message_type INTO seq, epoch, message_type FROM idempotency_keys k
-          WHERE k.group_id = p_group_id AND k.key = ANY (p_keys) AND k.accepted_at >= p_keys_since
-          ORDER BY array_position(p_keys, k.key) LIMIT 1;
-          IF FOUND THEN
+        -- A retry returns the original result, checked before the epoch. One primary key lookup
+        -- per key, in the caller's order, and the window checked here: a condition on
+        -- accepted_at in the query could steer the plan to the age index, which holds every
+        -- key of the window.
+        FOREACH v_key IN ARRAY p_keys LOOP
+          SELECT k.seq, k.epoch, k.message_type, k.accepted_at INTO seq, epoch, message_type, v_accepted_at
+          FROM idempotency_keys k WHERE k.group_id = p_group_id AND k.key = v_key;
+          IF FOUND AND v_accepted_at >= p_keys_since THEN
             outcome := 'duplicate';
             RETURN NEXT;
             RETURN;
           END IF;
-        END IF;
+        END LOOP;
+        seq := NULL;
+        epoch := NULL;
+        message_type := NULL;
 
         v_members := ARRAY(SELECT m.client_id FROM group_members m WHERE m.group_id = p_group_id ORDER BY m.joined);
         IF p_must_be_member AND NOT (p_sender_id = ANY (v_members)) THEN
@@ -238,43 +248,51 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
           SELECT c.client_id, c.last_welcome, p_group_id, p_sender_id, p_welcome, p_received_at
           FROM counters c JOIN wanted w ON w.id = c.client_id WHERE w.is_welcome;
 
+          -- Retention of the recipients' Welcome inboxes and queues, as welcomes.ts and queues.ts
+          -- ENFORCE have it: drop the oldest beyond p_max_messages, then while the head is older
+          -- than p_keep_since. Where something goes, one client at a time by its key range: a
+          -- plan this function caches while the tables are small must not become a join that
+          -- reads every delivery once they are large.
           IF cardinality(p_welcome_to) > 0 THEN
-            -- Welcome inbox retention (welcomes.ts ENFORCE).
-            WITH cut AS (
+            FOR v_client, v_first, v_through IN
               SELECT q.client_id, q.first_welcome, COALESCE((
                 SELECT min(w.seq) FROM welcomes w
                 WHERE w.client_id = q.client_id AND w.seq > GREATEST(q.last_welcome - p_max_messages, q.first_welcome - 1) AND w.received_at >= p_keep_since
-              ), q.last_welcome + 1) - 1 AS through
+              ), q.last_welcome + 1) - 1
               FROM client_queues q WHERE q.client_id = ANY (p_welcome_to)
-            ), dropped AS (
-              DELETE FROM welcomes w USING cut WHERE w.client_id = cut.client_id AND w.seq BETWEEN cut.first_welcome AND cut.through
-            )
-            UPDATE client_queues q SET first_welcome = GREATEST(q.first_welcome, cut.through + 1)
-            FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_welcome;
+            LOOP
+              CONTINUE WHEN v_through < v_first;
+              DELETE FROM welcomes w WHERE w.client_id = v_client AND w.seq BETWEEN v_first AND v_through;
+              UPDATE client_queues q SET first_welcome = v_through + 1 WHERE q.client_id = v_client;
+            END LOOP;
           END IF;
-
-          -- Delivery queue retention (queues.ts ENFORCE).
-          WITH cut AS (
-            SELECT q.client_id, COALESCE((
+          FOR v_client, v_first, v_through IN
+            SELECT q.client_id, q.first_seq, COALESCE((
               SELECT min(d.seq) FROM deliveries d
               WHERE d.client_id = q.client_id AND d.seq > GREATEST(q.last_seq - p_max_messages, q.first_seq - 1) AND d.received_at >= p_keep_since
-            ), q.last_seq + 1) - 1 AS through
+            ), q.last_seq + 1) - 1
             FROM client_queues q WHERE q.client_id = ANY (v_message_to || p_welcome_to)
-          ), dropped AS (
-            DELETE FROM deliveries d USING cut WHERE d.client_id = cut.client_id AND d.seq <= cut.through
-          )
-          UPDATE client_queues q SET
-            first_seq = cut.through + 1,
-            dropped_up_to = CASE WHEN cut.through > q.acked_up_to THEN GREATEST(q.dropped_up_to, cut.through) ELSE q.dropped_up_to END
-          FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_seq;
+          LOOP
+            CONTINUE WHEN v_through < v_first;
+            -- Nothing below first_seq is left: acks and retention delete up to where it moves.
+            DELETE FROM deliveries d WHERE d.client_id = v_client AND d.seq BETWEEN v_first AND v_through;
+            -- What is dropped before it was acknowledged is remembered (the gap).
+            UPDATE client_queues q SET first_seq = v_through + 1,
+              dropped_up_to = CASE WHEN v_through > q.acked_up_to THEN GREATEST(q.dropped_up_to, v_through) ELSE q.dropped_up_to END
+            WHERE q.client_id = v_client;
+          END LOOP;
         END IF;
 
         IF cardinality(p_keys) > 0 THEN
           -- Expired keys never match (accepted_at above); deleting a bounded batch of them per
           -- append keeps the table near the live window without a long delete in the hot path.
-          DELETE FROM idempotency_keys k WHERE k.group_id = p_group_id AND k.key IN (
+          -- Each by its primary key: no cached plan can turn this into a scan of the group's keys.
+          FOR v_key IN
             SELECT o.key FROM idempotency_keys o WHERE o.group_id = p_group_id AND o.accepted_at < p_keys_since
-            ORDER BY o.accepted_at LIMIT p_key_purge_batch);
+            ORDER BY o.accepted_at LIMIT p_key_purge_batch
+          LOOP
+            DELETE FROM idempotency_keys k WHERE k.group_id = p_group_id AND k.key = v_key;
+          END LOOP;
           INSERT INTO idempotency_keys AS k (group_id, key, seq, epoch, message_type, accepted_at)
           SELECT p_group_id, unnest(p_keys), v_seq, v_epoch, p_message_type, p_received_at
           ON CONFLICT (group_id, key) DO UPDATE SET seq = EXCLUDED.seq, epoch = EXCLUDED.epoch,

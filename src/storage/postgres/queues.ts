@@ -7,7 +7,7 @@ import { query, toBytes, transaction, type Queryable } from './database.js'
  * Retention for the given clients at `now`, as ClientQueue does: drop the oldest beyond
  * maxMessages, then keep dropping from the front while the head is older than maxAgeMs.
  * What is dropped before it was acknowledged is remembered in dropped_up_to (the gap).
- * Appends run the same statement inside append_message (migrations.ts, version 4).
+ * Appends apply the same rule inside append_message (migrations.ts, version 4).
  */
 const ENFORCE = `
   WITH cut AS (

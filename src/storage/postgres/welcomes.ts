@@ -7,8 +7,8 @@ import { query, toBytes, type Queryable } from './database.js'
  * Welcome inbox retention for the given clients at `now`, as their queues have it (see
  * queues.ts): drop the oldest beyond maxMessages, then keep dropping from the front while the
  * head is older than maxAgeMs. The search walks the (client_id, seq) key from the first kept
- * Welcome and stops at the first one it keeps; seqs are never renumbered. Appends run the same
- * statement inside append_message (migrations.ts, version 4).
+ * Welcome and stops at the first one it keeps; seqs are never renumbered. Appends apply the same
+ * rule inside append_message (migrations.ts, version 4).
  */
 const ENFORCE = `
   WITH cut AS (
