@@ -29,7 +29,7 @@ const APPEND = {
 
 /**
  * appendMessage in one statement, so in one round trip: the server-side function
- * append_message (migration 4) locks the group row first (FOR UPDATE), which serializes every
+ * append_message (append-function.ts, migration 4) locks the group row first (FOR UPDATE), which serializes every
  * append, join and commit of the group across instances, so the idempotency check, the
  * membership and epoch conditions, the next seq, the effects and the fan-out all see one state.
  * The statement is its own transaction: a refused append writes nothing, and the lock is held
