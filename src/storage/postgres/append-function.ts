@@ -143,8 +143,7 @@ export const APPEND_FUNCTION = `
         FROM client_queues q WHERE q.client_id = ANY (v_message_to || p_welcome_to)
       LOOP
         CONTINUE WHEN v_through < v_first;
-        -- Nothing below first_seq is left: acks and retention delete up to where it moves.
-        DELETE FROM deliveries d WHERE d.client_id = v_client AND d.seq BETWEEN v_first AND v_through;
+        DELETE FROM deliveries d WHERE d.client_id = v_client AND d.seq <= v_through;
         -- What is dropped before it was acknowledged is remembered (the gap).
         UPDATE client_queues q SET first_seq = v_through + 1,
           dropped_up_to = CASE WHEN v_through > q.acked_up_to THEN GREATEST(q.dropped_up_to, v_through) ELSE q.dropped_up_to END
