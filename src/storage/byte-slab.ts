@@ -1,14 +1,20 @@
+/** A location is chunk index × CHUNK_STRIDE + byte offset: one safe integer, so a column of them is one Float64Array. */
+const CHUNK_STRIDE = 2 ** 32
+
 /**
  * Packs many small byte strings (stored messages) into shared chunks. One ArrayBuffer per
  * message costs an ArrayBuffer object, a backing-store record and a malloc chunk each, and
  * 100,000 scattered 1 KB mallocs fragment the heap so that freeing them gives little back to
  * the OS. Chunks start small (a group with few messages wastes little) and double up to
  * `max`; chunks of that size are mmap'd by malloc and returned whole once unreferenced.
- * A copy is a view that keeps its chunk alive, so a slab belongs to one owner (one group)
- * whose data is dropped together.
+ * A slab keeps every chunk it made, so a slab belongs to one owner (one group) whose data is
+ * dropped together. Bytes are placed once and addressed by location, so an owner that keeps
+ * many values need not keep a view object per value (see MessageLog).
  */
 export class ByteSlab {
-  #chunk: ArrayBuffer | undefined
+  readonly #chunks: ArrayBuffer[] = []
+  /** Index in #chunks of the chunk small values go to; -1 before the first. */
+  #current = -1
   #used = 0
   #nextSize: number
 
@@ -16,21 +22,36 @@ export class ByteSlab {
     this.#nextSize = first
   }
 
-  /** A copy of `bytes` in memory of this slab (a large value gets memory of its own). */
-  copy(bytes: Uint8Array): Uint8Array {
+  /** Copies `bytes` into the slab (a large value gets a chunk of its own); returns their location for view(). */
+  place(bytes: Uint8Array): number {
     const n = bytes.length
-    if (n > this.max / 8) return new Uint8Array(bytes)
-    let chunk = this.#chunk
+    if (n > this.max / 8) {
+      this.#chunks.push(new Uint8Array(bytes).buffer)
+      return (this.#chunks.length - 1) * CHUNK_STRIDE
+    }
+    let chunk = this.#chunks[this.#current]
     if (!chunk || this.#used + n > chunk.byteLength) {
       while (this.#nextSize < n) this.#nextSize *= 2
-      chunk = this.#chunk = new ArrayBuffer(this.#nextSize)
+      chunk = new ArrayBuffer(this.#nextSize)
+      this.#current = this.#chunks.push(chunk) - 1
       this.#used = 0
       this.#nextSize = Math.min(this.max, this.#nextSize * 2)
     }
-    // A view made directly (subarray() goes through the species constructor, several times slower).
-    const view = new Uint8Array(chunk, this.#used, n)
-    view.set(bytes)
+    new Uint8Array(chunk, this.#used, n).set(bytes)
+    const location = this.#current * CHUNK_STRIDE + this.#used
     this.#used += n
-    return view
+    return location
+  }
+
+  /** A view of the `length` bytes placed at `location`; it keeps its chunk alive. */
+  view(location: number, length: number): Uint8Array {
+    const chunk = Math.floor(location / CHUNK_STRIDE)
+    // A view made directly (subarray() goes through the species constructor, several times slower).
+    return new Uint8Array(this.#chunks[chunk]!, location - chunk * CHUNK_STRIDE, length)
+  }
+
+  /** A copy of `bytes` in memory of this slab: place() and view() in one. */
+  copy(bytes: Uint8Array): Uint8Array {
+    return this.view(this.place(bytes), bytes.length)
   }
 }

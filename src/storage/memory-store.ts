@@ -1,6 +1,6 @@
-import { ByteSlab } from './byte-slab.js'
 import { ClientQueue } from './client-queue.js'
 import { HandedOutRefs, handedOutUntil, nowSeconds } from './handed-out-refs.js'
+import { MessageLog } from './message-log.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
   AckResult,
@@ -29,12 +29,6 @@ interface KeyPackagePool {
   legacy: KeyPackageRecord | undefined
 }
 
-interface IdempotentResult {
-  readonly seq: number
-  readonly epoch: number
-  readonly messageType: MessageType
-}
-
 interface GroupState {
   readonly groupId: string
   readonly creatorId: string
@@ -42,13 +36,13 @@ interface GroupState {
   readonly members: Set<string>
   epoch: number
   groupInfo: GroupInfoRecord | undefined
-  /** Idempotency key → the result of the accepted message, in acceptance order (its time is the message's receivedAt). */
-  readonly idempotency: Map<string, IdempotentResult>
-  /** messages[i] has seq firstSeq + i, so a read after N is an O(1) slice. */
-  readonly messages: StoredMessage[]
-  readonly firstSeq: number
-  /** Holds the bytes of its messages, so they go with the group (see ByteSlab). */
-  readonly bytes: ByteSlab
+  /**
+   * Idempotency key → the seq of the accepted message, in acceptance order. Its time, type and
+   * the epoch it left the group at are in the log, so an entry holds no object of its own.
+   */
+  readonly idempotency: Map<string, number>
+  /** The accepted messages: seq N is at index N - 1, so a read after N is a slice from N. */
+  readonly messages: MessageLog
 }
 
 export type MemoryStoreOptions = StoreOptions
@@ -159,9 +153,7 @@ export class MemoryStore implements Store {
       epoch: group.epoch,
       groupInfo: undefined,
       idempotency: new Map(),
-      messages: [],
-      firstSeq: 1,
-      bytes: new ByteSlab(),
+      messages: new MessageLog(),
     }
     this.#groups.set(group.groupId, state)
     return toRecord(state)
@@ -198,20 +190,20 @@ export class MemoryStore implements Store {
     if (condition.epoch && condition.epoch.expected !== state.epoch) {
       return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
     }
-    const seq = state.firstSeq + state.messages.length
-    // Object literals, not spreads: V8 gives every `{ ...x, y }` a hidden class of its own
-    // (~250 bytes each), which was most of the heap per stored message.
-    const data = state.bytes.copy(message.data)
-    const { senderId, messageType, receivedAt, epoch, contentType } = message
-    state.messages.push({ seq, senderId, messageType, data, receivedAt, epoch, contentType })
     if (condition.epoch?.advance) state.epoch += 1
+    const seq = state.messages.append(message, state.epoch)
+    const { senderId, messageType, receivedAt, epoch, contentType } = message
     if (effects.groupInfo) state.groupInfo = effects.groupInfo
 
     // Every member at the moment of acceptance gets it, except its sender; Welcome recipients
     // join after it and get the Welcome instead.
+    // One view of the stored bytes, shared by all their deliveries (delivery frames are cached
+    // per view), and made only when someone gets it.
     const recipients: string[] = []
+    let data: Uint8Array | undefined
     for (const member of state.members) {
       if (member === message.senderId) continue
+      data ??= state.messages.data(seq - 1)
       this.#queue(member).push({ groupId, groupSeq: seq, senderId, kind: 'message', messageType, epoch, contentType, data, receivedAt }, this.#options.retention)
       recipients.push(member)
     }
@@ -225,9 +217,8 @@ export class MemoryStore implements Store {
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    const result: IdempotentResult = { seq, epoch: state.epoch, messageType }
-    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, result)
-    return { ok: true, seq, epoch: result.epoch, messageType, duplicate: false, recipients }
+    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, seq)
+    return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 
   async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
@@ -250,16 +241,15 @@ export class MemoryStore implements Store {
   }
 
   /** Forgets keys older than the window (the Map is in insertion order), then looks the keys up. */
-  #findRetry(state: GroupState, keys: readonly string[] | undefined, now: number): IdempotentResult | undefined {
+  #findRetry(state: GroupState, keys: readonly string[] | undefined, now: number): { seq: number; epoch: number; messageType: MessageType } | undefined {
     const oldest = now - this.#options.idempotencyWindowMs
-    for (const [key, entry] of state.idempotency) {
-      const at = state.messages[entry.seq - state.firstSeq]?.receivedAt ?? 0
-      if (at >= oldest) break
+    for (const [key, seq] of state.idempotency) {
+      if (state.messages.receivedAt(seq - 1) >= oldest) break
       state.idempotency.delete(key)
     }
     for (const key of keys ?? []) {
-      const entry = state.idempotency.get(key)
-      if (entry) return { seq: entry.seq, epoch: entry.epoch, messageType: entry.messageType }
+      const seq = state.idempotency.get(key)
+      if (seq !== undefined) return { seq, epoch: state.messages.epochAfter(seq - 1), messageType: state.messages.messageType(seq - 1) }
     }
     return undefined
   }
@@ -267,7 +257,7 @@ export class MemoryStore implements Store {
   async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
     const state = this.#groups.get(groupId)
     if (!state) return undefined
-    const start = Math.max(0, after + 1 - state.firstSeq)
+    const start = Math.max(0, after)
     return state.messages.slice(start, start + limit)
   }
 
@@ -313,6 +303,6 @@ function toRecord(state: GroupState): GroupRecord {
     epoch: state.epoch,
     groupInfoEpoch: state.groupInfo?.epoch ?? null,
     members: [...state.members],
-    nextSeq: state.firstSeq + state.messages.length,
+    nextSeq: state.messages.length + 1,
   }
 }
