@@ -28,3 +28,15 @@ test('ByteSlab gives large values memory of their own, and a value larger than t
   const empty = slab.copy(new Uint8Array(0))
   assert.equal(empty.length, 0)
 })
+
+test('ByteSlab places values and views them again by location, also in later chunks and own chunks', () => {
+  const slab = new ByteSlab(16, 1024)
+  const inputs = [10, 10, 200, 30, 0, 500].map((n, i) => Uint8Array.from({ length: n }, (_, j) => (i * 13 + j) & 0xff))
+  const locations = inputs.map((bytes) => slab.place(bytes))
+  inputs.forEach((bytes, i) => {
+    const view = slab.view(locations[i]!, bytes.length)
+    assert.deepEqual(view, bytes)
+    assert.notEqual(view, slab.view(locations[i]!, bytes.length), 'a fresh view each time')
+  })
+  assert.equal(slab.view(locations[5]!, 500).buffer.byteLength, 500, 'a large value has a chunk of its own')
+})

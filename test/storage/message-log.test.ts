@@ -1,0 +1,91 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { ByteSlab } from '../../src/storage/byte-slab.js'
+import { MessageLog } from '../../src/storage/message-log.js'
+import { CONTENT_TYPES, MESSAGE_TYPES, type NewMessage } from '../../src/storage/store.js'
+
+const T0 = 1_700_000_000_000
+
+function message(i: number, overrides: Partial<NewMessage> = {}): NewMessage {
+  return {
+    senderId: `client-${i % 3}`,
+    messageType: MESSAGE_TYPES[i % MESSAGE_TYPES.length]!,
+    data: Uint8Array.from({ length: 1 + (i % 50) }, (_, j) => (i * 7 + j) & 0xff),
+    receivedAt: T0 + i * 1.5,
+    epoch: i % 4 === 0 ? null : i,
+    contentType: i % 5 === 0 ? null : CONTENT_TYPES[i % CONTENT_TYPES.length]!,
+    ...overrides,
+  }
+}
+
+test('MessageLog: appends get seqs 1, 2, 3, …; slice gives back every field, across column growth', () => {
+  const log = new MessageLog(new ByteSlab(64, 1024))
+  const inputs = Array.from({ length: 100 }, (_, i) => message(i))
+  inputs.forEach((input, i) => assert.equal(log.append(input, 1000 + i), i + 1))
+  assert.equal(log.length, 100)
+  const stored = log.slice(0)
+  assert.deepEqual(stored, inputs.map((input, i) => ({ ...input, seq: i + 1 })))
+  inputs.forEach((input, i) => {
+    assert.equal(log.receivedAt(i), input.receivedAt)
+    assert.equal(log.messageType(i), input.messageType)
+    assert.equal(log.epochAfter(i), 1000 + i)
+    assert.deepEqual(log.data(i), input.data)
+  })
+})
+
+test('MessageLog: null epoch and contentType stay null; epoch 0 and every code stay what they were', () => {
+  const log = new MessageLog()
+  log.append(message(0, { epoch: null, contentType: null, messageType: 'Welcome' }), 0)
+  log.append(message(1, { epoch: 0, contentType: 'welcome', messageType: 'Proposal' }), 0)
+  log.append(message(2, { epoch: Number.MAX_SAFE_INTEGER, contentType: 'application' }), Number.MAX_SAFE_INTEGER)
+  const [first, second, third] = log.slice(0)
+  assert.equal(first!.epoch, null)
+  assert.equal(first!.contentType, null)
+  assert.equal(first!.messageType, 'Welcome')
+  assert.equal(second!.epoch, 0)
+  assert.equal(second!.contentType, 'welcome')
+  assert.equal(second!.messageType, 'Proposal')
+  assert.equal(third!.epoch, Number.MAX_SAFE_INTEGER)
+  assert.equal(log.epochAfter(2), Number.MAX_SAFE_INTEGER)
+})
+
+test('MessageLog: slice takes bounds as Array.prototype.slice does', () => {
+  const log = new MessageLog()
+  const reference = Array.from({ length: 10 }, (_, i) => ({ ...message(i), seq: i + 1 }))
+  reference.forEach((m) => log.append(m, 0))
+  for (const [start, end] of [[0, 10], [3, 5], [5, 3], [9, 100], [10, 20], [50, 60], [0, 0], [2, -1], [-3, undefined], [-20, 2], [1.7, 4.2], [NaN, 2], [0, Infinity]] as const) {
+    assert.deepEqual(log.slice(start, end), reference.slice(start, end), `slice(${start}, ${end})`)
+  }
+  assert.deepEqual(new MessageLog().slice(0, 10), [])
+})
+
+test('MessageLog: views are fresh, equal to the input bytes, and independent of the input', () => {
+  const log = new MessageLog(new ByteSlab(16, 1024))
+  const input = Uint8Array.from([0, 1, 2, 255, 0])
+  log.append(message(0, { data: input }), 0)
+  input.fill(9)
+  const a = log.data(0)
+  const b = log.slice(0)[0]!.data
+  assert.deepEqual(a, Uint8Array.from([0, 1, 2, 255, 0]))
+  assert.deepEqual(b, a)
+  assert.notEqual(a, b, 'each read makes its own view')
+  const empty = log.append(message(1, { data: new Uint8Array(0) }), 0)
+  assert.equal(log.data(empty - 1).length, 0)
+})
+
+test('MessageLog: a value larger than max/8 gets a chunk of its own; small ones share theirs', () => {
+  const log = new MessageLog(new ByteSlab(16, 1024))
+  const small = Uint8Array.from([1, 2, 3])
+  const large = new Uint8Array(1000).fill(7)
+  log.append(message(0, { data: small }), 0)
+  log.append(message(1, { data: large }), 0)
+  log.append(message(2, { data: small }), 0)
+  const [a, b, c] = [0, 1, 2].map((i) => log.data(i))
+  assert.deepEqual(b, large)
+  assert.equal(b!.byteOffset, 0)
+  assert.equal(b!.buffer.byteLength, 1000)
+  assert.deepEqual(a, small)
+  assert.deepEqual(c, small)
+  assert.equal(a!.buffer, c!.buffer, 'small values after a large one still go to the shared chunk')
+  assert.equal(c!.byteOffset, 3)
+})
