@@ -18,7 +18,7 @@ function message(i: number, overrides: Partial<NewMessage> = {}): NewMessage {
   }
 }
 
-test('MessageLog: appends get seqs 1, 2, 3, …; slice gives back every field, across column growth', () => {
+test('MessageLog: appends get seqs 1, 2, 3, …; slice gives back every field, across growth of the records', () => {
   const log = new MessageLog(new ByteSlab(64, 1024))
   const inputs = Array.from({ length: 100 }, (_, i) => message(i))
   inputs.forEach((input, i) => assert.equal(log.append(input, 1000 + i), i + 1))
