@@ -196,9 +196,8 @@ export class MemoryStore implements Store {
     if (effects.groupInfo) state.groupInfo = effects.groupInfo
 
     // Every member at the moment of acceptance gets it, except its sender; Welcome recipients
-    // join after it and get the Welcome instead.
-    // One view of the stored bytes, shared by all their deliveries (delivery frames are cached
-    // per view), and made only when someone gets it.
+    // join after it and get the Welcome instead. All its deliveries share one view of the stored
+    // bytes (delivery frames are cached per view), made only when someone gets it.
     const recipients: string[] = []
     let data: Uint8Array | undefined
     for (const member of state.members) {
