@@ -1,4 +1,5 @@
 import type { RetentionPolicy } from './client-queue.js'
+import { RetainedLog } from './retained-log.js'
 import type { WelcomeRecord } from './store.js'
 
 /**
@@ -7,44 +8,25 @@ import type { WelcomeRecord } from './store.js'
  * Seqs grow by exactly 1 and are never renumbered, so a reader pages on with `after`.
  */
 export class WelcomeInbox {
-  #items: WelcomeRecord[] = []
-  /** #items[i - #head] has seq #firstSeq + i; dropping a prefix just moves #head. */
-  #head = 0
-  #firstSeq = 1
+  readonly #log = new RetainedLog<WelcomeRecord>()
 
   get lastSeq(): number {
-    return this.#firstSeq + this.#items.length - this.#head - 1
+    return this.#log.lastSeq
   }
 
   get size(): number {
-    return this.#items.length - this.#head
+    return this.#log.size
   }
 
   push(groupId: string, senderId: string, data: Uint8Array, receivedAt: number, retention: RetentionPolicy): WelcomeRecord {
     const stored: WelcomeRecord = { seq: this.lastSeq + 1, groupId, senderId, data, receivedAt }
-    this.#items.push(stored)
-    this.enforce(retention, receivedAt)
+    this.#log.push(stored)
+    this.#log.enforce(retention, receivedAt)
     return stored
   }
 
   read(after: number, limit: number, retention: RetentionPolicy, now: number): WelcomeRecord[] {
-    this.enforce(retention, now)
-    const start = this.#head + Math.max(0, after + 1 - this.#firstSeq)
-    return this.#items.slice(start, start + limit)
-  }
-
-  enforce(retention: RetentionPolicy, now: number): void {
-    let drop = Math.max(0, this.size - retention.maxMessages)
-    const oldest = now - retention.maxAgeMs
-    while (drop < this.size && this.#items[this.#head + drop]!.receivedAt < oldest) drop++
-    if (drop === 0) return
-    this.#head += drop
-    this.#firstSeq += drop
-    // Compact once the dropped prefix is the larger part, so dropped Welcomes' bytes are freed
-    // (each copied element is paid for by a dropped one: amortised O(1)).
-    if (this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head)
-      this.#head = 0
-    }
+    this.#log.enforce(retention, now)
+    return this.#log.after(after, limit)
   }
 }
