@@ -21,6 +21,17 @@ export function fromBase64(text: string): Uint8Array {
   return new Uint8Array(out.buffer, out.byteOffset, length)
 }
 
+/**
+ * Decodes base64 into Buffer's shared pool: about a microsecond less than fromBase64() on a
+ * 1 KB message. Only for bytes no store keeps as they are: a relayed message, which every
+ * store copies (Store.appendMessage).
+ */
+export function fromBase64Transient(text: string): Uint8Array {
+  const out = Buffer.from(text, 'base64')
+  // A plain Uint8Array: its slice() copies, where a Buffer's would share the pool.
+  return new Uint8Array(out.buffer, out.byteOffset, out.length)
+}
+
 export function groupView(group: GroupRecord) {
   return {
     group_id: group.groupId,

@@ -207,12 +207,14 @@ export class MemoryStore implements Store {
       recipients.push(member)
     }
     if (effects.welcome) {
+      // A relayed Welcome is the message itself: keep the stored copy, never the caller's bytes.
+      const welcome = effects.welcome.data === message.data ? (data ??= state.messages.data(seq - 1)) : effects.welcome.data
       for (const recipient of effects.welcome.recipients) {
         state.members.add(recipient)
         let inbox = this.#welcomes.get(recipient)
         if (!inbox) this.#welcomes.set(recipient, (inbox = new WelcomeInbox()))
-        inbox.push(groupId, senderId, effects.welcome.data, receivedAt, this.#options.retention)
-        this.#queue(recipient).push({ groupId, groupSeq: seq, senderId, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: effects.welcome.data, receivedAt }, this.#options.retention)
+        inbox.push(groupId, senderId, welcome, receivedAt, this.#options.retention)
+        this.#queue(recipient).push({ groupId, groupSeq: seq, senderId, kind: 'welcome', messageType: 'Welcome', epoch: null, contentType: 'welcome', data: welcome, receivedAt }, this.#options.retention)
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }

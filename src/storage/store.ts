@@ -200,7 +200,11 @@ export interface Store {
   /** Adds a member (idempotent); undefined when there is no such group. */
   addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined>
   removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult>
-  /** Appends with the next seq of the group, only if the condition holds, and applies the effects with it. */
+  /**
+   * Appends with the next seq of the group, only if the condition holds, and applies the effects
+   * with it. Keeps a copy of message.data, never the caller's bytes (they may be in a shared
+   * pool); a Welcome whose data is message.data is kept as that same copy.
+   */
   appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects?: AppendEffects): Promise<AppendResult>
   /** Messages with seq > after, in seq order, at most `limit`; undefined when there is no such group. */
   readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined>

@@ -42,6 +42,21 @@ export function groupContract(factory: StoreFactory): void {
       assert.equal((await store.getGroup('g'))?.nextSeq, 6)
     })
 
+    test('keeps copies: bytes the caller changes after an append are not what is stored or delivered', async (t) => {
+      // The REST door decodes relayed messages into Buffer's shared pool, reused by later requests.
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'])
+      const data = bytes('a relayed Welcome')
+      const appended = await store.appendMessage('g', message('alice', 'x', { data, messageType: 'Welcome', contentType: 'welcome' }), MEMBER, { welcome: { data, recipients: ['carol'] } })
+      assert.ok(appended.ok)
+      data.fill(0x2a)
+      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => text(m.data)), ['a relayed Welcome'])
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, T0)).map((w) => text(w.data)), ['a relayed Welcome'])
+      for (const client of ['bob', 'carol']) {
+        assert.deepEqual((await store.readDeliveries(client, 0, 10, T0)).deliveries.map((d) => text(d.data)), ['a relayed Welcome'], client)
+      }
+    })
+
     test('delete removes the group and its log; a new group with the same id starts again at seq 1', async (t) => {
       const store = await openStore(t, factory)
       await groupWith(store, 'g', ['alice'])
