@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance } from 'fastify'
 import { ERRORS, isServiceError, type ErrorCode } from '../errors.js'
-import { describeValidationError, isBase64Error } from './validation.js'
+import { describeInvalid } from './validation.js'
 
 /** Fastify's own error codes that are a client's mistake, mapped to ours. */
 const FASTIFY_CODES: Record<string, ErrorCode> = {
@@ -30,9 +30,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
       return reply.status(err.status).send({ error: err.code, message: err.message, ...err.details })
     }
     if (err.validation && err.validation.length > 0) {
-      const first = err.validation[0]!
-      const code: ErrorCode = isBase64Error(first as never) ? 'invalid_base64' : 'bad_request'
-      const message = describeValidationError(first as never, err.validationContext ?? 'body')
+      const part = err.validationContext ?? 'body'
+      const { code, message } = describeInvalid(err.validation[0] as never, part, request[part as keyof typeof request])
       return reply.status(400).send({ error: code, message })
     }
     const status = err.statusCode ?? 500

@@ -5,7 +5,7 @@ import { ERRORS, isServiceError } from '../errors.js'
 import { STREAM_FRAME_SCHEMAS, type StreamAckFrame, type StreamSendFrame } from '../schemas/stream.js'
 import { fromBase64Transient, relayView } from '../schemas/views.js'
 import type { DeliveryService } from '../service/delivery-service.js'
-import { compileStrictValidator, describeValidationError, isBase64Error } from './validation.js'
+import { compileStrictValidator, describeInvalid } from './validation.js'
 
 type Answer = Record<string, unknown>
 
@@ -38,7 +38,7 @@ export async function answerStreamFrame(
   if (type !== 'ack' && type !== 'send') return errorFrame('bad_request', EXPECTED)
   const id = type === 'send' ? correlationId(frame) : undefined
   const validate = validators[type]
-  if (!validate(frame)) return { ...invalidFrame(validate.errors![0]!), ...id }
+  if (!validate(frame)) return { ...invalidFrame(validate.errors![0]!, frame), ...id }
   try {
     if (type === 'ack') {
       const result = await service.ack(clientId, (frame as StreamAckFrame).up_to)
@@ -63,8 +63,9 @@ function correlationId(frame: unknown): { id?: string | number } {
   return (typeof id === 'string' && id.length <= 256) || Number.isSafeInteger(id) ? { id: id as string | number } : {}
 }
 
-function invalidFrame(error: ErrorObject): Answer {
-  return errorFrame(isBase64Error(error) ? 'invalid_base64' : 'bad_request', describeValidationError(error, 'frame'))
+function invalidFrame(error: ErrorObject, frame: unknown): Answer {
+  const { code, message } = describeInvalid(error, 'frame', frame)
+  return errorFrame(code, message)
 }
 
 function errorFrame(code: string, message: string): Answer {

@@ -4,9 +4,13 @@ import { MAX_ID_LENGTH } from '../service/ids.js'
 
 export const IdSchema = Type.String({ minLength: 1, maxLength: MAX_ID_LENGTH, description: `Client or group id: 1 to ${MAX_ID_LENGTH} characters` })
 
-/** Standard base64 (RFC 4648 §4) with padding. */
-export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$'
-export const Base64Schema = Type.String({ minLength: 4, pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding' })
+/**
+ * Standard base64 (RFC 4648 §4) with padding, not empty. Non-empty is part of the pattern, not a
+ * `minLength`: Ajv counts a string's length by walking all of it (code points), ~2 µs on a
+ * 1.4 KB message, more than the rest of the body's validation.
+ */
+export const BASE64_PATTERN = '^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)$'
+export const Base64Schema = Type.String({ pattern: BASE64_PATTERN, contentEncoding: 'base64', description: 'Standard base64 with padding, not empty' })
 
 export const MessageTypeSchema = Type.Enum([...MESSAGE_TYPES], { description: 'The original service\'s message types' })
 

@@ -89,6 +89,7 @@ describe('send frames on a live stream', () => {
       [owner, { ...valid, id: 7, group_id: 42 }, 'bad_request', /frame field 'group_id' must be of type string/],
       [owner, { ...valid, id: 8, group_id: 'x'.repeat(300) }, 'bad_request', /group_id/],
       [owner, { ...valid, id: 9, message_type: undefined }, 'bad_request', /message_type is required/],
+      [owner, { ...valid, id: 10, message: '' }, 'bad_request', /frame field 'message' must not be empty/],
     ]
     for (const [stream, frame, code, message] of cases) {
       const answer = await stream.ask(frame as { id: number })

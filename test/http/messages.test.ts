@@ -98,6 +98,10 @@ describe('REST messages', () => {
   describe('bad input is a 400 naming the field', () => {
     const cases: Array<[string, Record<string, unknown>, RegExp, string]> = [
       ['bad base64', { sender_id: 'alice', message: 'a*b=', message_type: 'Application' }, /message.*base64/, 'invalid_base64'],
+      ['an empty message', { sender_id: 'alice', message: '', message_type: 'Application' }, /body field 'message' must not be empty/, 'bad_request'],
+      ['base64 of less than one group', { sender_id: 'alice', message: 'AA', message_type: 'Application' }, /message.*standard base64/, 'invalid_base64'],
+      ['URL-safe base64', { sender_id: 'alice', message: 'ab-_', message_type: 'Application' }, /message.*standard base64/, 'invalid_base64'],
+      ['base64 with a character beyond ASCII', { sender_id: 'alice', message: '\u0141AAA', message_type: 'Application' }, /message.*standard base64/, 'invalid_base64'],
       ['a message that is an array', { sender_id: 'alice', message: [1, 2], message_type: 'Application' }, /message.*string/, 'bad_request'],
       ['an unknown message_type', { sender_id: 'alice', message: 'AAAA', message_type: 'Telegram' }, /message_type.*one of/, 'bad_request'],
       ['a missing message_type', { sender_id: 'alice', message: 'AAAA' }, /message_type/, 'bad_request'],
