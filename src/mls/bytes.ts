@@ -22,7 +22,13 @@ export function readU64(b: Uint8Array, offset: number): bigint {
   let lo = 0
   for (let i = 0; i < 4; i++) hi = hi * 256 + (b[offset + i] as number)
   for (let i = 4; i < 8; i++) lo = lo * 256 + (b[offset + i] as number)
-  return (BigInt(hi) << 32n) | BigInt(lo)
+  // Below 2^53 (every real epoch) one exact number makes one BigInt.
+  return hi < 0x200000 ? BigInt(hi * 0x100000000 + lo) : (BigInt(hi) << 32n) | BigInt(lo)
+}
+
+/** A view of `length` bytes of `b` from `offset`, made directly (subarray() goes through the species constructor, several times slower). */
+export function view(b: Uint8Array, offset: number, length: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + offset, length)
 }
 
 /**

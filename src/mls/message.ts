@@ -10,7 +10,7 @@
  * not-mls depending on its first bytes: use inspectKeyPackage / inspectGroupInfo for those.
  */
 import { decodeMlsMessage } from 'ts-mls'
-import { readU64, readVector, toHex } from './bytes.js'
+import { readU64, readVector, toHex, view } from './bytes.js'
 import { ciphersuiteIdFromDecoded } from './ciphersuites.js'
 import { MLS10, WIRE_FORMAT, WIRE_FORMAT_NAMES, readHeader, tryDecode } from './decode.js'
 import { MlsValidationError } from './errors.js'
@@ -100,7 +100,7 @@ function inspectPrivateMessage(bytes: Uint8Array): MessageInspection {
   return {
     kind: 'group-message',
     wireFormat: 'private',
-    groupId: bytes.subarray(groupId.start, groupId.end),
+    groupId: view(bytes, groupId.start, groupId.end - groupId.start),
     epoch,
     contentType,
   }

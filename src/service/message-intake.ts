@@ -73,14 +73,26 @@ export function classifyMessage(groupId: string, bytes: Uint8Array, declared: Me
 
 /** RFC 9420 §6: a group's id is its UTF-8 bytes; a message for another group is refused. */
 export function assertSameGroup(groupId: string, mlsGroupId: Uint8Array): void {
-  const expected = Buffer.from(groupId, 'utf8')
-  if (!expected.equals(mlsGroupId)) {
+  if (!isUtf8Of(groupId, mlsGroupId)) {
     throw new ServiceError('invalid_message', `the MLS group id of the message does not match group ${groupId}`, { check: 'group_id' })
   }
 }
 
+/** Whether `bytes` are the UTF-8 of `text`; an ASCII id (the usual one) is compared in place. */
+function isUtf8Of(text: string, bytes: Uint8Array): boolean {
+  if (bytes.length < text.length) return false
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code >= 0x80) return Buffer.from(text, 'utf8').equals(bytes)
+    if (code !== bytes[i]) return false
+  }
+  return bytes.length === text.length
+}
+
+const MAX_EPOCH = BigInt(Number.MAX_SAFE_INTEGER)
+
 export function toEpoch(epoch: bigint): number {
-  if (epoch > BigInt(Number.MAX_SAFE_INTEGER)) throw new ServiceError('invalid_message', `epoch ${epoch} is out of range`)
+  if (epoch > MAX_EPOCH) throw new ServiceError('invalid_message', `epoch ${epoch} is out of range`)
   return Number(epoch)
 }
 
