@@ -1,4 +1,5 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
@@ -15,17 +16,20 @@ import type { DeliveryService } from './service/delivery-service.js'
 export interface AppOptions {
   readonly config: Pick<Config, 'maxMessageBytes' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
-  readonly logger: FastifyBaseLogger
+  readonly logger: Logger
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
 export async function buildApp({ config, service, logger }: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    loggerInstance: logger,
+    loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.maxMessageBytes,
     // Ids may be 256 characters, percent-encoded up to 12 bytes each.
     routerOptions: { maxParamLength: 4096 },
     return503OnClosing: true,
+    // Fastify builds its two per-request log records (and reads the clock) before pino drops
+    // them; skip that at levels above info, where they are never written.
+    disableRequestLogging: () => !logger.isLevelEnabled('info'),
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
