@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
 import { registerErrorHandlers } from './http/error-handler.js'
+import { LevelAwareLogController } from './http/log-controller.js'
 import { clientRoutes } from './http/routes/clients.js'
 import { groupRoutes } from './http/routes/groups.js'
 import { healthRoutes } from './http/routes/health.js'
@@ -27,9 +28,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     // Ids may be 256 characters, percent-encoded up to 12 bytes each.
     routerOptions: { maxParamLength: 4096 },
     return503OnClosing: true,
-    // Fastify builds its two per-request log records (and reads the clock) before pino drops
-    // them; skip that at levels above info, where they are never written.
-    disableRequestLogging: () => !logger.isLevelEnabled('info'),
+    logController: new LevelAwareLogController(logger),
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
   }).withTypeProvider<TypeBoxTypeProvider>()
 

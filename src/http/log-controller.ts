@@ -1,0 +1,25 @@
+import { LogController, type FastifyReply, type FastifyRequest } from 'fastify'
+import type { Logger } from 'pino'
+
+/**
+ * Fastify's per-request log lines, built only when they can be written: Fastify makes the
+ * 'incoming request' and 'request completed' records (and reads the clock) before the logger
+ * drops them, on every request. Above `info` on the app's logger (read each time, so a change
+ * at run time is followed) they are skipped; errors are always handed to the logger.
+ */
+export class LevelAwareLogController extends LogController {
+  readonly #logger: Pick<Logger, 'isLevelEnabled'>
+
+  constructor(logger: Pick<Logger, 'isLevelEnabled'>) {
+    super()
+    this.#logger = logger
+  }
+
+  override incomingRequest(request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (this.#logger.isLevelEnabled('info')) super.incomingRequest(request, reply, metadata)
+  }
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply, metadata?: Record<string, unknown>): void {
+    if (error || this.#logger.isLevelEnabled('info')) super.requestCompleted(error, request, reply, metadata)
+  }
+}
