@@ -115,6 +115,9 @@ export class Subscription {
             this.close()
             return
           }
+          // A short page was the whole queue when it was read: no read to find it empty (a
+          // database round trip per wake per stream). Whatever came later woke us: #dirty.
+          if (page.deliveries.length < BATCH) break
         }
       } while (this.#dirty && !this.#closed)
     } catch (err) {

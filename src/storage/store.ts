@@ -217,7 +217,10 @@ export interface Store {
    */
   readWelcomes(clientId: string, after: number, limit: number, now?: number): Promise<WelcomeRecord[]>
 
-  /** The client's queued deliveries with seq > after, in order (retention applied at `now`). */
+  /**
+   * The client's queued deliveries with seq > after, in order (retention applied at `now`): at
+   * most `limit`, and fewer only when no more were queued (live streams rely on it).
+   */
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage>
   /** Drops the client's deliveries up to `upTo`; refused when upTo is beyond its last delivery. */
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult>

@@ -1,0 +1,74 @@
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { pino } from 'pino'
+import { LocalDeliveryBus } from '../../src/service/delivery-bus.js'
+import { DeliveryService } from '../../src/service/delivery-service.js'
+import type { DeliverySink } from '../../src/service/subscription.js'
+import { MemoryStore } from '../../src/storage/memory-store.js'
+import type { Delivery } from '../../src/storage/store.js'
+
+/** A real store whose queue reads are counted: each is a database round trip on PostgreSQL. */
+class CountingStore extends MemoryStore {
+  reads = 0
+  override readDeliveries(...args: Parameters<MemoryStore['readDeliveries']>) {
+    this.reads++
+    return super.readDeliveries(...args)
+  }
+}
+
+function collectingSink(): DeliverySink & { got: Delivery[] } {
+  const got: Delivery[] = []
+  return { got, deliver: (page) => void got.push(...page), gap: () => undefined, full: false, drained: async () => true, fail: (err) => assert.fail(String(err)) }
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !condition(); i++) await turn()
+  assert.ok(condition(), 'timed out')
+}
+
+test('a live stream reads its queue once per wake, not again to find it empty; long backlogs in pages of 100', async () => {
+  const store = new CountingStore()
+  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
+  await service.createGroup('g', 'alice')
+  await service.joinGroup('g', 'bob')
+  const relay = (i: number) => service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode(`m${i}`), messageType: 'Application' }, { validation: 'permissive' })
+
+  for (let i = 1; i <= 250; i++) await relay(i)
+  const sink = collectingSink()
+  const subscription = service.subscribe('bob', 0, sink)
+  subscription.start()
+  await until(() => sink.got.length === 250)
+  await turn()
+  assert.equal(store.reads, 3, 'pages of 100, 100 and 50, and no read after the short one')
+
+  for (let i = 251; i <= 260; i++) {
+    await relay(i)
+    await until(() => sink.got.length === i)
+  }
+  await turn()
+  assert.equal(store.reads, 13, 'one read for each message that woke the stream')
+  assert.deepEqual(sink.got.map((d) => d.seq), Array.from({ length: 260 }, (_, i) => i + 1))
+  subscription.close()
+})
+
+test('a message accepted while the stream is reading is not missed', async () => {
+  const store = new CountingStore()
+  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
+  await service.createGroup('g', 'alice')
+  await service.joinGroup('g', 'bob')
+  const relay = (i: number) => service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode(`m${i}`), messageType: 'Application' }, { validation: 'permissive' })
+  const sink = collectingSink()
+  const subscription = service.subscribe('bob', 0, sink)
+  subscription.start()
+  // Relay while the stream's reads are in flight, many times over.
+  const sends: Promise<unknown>[] = []
+  for (let i = 1; i <= 200; i++) {
+    sends.push(relay(i))
+    if (i % 7 === 0) await turn()
+  }
+  await Promise.all(sends)
+  await until(() => sink.got.length === 200)
+  assert.deepEqual(sink.got.map((d) => d.seq), Array.from({ length: 200 }, (_, i) => i + 1))
+  subscription.close()
+})
