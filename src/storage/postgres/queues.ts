@@ -28,6 +28,8 @@ interface PageRow {
   last_seq: number
   first_seq: number
   dropped_up_to: number
+  /** received_at of the queue's oldest delivery; null when it is empty. */
+  head_received_at: number | null
   seq: number | null
   group_id: string
   group_seq: number
@@ -40,16 +42,28 @@ interface PageRow {
   received_at: number
 }
 
+/**
+ * One statement, one snapshot: the page, lastSeq, the gap and what retention needs to know (the
+ * queue's length and its oldest delivery) agree with each other.
+ */
+const PAGE = `
+  SELECT q.last_seq, q.first_seq, q.dropped_up_to,
+    (SELECT h.received_at FROM deliveries h WHERE h.client_id = q.client_id ORDER BY h.seq LIMIT 1) AS head_received_at,
+    d.*
+  FROM client_queues q LEFT JOIN LATERAL (
+    SELECT seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at
+    FROM deliveries WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
+  ) d ON true
+  WHERE q.client_id = $1 ORDER BY d.seq`
+
 export async function readDeliveries(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
-  await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
-  // One statement, one snapshot: the page, lastSeq and the gap agree with each other.
-  const { rows } = await query<PageRow>(pool, `
-    SELECT q.last_seq, q.first_seq, q.dropped_up_to, d.*
-    FROM client_queues q LEFT JOIN LATERAL (
-      SELECT seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at
-      FROM deliveries WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
-    ) d ON true
-    WHERE q.client_id = $1 ORDER BY d.seq`, [clientId, after, limit])
+  let { rows } = await query<PageRow>(pool, PAGE, [clientId, after, limit])
+  // Retention is enforced (a write) only when this read shows it would drop something: a live
+  // stream reads after every message, and appends already enforce it.
+  if (rows[0] && retentionDue(rows[0], retention, now)) {
+    await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
+    ;({ rows } = await query<PageRow>(pool, PAGE, [clientId, after, limit]))
+  }
   const head = rows[0]
   if (!head) return { deliveries: [], lastSeq: 0 }
   const deliveries = rows.filter((r) => r.seq !== null).map((r) => ({
@@ -80,4 +94,10 @@ export async function ackDeliveries(pool: pg.Pool, clientId: string, upTo: numbe
     await client.query('DELETE FROM deliveries WHERE client_id = $1 AND seq <= $2', [clientId, upTo])
     return { ok: true, ackedUpTo: upTo, remaining: queue.last_seq - firstSeq + 1 }
   })
+}
+
+/** Whether ENFORCE would drop anything: more than maxMessages queued, or the oldest is too old. */
+function retentionDue(head: PageRow, retention: RetentionPolicy, now: number): boolean {
+  const length = head.last_seq - head.first_seq + 1
+  return length > retention.maxMessages || (head.head_received_at !== null && head.head_received_at < now - retention.maxAgeMs)
 }
