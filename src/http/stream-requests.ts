@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { ValidationMode } from '../config.js'
 import { ERRORS, isServiceError } from '../errors.js'
 import { STREAM_FRAME_SCHEMAS, type StreamAckFrame, type StreamSendFrame } from '../schemas/stream.js'
-import { fromBase64Transient, relayView } from '../schemas/views.js'
+import { fromBase64, relayView } from '../schemas/views.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import { compileStrictValidator, describeInvalid } from './validation.js'
 
@@ -46,7 +46,7 @@ export async function answerStreamFrame(
     }
     const send = frame as StreamSendFrame
     const result = await service.relayMessage(
-      { groupId: send.group_id, senderId: clientId, message: fromBase64Transient(send.message), messageType: send.message_type, idempotencyKey: send.idempotency_key },
+      { groupId: send.group_id, senderId: clientId, message: fromBase64(send.message), messageType: send.message_type, idempotencyKey: send.idempotency_key },
       { validation },
     )
     return { type: 'sent', ...id, ...relayView(result) }

@@ -3,7 +3,7 @@ import { Type } from 'typebox'
 import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
-import { fromBase64, fromBase64Transient, messageView, relayView, toBase64 } from '../../schemas/views.js'
+import { fromBase64, messageView, relayView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['messages']
@@ -31,7 +31,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
     const result = await service.relayMessage(
-      { groupId: request.params.group, senderId: sender_id, message: fromBase64Transient(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
+      { groupId: request.params.group, senderId: sender_id, message: fromBase64(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
       { validation },
     )
     return reply.status(201).send(relayView(result))
