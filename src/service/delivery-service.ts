@@ -17,7 +17,8 @@ import type {
 } from '../storage/store.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
-import { Subscription, type DeliverySink } from './subscription.js'
+import { QueueReader } from './queue-reader.js'
+import { STREAM_PAGE, Subscription, type DeliverySink } from './subscription.js'
 import { toKeyPackageRecords, type InspectKeyPackage } from './key-package-intake.js'
 import { checkGroupInfo, classifyMessage, inspectOrReject, type ClassifiedMessage } from './message-intake.js'
 
@@ -95,6 +96,8 @@ export class DeliveryService {
   readonly #mls: MlsPolicy
   readonly #bus: DeliveryBus
   readonly #now: () => number
+  /** Live streams' reads, batched per turn of the event loop. */
+  readonly #streamReads: QueueReader
   readonly #inspectKeyPackage: InspectKeyPackage | undefined
 
   constructor(options: ServiceOptions) {
@@ -103,6 +106,7 @@ export class DeliveryService {
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
     this.#bus = options.bus ?? new LocalDeliveryBus()
     this.#now = options.now ?? Date.now
+    this.#streamReads = new QueueReader(this.#store, STREAM_PAGE, this.#now)
     this.#inspectKeyPackage = options.inspectKeyPackage
   }
 
@@ -271,7 +275,7 @@ export class DeliveryService {
   subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
     assertId('client_id', clientId)
     if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
-    return new Subscription({ store: this.#store, bus: this.#bus, clientId, after, sink, now: this.#now, log: this.#log })
+    return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log })
   }
 
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord> {

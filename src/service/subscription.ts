@@ -1,7 +1,8 @@
 import type { Logger } from 'pino'
 import { isServiceError } from '../errors.js'
-import type { Delivery, DeliveryPage, Store } from '../storage/store.js'
+import type { Delivery, DeliveryPage } from '../storage/store.js'
 import type { DeliveryBus } from './delivery-bus.js'
+import type { QueueReader } from './queue-reader.js'
 
 /** Where a live stream writes: a WebSocket, a TCP connection, … */
 export interface DeliverySink {
@@ -17,7 +18,8 @@ export interface DeliverySink {
   fail(err: unknown): void
 }
 
-const BATCH = 100
+/** Deliveries per read of a live stream. */
+export const STREAM_PAGE = 100
 /** While the store's database is unreachable, a stream waits this long between attempts. */
 const UNAVAILABLE_RETRY_MS = 1000
 
@@ -28,11 +30,10 @@ const UNAVAILABLE_RETRY_MS = 1000
  * consumer costs at most one batch beyond the transport's buffer.
  */
 export class Subscription {
-  readonly #store: Store
+  readonly #reader: QueueReader
   readonly #bus: DeliveryBus
   readonly #clientId: string
   readonly #sink: DeliverySink
-  readonly #now: () => number
   readonly #log: Pick<Logger, 'warn'>
   #cursor: number
   #closed = false
@@ -42,13 +43,12 @@ export class Subscription {
   #unsubscribe: (() => void) | undefined
   #retry: NodeJS.Timeout | undefined
 
-  constructor(options: { store: Store; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; now: () => number; log: Pick<Logger, 'warn'> }) {
-    this.#store = options.store
+  constructor(options: { reader: QueueReader; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; log: Pick<Logger, 'warn'> }) {
+    this.#reader = options.reader
     this.#bus = options.bus
     this.#clientId = options.clientId
     this.#cursor = options.after
     this.#sink = options.sink
-    this.#now = options.now
     this.#log = options.log
   }
 
@@ -102,7 +102,7 @@ export class Subscription {
       do {
         this.#dirty = false
         while (!this.#closed) {
-          const page = await this.#store.readDeliveries(this.#clientId, this.#cursor, BATCH, this.#now())
+          const page = await this.#reader.read(this.#clientId, this.#cursor)
           if (this.#closed) return
           if (page.gap) {
             this.#sink.gap(page.gap)
@@ -117,7 +117,7 @@ export class Subscription {
           }
           // A short page was the whole queue when it was read: no read to find it empty (a
           // database round trip per wake per stream). Whatever came later woke us: #dirty.
-          if (page.deliveries.length < BATCH) break
+          if (page.deliveries.length < STREAM_PAGE) break
         }
       } while (this.#dirty && !this.#closed)
     } catch (err) {

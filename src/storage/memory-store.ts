@@ -17,6 +17,7 @@ import type {
   NewGroup,
   NewMessage,
   RemoveMemberResult,
+  QueueRead,
   Store,
   StoredMessage,
   WelcomeRecord,
@@ -226,6 +227,10 @@ export class MemoryStore implements Store {
     const queue = this.#queues.get(clientId)
     if (!queue) return { deliveries: [], lastSeq: 0 }
     return queue.read(after, limit, this.#options.retention, now)
+  }
+
+  async readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+    return Promise.all(reads.map((r) => this.readDeliveries(r.clientId, r.after, limit, now)))
   }
 
   async ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {

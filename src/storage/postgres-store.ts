@@ -4,7 +4,7 @@ import { appendMessage } from './postgres/append.js'
 import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
-import { ackDeliveries, readDeliveries } from './postgres/queues.js'
+import { ackDeliveries, readDeliveryPages } from './postgres/queues.js'
 import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
@@ -21,6 +21,7 @@ import type {
   NewGroup,
   NewMessage,
   RemoveMemberResult,
+  QueueRead,
   Store,
   StoredMessage,
   WelcomeRecord,
@@ -136,8 +137,12 @@ export class PostgresStore implements Store {
     return readWelcomes(this.#pool, this.#options.retention, clientId, after, limit, now)
   }
 
-  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
-    return readDeliveries(this.#pool, this.#options.retention, clientId, after, limit, now)
+  async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+    return (await readDeliveryPages(this.#pool, this.#options.retention, [{ clientId, after }], limit, now))[0]!
+  }
+
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+    return readDeliveryPages(this.#pool, this.#options.retention, reads, limit, now)
   }
 
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {

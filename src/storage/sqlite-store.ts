@@ -5,7 +5,7 @@ import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/qu
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
-  KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
+  KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
 } from './store.js'
 
 export interface SqliteStoreOptions extends Partial<StoreOptions> {
@@ -256,6 +256,10 @@ export class SqliteStore implements Store {
 
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
     return this.#tx(() => readDeliveries(this.#db, this.#options.retention, clientId, after, limit, now))
+  }
+
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+    return this.#tx(() => reads.map((r) => readDeliveries(this.#db, this.#options.retention, r.clientId, r.after, limit, now)))
   }
 
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {

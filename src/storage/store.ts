@@ -140,6 +140,12 @@ export interface Delivery extends NewDelivery {
   readonly seq: number
 }
 
+/** One client's queue after a seq, for readDeliveryPages. */
+export interface QueueRead {
+  readonly clientId: string
+  readonly after: number
+}
+
 export interface DeliveryPage {
   readonly deliveries: Delivery[]
   /** Set when retention dropped deliveries after `after` that were never acknowledged. */
@@ -222,6 +228,12 @@ export interface Store {
    * most `limit`, and fewer only when no more were queued (live streams rely on it).
    */
   readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage>
+  /**
+   * Several queues at once, each page exactly as readDeliveries would answer it, in the order
+   * asked (a client may appear twice, at two cursors): live streams woken by one message read
+   * together, in one database round trip where the store has a database.
+   */
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]>
   /** Drops the client's deliveries up to `upTo`; refused when upTo is beyond its last delivery. */
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult>
 

@@ -10,9 +10,16 @@ import type { Delivery } from '../../src/storage/store.js'
 /** A real store whose queue reads are counted: each is a database round trip on PostgreSQL. */
 class CountingStore extends MemoryStore {
   reads = 0
+  /** The reads of each readDeliveryPages call, by client. */
+  batches: string[][] = []
   override readDeliveries(...args: Parameters<MemoryStore['readDeliveries']>) {
     this.reads++
     return super.readDeliveries(...args)
+  }
+
+  override readDeliveryPages(...args: Parameters<MemoryStore['readDeliveryPages']>) {
+    this.batches.push(args[0].map((r) => r.clientId))
+    return super.readDeliveryPages(...args)
   }
 }
 
@@ -71,4 +78,25 @@ test('a message accepted while the stream is reading is not missed', async () =>
   await until(() => sink.got.length === 200)
   assert.deepEqual(sink.got.map((d) => d.seq), Array.from({ length: 200 }, (_, i) => i + 1))
   subscription.close()
+})
+
+test('the streams one message wakes read their queues together, in one call of the store', async () => {
+  const store = new CountingStore()
+  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
+  const members = Array.from({ length: 10 }, (_, i) => `m${i}`)
+  await service.createGroup('g', 'alice')
+  for (const member of members) await service.joinGroup('g', member)
+  const sinks = members.map(() => collectingSink())
+  const subscriptions = members.map((member, i) => service.subscribe(member, 0, sinks[i]!))
+  subscriptions.forEach((s) => s.start())
+  await until(() => store.batches.length > 0)
+  await turn()
+  assert.deepEqual(store.batches, [members], 'the first reads of all ten streams went together')
+
+  store.batches = []
+  await service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode('hello'), messageType: 'Application' }, { validation: 'permissive' })
+  await until(() => sinks.every((sink) => sink.got.length === 1))
+  assert.deepEqual(store.batches, [members], 'one call for the ten streams the message woke')
+  for (const sink of sinks) assert.equal(new TextDecoder().decode(sink.got[0]!.data), 'hello')
+  subscriptions.forEach((s) => s.close())
 })

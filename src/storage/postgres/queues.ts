@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
-import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType } from '../store.js'
+import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, QueueRead } from '../store.js'
 import { query, toBytes, transaction, type Queryable } from './database.js'
 
 /**
@@ -25,6 +25,9 @@ const ENFORCE = `
   FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_seq`
 
 interface PageRow {
+  /** The read's position, from 1. */
+  i: number | string
+  /** null when the client has no queue. */
   last_seq: number
   first_seq: number
   dropped_up_to: number
@@ -43,29 +46,61 @@ interface PageRow {
 }
 
 /**
- * One statement, one snapshot: the page, lastSeq, the gap and what retention needs to know (the
- * queue's length and its oldest delivery) agree with each other.
+ * The pages of several reads in one statement, one snapshot: each page, its queue's lastSeq, the
+ * gap and what retention needs to know (the queue's length and oldest delivery) agree. `i` is
+ * the read's position (from 1) in the arrays; a client without a queue gives one row of nulls.
  */
-const PAGE = `
-  SELECT q.last_seq, q.first_seq, q.dropped_up_to,
+const PAGES = `
+  SELECT r.i, q.last_seq, q.first_seq, q.dropped_up_to,
     (SELECT h.received_at FROM deliveries h WHERE h.client_id = q.client_id ORDER BY h.seq LIMIT 1) AS head_received_at,
     d.*
-  FROM client_queues q LEFT JOIN LATERAL (
+  FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(client_id, after, i)
+  LEFT JOIN client_queues q ON q.client_id = r.client_id
+  LEFT JOIN LATERAL (
     SELECT seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at
-    FROM deliveries WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
+    FROM deliveries WHERE client_id = q.client_id AND seq > r.after ORDER BY seq LIMIT $3
   ) d ON true
-  WHERE q.client_id = $1 ORDER BY d.seq`
+  ORDER BY r.i, d.seq`
 
-export async function readDeliveries(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
-  let { rows } = await query<PageRow>(pool, PAGE, [clientId, after, limit])
-  // Retention is enforced (a write) only when this read shows it would drop something: a live
-  // stream reads after every message, and appends already enforce it.
-  if (rows[0] && retentionDue(rows[0], retention, now)) {
-    await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
-    ;({ rows } = await query<PageRow>(pool, PAGE, [clientId, after, limit]))
+/** Reads in one statement at most: enough for the streams one message wakes in a large group. */
+const MAX_READS_PER_STATEMENT = 1000
+
+export async function readDeliveryPages(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+  const pages: DeliveryPage[] = []
+  for (let from = 0; from < reads.length; from += MAX_READS_PER_STATEMENT) {
+    pages.push(...(await readChunk(pool, retention, reads.slice(from, from + MAX_READS_PER_STATEMENT), limit, now)))
   }
+  return pages
+}
+
+async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+  const read = async (subset: readonly QueueRead[]) => {
+    const { rows } = await query<PageRow>(pool, PAGES, [subset.map((r) => r.clientId), subset.map((r) => r.after), limit])
+    return groupRows(rows, subset.length)
+  }
+  const pages = await read(reads)
+  // Retention is enforced (a write) only for queues whose read shows it would drop something: a
+  // live stream reads after every message, and appends already enforce it.
+  const due = pages.flatMap((rows, i) => (rows[0] && rows[0].last_seq !== null && retentionDue(rows[0], retention, now) ? [i] : []))
+  if (due.length > 0) {
+    const clients = [...new Set(due.map((i) => reads[i]!.clientId))]
+    await query(pool, ENFORCE, [clients, retention.maxMessages, now - retention.maxAgeMs])
+    const again = await read(due.map((i) => reads[i]!))
+    due.forEach((i, k) => (pages[i] = again[k]!))
+  }
+  return pages.map((rows, i) => toPage(rows, reads[i]!.after))
+}
+
+/** Rows by read position (i from 1), in seq order. */
+function groupRows(rows: readonly PageRow[], count: number): PageRow[][] {
+  const byRead: PageRow[][] = Array.from({ length: count }, () => [])
+  for (const row of rows) byRead[Number(row.i) - 1]!.push(row)
+  return byRead
+}
+
+function toPage(rows: readonly PageRow[], after: number): DeliveryPage {
   const head = rows[0]
-  if (!head) return { deliveries: [], lastSeq: 0 }
+  if (!head || head.last_seq === null) return { deliveries: [], lastSeq: 0 }
   const deliveries = rows.filter((r) => r.seq !== null).map((r) => ({
     seq: r.seq!,
     groupId: r.group_id,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import type { Store } from '../../../src/storage/store.js'
+import type { DeliveryPage, Store } from '../../../src/storage/store.js'
 import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
 
 const HOUR = 3600_000
@@ -92,6 +92,30 @@ export function queueContract(factory: StoreFactory): void {
       assert.deepEqual(later.gap, { missedFrom: 2, firstAvailableSeq: 3 })
       assert.deepEqual(later.deliveries.map((d) => d.seq), [3])
       assert.equal(later.lastSeq, 3)
+    })
+
+    test('several reads at once answer each as readDeliveries does, in the order asked', async (t) => {
+      const store = await openStore(t, factory, { retention: { maxMessages: 3, maxAgeMs: HOUR } })
+      await groupWith(store, 'g', ['a', 'b', 'c'])
+      for (let i = 1; i <= 5; i++) await store.appendMessage('g', message('a', `m${i}`), MEMBER)
+      const summary = (page: DeliveryPage) => ({ seqs: page.deliveries.map((d) => d.seq), texts: page.deliveries.map((d) => text(d.data)), gap: page.gap, lastSeq: page.lastSeq })
+      const pages = await store.readDeliveryPages([{ clientId: 'b', after: 0 }, { clientId: 'nobody', after: 0 }, { clientId: 'c', after: 3 }, { clientId: 'b', after: 4 }], 10, T0)
+      assert.deepEqual(pages.map(summary), [
+        { seqs: [3, 4, 5], texts: ['m3', 'm4', 'm5'], gap: { missedFrom: 1, firstAvailableSeq: 3 }, lastSeq: 5 },
+        { seqs: [], texts: [], gap: undefined, lastSeq: 0 },
+        { seqs: [4, 5], texts: ['m4', 'm5'], gap: undefined, lastSeq: 5 },
+        { seqs: [5], texts: ['m5'], gap: undefined, lastSeq: 5 },
+      ])
+      assert.deepEqual((await store.readDeliveryPages([{ clientId: 'c', after: 0 }], 2, T0)).map(summary), [summary(await store.readDeliveries('c', 0, 2, T0))])
+      // Retention due at read time (by age) for one queue of the batch: applied, as a single read applies it.
+      await store.appendMessage('g', message('b', 'fresh', { receivedAt: T0 + 2 * HOUR }), MEMBER)
+      const later = await store.readDeliveryPages([{ clientId: 'a', after: 0 }, { clientId: 'b', after: 2 }, { clientId: 'c', after: 5 }], 10, T0 + 2 * HOUR)
+      assert.deepEqual(later.map(summary), [
+        { seqs: [1], texts: ['fresh'], gap: undefined, lastSeq: 1 },
+        { seqs: [], texts: [], gap: { missedFrom: 3, firstAvailableSeq: 6 }, lastSeq: 5 },
+        { seqs: [6], texts: ['fresh'], gap: undefined, lastSeq: 6 },
+      ])
+      assert.deepEqual(summary(await store.readDeliveries('b', 2, 10, T0 + 2 * HOUR)), { seqs: [], texts: [], gap: { missedFrom: 3, firstAvailableSeq: 6 }, lastSeq: 5 })
     })
 
     test('Welcome inboxes keep the queue retention by count: the newest stay, with their seqs', async (t) => {
