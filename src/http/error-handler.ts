@@ -31,7 +31,8 @@ export function registerErrorHandlers(app: FastifyInstance): void {
     }
     if (err.validation && err.validation.length > 0) {
       const part = err.validationContext ?? 'body'
-      const { code, message } = describeInvalid(err.validation[0] as never, part, request[part as keyof typeof request])
+      const data = part === 'body' ? request.body : part === 'querystring' ? request.query : part === 'params' ? request.params : request.headers
+      const { code, message } = describeInvalid(err.validation[0] as never, part, data)
       return reply.status(400).send({ error: code, message })
     }
     const status = err.statusCode ?? 500
