@@ -34,12 +34,18 @@ async function until(condition: () => boolean): Promise<void> {
   assert.ok(condition(), 'timed out')
 }
 
-test('a live stream reads its queue once per wake, not again to find it empty; long backlogs in pages of 100', async () => {
+/** A service over a counting memory store, with group g of `members`; relay(i) sends `m<i>` from the first. */
+async function groupOf(members: readonly string[]) {
   const store = new CountingStore()
   const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
-  await service.createGroup('g', 'alice')
-  await service.joinGroup('g', 'bob')
-  const relay = (i: number) => service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode(`m${i}`), messageType: 'Application' }, { validation: 'permissive' })
+  await service.createGroup('g', members[0]!)
+  for (const member of members.slice(1)) await service.joinGroup('g', member)
+  const relay = (i: number | string) => service.relayMessage({ groupId: 'g', senderId: members[0]!, message: new TextEncoder().encode(typeof i === 'number' ? `m${i}` : i), messageType: 'Application' }, { validation: 'permissive' })
+  return { store, service, relay }
+}
+
+test('a live stream reads its queue once per wake, not again to find it empty; long backlogs in pages of 100', async () => {
+  const { store, service, relay } = await groupOf(['alice', 'bob'])
 
   for (let i = 1; i <= 250; i++) await relay(i)
   const sink = collectingSink()
@@ -60,11 +66,7 @@ test('a live stream reads its queue once per wake, not again to find it empty; l
 })
 
 test('a message accepted while the stream is reading is not missed', async () => {
-  const store = new CountingStore()
-  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
-  await service.createGroup('g', 'alice')
-  await service.joinGroup('g', 'bob')
-  const relay = (i: number) => service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode(`m${i}`), messageType: 'Application' }, { validation: 'permissive' })
+  const { store, service, relay } = await groupOf(['alice', 'bob'])
   const sink = collectingSink()
   const subscription = service.subscribe('bob', 0, sink)
   subscription.start()
@@ -81,11 +83,8 @@ test('a message accepted while the stream is reading is not missed', async () =>
 })
 
 test('the streams one message wakes read their queues together, in one call of the store', async () => {
-  const store = new CountingStore()
-  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
   const members = Array.from({ length: 10 }, (_, i) => `m${i}`)
-  await service.createGroup('g', 'alice')
-  for (const member of members) await service.joinGroup('g', member)
+  const { store, service, relay } = await groupOf(['alice', ...members])
   const sinks = members.map(() => collectingSink())
   const subscriptions = members.map((member, i) => service.subscribe(member, 0, sinks[i]!))
   subscriptions.forEach((s) => s.start())
@@ -94,7 +93,7 @@ test('the streams one message wakes read their queues together, in one call of t
   assert.deepEqual(store.batches, [members], 'the first reads of all ten streams went together')
 
   store.batches = []
-  await service.relayMessage({ groupId: 'g', senderId: 'alice', message: new TextEncoder().encode('hello'), messageType: 'Application' }, { validation: 'permissive' })
+  await relay('hello')
   await until(() => sinks.every((sink) => sink.got.length === 1))
   assert.deepEqual(store.batches, [members], 'one call for the ten streams the message woke')
   for (const sink of sinks) assert.equal(new TextDecoder().decode(sink.got[0]!.data), 'hello')
