@@ -9,6 +9,7 @@ import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
+import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
 
 let db: TestPostgres
 before(async () => {
@@ -145,14 +146,7 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES ('carol', 1, 'g', 'alice', '\\x00', ${at}), ('carol', 2, 'g', 'alice', '\\x00', ${at});`)
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'version_1' })
     try {
-      const now = Math.floor(at / 1000)
-      assert.equal((await store.keyPackageOwners(['old-ref'], now)).get('old-ref'), 'bob')
-      assert.equal((await store.keyPackageOwners(['old-ref'], now + 8 * 86400)).size, 0)
-      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => w.seq), [1, 2])
-      await store.createGroup({ groupId: 'h', creatorId: 'alice', epoch: 0, createdAt: at })
-      await store.appendMessage('h', { senderId: 'alice', messageType: 'Commit', data: new Uint8Array([1]), receivedAt: at, epoch: null, contentType: null },
-        { senderMustBeMember: true }, { welcome: { data: new Uint8Array([2]), recipients: ['carol'] } })
-      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'g'], [3, 'h']])
+      await assertUpgradedFromVersion1(store, at)
       const versions = await inspect<{ version: number }>('SELECT version FROM version_1.schema_migrations ORDER BY version')
       assert.deepEqual(versions.map((r) => r.version), MIGRATIONS.map((m) => m.version))
     } finally {

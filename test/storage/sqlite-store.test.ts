@@ -9,6 +9,7 @@ import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/schema.js'
 import { SqliteStore } from '../../src/storage/sqlite-store.js'
 import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
+import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'mlsds-sqlite-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -35,14 +36,18 @@ describe('SQLite specifics', () => {
 })
 
 describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
-  const inspect = <T>(path: string, sql: string): T => {
+  const readOnly = <T>(path: string, read: (db: Database.Database) => T): T => {
     const db = new Database(path, { readonly: true })
     try {
-      return db.prepare(sql).get() as T
+      return read(db)
     } finally {
       db.close()
     }
   }
+  const inspect = <T>(path: string, sql: string): T => readOnly(path, (db) => db.prepare(sql).get() as T)
+  /** The query plan's steps, joined: which index a statement uses. */
+  const queryPlan = (path: string, sql: string): string =>
+    readOnly(path, (db) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((s) => s.detail).join('; '))
 
   test('each claim forgets a bounded batch of expired refs, found by the expiry index', async () => {
     const path = join(dir, 'purge.sqlite')
@@ -60,13 +65,7 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
       }
       const batch = HANDED_OUT_PURGE_BATCH
       assert.deepEqual(counts, [40 - batch + 1, Math.max(0, 40 - 2 * batch) + 2, Math.max(0, 40 - 3 * batch) + 3])
-      const plan = new Database(path, { readonly: true })
-      try {
-        const steps = plan.prepare(`EXPLAIN QUERY PLAN SELECT ref FROM handed_out_refs WHERE expires_at < 5 ORDER BY expires_at LIMIT ${batch}`).all() as { detail: string }[]
-        assert.match(steps.map((s) => s.detail).join('; '), /handed_out_refs_expiry/)
-      } finally {
-        plan.close()
-      }
+      assert.match(queryPlan(path, `SELECT ref FROM handed_out_refs WHERE expires_at < 5 ORDER BY expires_at LIMIT ${batch}`), /handed_out_refs_expiry/)
     } finally {
       await store.close()
     }
@@ -86,14 +85,8 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
       assert.equal(await store.claimKeyPackage('dave', { now: 5000 }), undefined)
       assert.equal((await store.countKeyPackages('dave', 5000)).total, 0)
       assert.equal(left(), Math.max(0, 40 - 2 * batch))
-      const plan = new Database(path, { readonly: true })
-      try {
-        const steps = (sql: string) => (plan.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((s) => s.detail).join('; ')
-        assert.match(steps("SELECT id FROM key_packages WHERE client_id = 'big' AND NOT legacy AND not_after < 5000 ORDER BY not_after LIMIT 16"), /key_packages_expiry/)
-        assert.match(steps("SELECT * FROM key_packages WHERE client_id = 'big' AND NOT legacy AND NOT last_resort AND ciphersuite = 2 ORDER BY id LIMIT 1"), /key_packages_pick/)
-      } finally {
-        plan.close()
-      }
+      assert.match(queryPlan(path, "SELECT id FROM key_packages WHERE client_id = 'big' AND NOT legacy AND not_after < 5000 ORDER BY not_after LIMIT 16"), /key_packages_expiry/)
+      assert.match(queryPlan(path, "SELECT * FROM key_packages WHERE client_id = 'big' AND NOT legacy AND NOT last_resort AND ciphersuite = 2 ORDER BY id LIMIT 1"), /key_packages_pick/)
     } finally {
       await store.close()
     }
@@ -111,14 +104,7 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     old.close()
     const store = SqliteStore.open({ path })
     try {
-      const now = Math.floor(at / 1000)
-      assert.equal((await store.keyPackageOwners(['old-ref'], now)).get('old-ref'), 'bob')
-      assert.equal((await store.keyPackageOwners(['old-ref'], now + 8 * 86400)).size, 0)
-      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => w.seq), [1, 2])
-      await store.createGroup({ groupId: 'h', creatorId: 'alice', epoch: 0, createdAt: at })
-      await store.appendMessage('h', { senderId: 'alice', messageType: 'Commit', data: new Uint8Array([1]), receivedAt: at, epoch: null, contentType: null },
-        { senderMustBeMember: true }, { welcome: { data: new Uint8Array([2]), recipients: ['carol'] } })
-      assert.deepEqual((await store.readWelcomes('carol', 0, 10, at)).map((w) => [w.seq, w.groupId]), [[1, 'g'], [2, 'g'], [3, 'h']])
+      await assertUpgradedFromVersion1(store, at)
       assert.equal(inspect<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version').v, SQLITE_MIGRATIONS.length)
     } finally {
       await store.close()
