@@ -1,4 +1,3 @@
-import { hash } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
@@ -297,11 +296,7 @@ export class DeliveryService {
     // A retry is the same client-chosen key, or the same MLS bytes from the same sender (MLS
     // messages are unique, so equal bytes can only be a retry). Opaque legacy bytes are not
     // compared: the original clients relay the same placeholder again and again.
-    // Keys live as long as IDEMPOTENCY_WINDOW: join() makes one flat string, where `+` or a
-    // template would keep a rope of three. SHA-256 stays (one-shot, no Hash object per message).
-    const keys: string[] = []
-    if (classified.contentType !== null) keys.push(['bytes:', senderId, ':', hash('sha256', data, 'base64')].join(''))
-    if (idempotencyKey !== undefined) keys.push(['key:', senderId, ':', idempotencyKey].join(''))
+    const retry = { sameBytes: classified.contentType !== null, key: idempotencyKey }
     const message: NewMessage = {
       senderId,
       messageType: classified.messageType,
@@ -311,7 +306,7 @@ export class DeliveryService {
       contentType: classified.contentType,
     }
     const { senderMustBeMember, epoch } = classified.condition
-    const result = await this.#store.appendMessage(groupId, message, { senderMustBeMember, epoch, idempotencyKeys: keys }, effects)
+    const result = await this.#store.appendMessage(groupId, message, { senderMustBeMember, epoch, retry }, effects)
     if (result.ok) {
       this.#bus.publish(result.recipients)
       return { groupId, seq: result.seq, epoch: result.epoch, messageType: result.messageType, duplicate: result.duplicate }

@@ -1,6 +1,7 @@
 import { ClientQueue } from './client-queue.js'
 import { HandedOutRefs, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import { MessageLog } from './message-log.js'
+import { digestFor, RetryIndex } from './retry-index.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import type {
   AckResult,
@@ -37,11 +38,8 @@ interface GroupState {
   readonly members: Set<string>
   epoch: number
   groupInfo: GroupInfoRecord | undefined
-  /**
-   * Idempotency key → the seq of the accepted message, in acceptance order. Its time, type and
-   * the epoch it left the group at are in the log, so an entry holds no object of its own.
-   */
-  readonly idempotency: Map<string, number>
+  /** Finds retries among the accepted messages; their time, type and the epoch they left the group at are in the log. */
+  readonly retries: RetryIndex
   /** The accepted messages: seq N is at index N - 1, so a read after N is a slice from N. */
   readonly messages: MessageLog
 }
@@ -153,7 +151,7 @@ export class MemoryStore implements Store {
       members: new Set([group.creatorId]),
       epoch: group.epoch,
       groupInfo: undefined,
-      idempotency: new Map(),
+      retries: new RetryIndex(),
       messages: new MessageLog(),
     }
     this.#groups.set(group.groupId, state)
@@ -185,8 +183,11 @@ export class MemoryStore implements Store {
   async appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
     const state = this.#groups.get(groupId)
     if (!state) return { ok: false, reason: 'no_group' }
-    const retry = this.#findRetry(state, condition.idempotencyKeys, message.receivedAt)
-    if (retry) return { ok: true, ...retry, duplicate: true, recipients: [] }
+    const digest = digestFor(message.data, condition.retry)
+    const retry = state.retries.find(state.messages, message.senderId, message.data, digest, condition.retry, message.receivedAt - this.#options.idempotencyWindowMs)
+    if (retry !== undefined) {
+      return { ok: true, seq: retry, epoch: state.messages.epochAfter(retry - 1), messageType: state.messages.messageType(retry - 1), duplicate: true, recipients: [] }
+    }
     if (condition.senderMustBeMember && !state.members.has(message.senderId)) return { ok: false, reason: 'not_member' }
     if (condition.epoch && condition.epoch.expected !== state.epoch) {
       return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
@@ -219,7 +220,7 @@ export class MemoryStore implements Store {
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    for (const key of condition.idempotencyKeys ?? []) state.idempotency.set(key, seq)
+    state.retries.add(seq, digest, condition.retry)
     return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 
@@ -244,20 +245,6 @@ export class MemoryStore implements Store {
     let queue = this.#queues.get(clientId)
     if (!queue) this.#queues.set(clientId, (queue = new ClientQueue()))
     return queue
-  }
-
-  /** Forgets keys older than the window (the Map is in insertion order), then looks the keys up. */
-  #findRetry(state: GroupState, keys: readonly string[] | undefined, now: number): { seq: number; epoch: number; messageType: MessageType } | undefined {
-    const oldest = now - this.#options.idempotencyWindowMs
-    for (const [key, seq] of state.idempotency) {
-      if (state.messages.receivedAt(seq - 1) >= oldest) break
-      state.idempotency.delete(key)
-    }
-    for (const key of keys ?? []) {
-      const seq = state.idempotency.get(key)
-      if (seq !== undefined) return { seq, epoch: state.messages.epochAfter(seq - 1), messageType: state.messages.messageType(seq - 1) }
-    }
-    return undefined
   }
 
   async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {

@@ -68,6 +68,10 @@ export class MessageLog {
     return this.#bytes.view(this.#field(index, LOCATION), this.#field(index, SIZE))
   }
 
+  senderId(index: number): string {
+    return this.#senderIds[index]!
+  }
+
   receivedAt(index: number): number {
     return this.#field(index, RECEIVED_AT)
   }

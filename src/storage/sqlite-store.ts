@@ -3,6 +3,7 @@ import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
 import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
+import { retryKeys } from './retry-keys.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
   KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
@@ -205,7 +206,8 @@ export class SqliteStore implements Store {
       if (!group) return { ok: false, reason: 'no_group' }
       const oldest = message.receivedAt - this.#options.idempotencyWindowMs
       this.#db.prepare('DELETE FROM idempotency_keys WHERE group_id = ? AND accepted_at < ?').run(groupId, oldest)
-      for (const key of condition.idempotencyKeys ?? []) {
+      const keys = retryKeys(message, condition.retry)
+      for (const key of keys) {
         const retry = this.#db.prepare('SELECT seq, epoch, message_type FROM idempotency_keys WHERE group_id = ? AND key = ?').get(groupId, key) as { seq: number; epoch: number; message_type: MessageType } | undefined
         if (retry) return { ok: true, seq: retry.seq, epoch: retry.epoch, messageType: retry.message_type, duplicate: true, recipients: [] }
       }
@@ -226,7 +228,7 @@ export class SqliteStore implements Store {
       const welcomeTo = [...new Set(effects.welcome?.recipients ?? [])]
       for (const id of welcomeTo) this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, id)
       fanOut(this.#db, this.#options.retention, groupId, seq, message, messageTo, welcomeTo, effects.welcome?.data)
-      for (const key of new Set(condition.idempotencyKeys ?? [])) {
+      for (const key of keys) {
         this.#db.prepare('INSERT OR REPLACE INTO idempotency_keys (group_id, key, seq, epoch, message_type, accepted_at) VALUES (?, ?, ?, ?, ?, ?)')
           .run(groupId, key, seq, epoch, message.messageType, message.receivedAt)
       }

@@ -81,13 +81,28 @@ export interface AppendCondition {
   /** The sender must be a member of the group when the message is accepted. */
   readonly senderMustBeMember: boolean
   /**
-   * Retry detection: when an accepted message of the group within the idempotency window has
-   * one of these keys, nothing is appended and its result is returned again (checked first,
-   * so a retried Commit is not refused as stale). The message is remembered under all of them.
+   * Retry detection: when an accepted message of the group within the idempotency window
+   * matches this one (see RetryIdentity), nothing is appended and its result is returned again
+   * (checked first, so a retried Commit is not refused as stale).
    */
-  readonly idempotencyKeys?: readonly string[]
+  readonly retry?: RetryIdentity
   /** The group must be at this epoch; with `advance`, the append moves it to epoch + 1 (a Commit). */
   readonly epoch?: { readonly expected: number; readonly advance: boolean }
+}
+
+/**
+ * What makes a later append a retry of an accepted one: always from the same sender, to the
+ * same group, within the idempotency window. Either match is enough.
+ */
+export interface RetryIdentity {
+  /**
+   * The same bytes again. Meant for MLS messages, which are unique, so equal bytes can only be
+   * a retry; opaque legacy bytes are not compared (the original clients relay one placeholder
+   * again and again).
+   */
+  readonly sameBytes: boolean
+  /** The same client-chosen key (the `Idempotency-Key` header) again. */
+  readonly key?: string
 }
 
 /** What an accepted append also does, in the same atomic step (RFC 9420 §14: Welcome only with its Commit). */

@@ -121,10 +121,10 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     try {
       await store.createGroup({ groupId: 'g', creatorId: 'a', epoch: 0, createdAt: 1 })
       await inspect(`INSERT INTO idem.idempotency_keys (group_id, key, seq, epoch, message_type, accepted_at)
-        SELECT 'g', 'old-' || i, i, 0, 'Application', i FROM generate_series(1, 200) AS i`)
+        SELECT 'g', 'key:a:old-' || i, i, 0, 'Application', i FROM generate_series(1, 200) AS i`)
       const keys = async () => (await inspect<{ n: number }>("SELECT count(*)::integer AS n FROM idem.idempotency_keys WHERE group_id = 'g'"))[0]!.n
       const append = (key: string) => store.appendMessage('g', { senderId: 'a', messageType: 'Application', data: new Uint8Array([1]), receivedAt: 10_000, epoch: null, contentType: null },
-        { senderMustBeMember: true, idempotencyKeys: [key] })
+        { senderMustBeMember: true, retry: { sameBytes: false, key } })
       assert.equal((await append('old-1')).ok && (await keys()), 200 - IDEMPOTENCY_PURGE_BATCH + 1, 'an expired key matches nothing; it is replaced')
       const again = await append('old-1')
       assert.ok(again.ok && again.duplicate && again.seq === 1, 'the new key matches')

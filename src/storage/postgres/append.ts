@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { StoreOptions } from '../options.js'
 import type { AppendCondition, AppendEffects, AppendResult, MessageType, NewMessage } from '../store.js'
+import { retryKeys } from '../retry-keys.js'
 import { statement, toBuffer } from './database.js'
 
 /** Expired idempotency keys of the group one append deletes, at most: more than an append adds, so a backlog drains. */
@@ -43,7 +44,7 @@ export async function appendMessage(
   condition: AppendCondition,
   effects: AppendEffects,
 ): Promise<AppendResult> {
-  const keys = [...new Set(condition.idempotencyKeys ?? [])]
+  const keys = retryKeys(message, condition.retry)
   const welcomeTo = effects.welcome ? [...new Set(effects.welcome.recipients)] : []
   const info = effects.groupInfo
   const { retention } = options

@@ -74,7 +74,7 @@ export function concurrencyContract(factory: StoreFactory): void {
       const store = await openStore(t, factory)
       await groupWith(store, 'g', ['a', 'b'])
       await store.appendMessage('g', message('a', 'first'), MEMBER)
-      const results = await Promise.all(range(10).map(() => store.appendMessage('g', message('a', 'retry'), { ...MEMBER, idempotencyKeys: ['same'] })))
+      const results = await Promise.all(range(10).map(() => store.appendMessage('g', message('a', 'retry'), { ...MEMBER, retry: { sameBytes: false, key: 'same' } })))
       const ok = accepted(results)
       assert.equal(ok.length, 10)
       assert.equal(ok.filter((r) => !r.duplicate).length, 1)
@@ -87,7 +87,7 @@ export function concurrencyContract(factory: StoreFactory): void {
       for (const id of HOSTILE_IDS) {
         await store.addKeyPackages(id, [keyPackage({ label: id })], NOW)
         await groupWith(store, id, [id, `${id}-peer`])
-        const result = await store.appendMessage(id, message(`${id}-peer`, id), { ...ANY_MEMBER, idempotencyKeys: [id] })
+        const result = await store.appendMessage(id, message(`${id}-peer`, id), { ...ANY_MEMBER, retry: { sameBytes: true, key: id } })
         assert.ok(result.ok && result.seq === 1, id)
       }
       assert.deepEqual(await store.listKeyPackageClients(NOW), [...HOSTILE_IDS].sort())

@@ -118,18 +118,51 @@ export function groupContract(factory: StoreFactory): void {
     test('idempotency: a retry returns the original result, checked before the epoch; keys expire with the window', async (t) => {
       const store = await openStore(t, factory, { idempotencyWindowMs: 60_000 })
       await groupWith(store, 'g', ['alice', 'bob'])
-      const condition = { ...MEMBER, epoch: { expected: 0, advance: true }, idempotencyKeys: ['k1', 'k2'] }
+      const condition = { ...MEMBER, epoch: { expected: 0, advance: true }, retry: { sameBytes: false, key: 'k1' } }
       const first = await store.appendMessage('g', message('alice', 'c'), condition)
       assert.deepEqual(first, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: false, recipients: ['bob'] })
-      const retry = await store.appendMessage('g', message('alice', 'c', { receivedAt: T0 + 1000 }), { ...condition, idempotencyKeys: ['other', 'k2'] })
+      const retry = await store.appendMessage('g', message('alice', 'other bytes', { receivedAt: T0 + 1000 }), condition)
       assert.deepEqual(retry, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: true, recipients: [] })
       assert.equal((await store.readMessages('g', 0, 10))?.length, 1)
       assert.equal((await store.readDeliveries('bob', 0, 10, T0)).lastSeq, 1, 'a retry delivers nothing')
       await groupWith(store, 'h', ['alice'])
-      const otherGroup = await store.appendMessage('h', message('alice', 'c'), { ...MEMBER, idempotencyKeys: ['k1'] })
+      const otherGroup = await store.appendMessage('h', message('alice', 'c'), { ...MEMBER, retry: { sameBytes: false, key: 'k1' } })
       assert.ok(otherGroup.ok && !otherGroup.duplicate, 'keys are per group')
-      const late = await store.appendMessage('g', message('alice', 'c', { receivedAt: T0 + 61_000 }), { ...MEMBER, idempotencyKeys: ['k1'] })
+      const late = await store.appendMessage('g', message('alice', 'c', { receivedAt: T0 + 61_000 }), { ...MEMBER, retry: { sameBytes: false, key: 'k1' } })
       assert.ok(late.ok && !late.duplicate && late.seq === 2, 'after the window the key is forgotten')
+    })
+
+    test('idempotency: the same bytes are a retry only from the same sender, and only when asked', async (t) => {
+      const store = await openStore(t, factory, { idempotencyWindowMs: 60_000 })
+      await groupWith(store, 'g', ['alice', 'bob'])
+      const bytesOnly = { ...MEMBER, retry: { sameBytes: true } }
+      assert.ok((await store.appendMessage('g', message('alice', 'mls'), bytesOnly)).ok)
+      const again = await store.appendMessage('g', message('alice', 'mls', { receivedAt: T0 + 59_999 }), { ...MEMBER, retry: { sameBytes: true, key: 'new key' } })
+      assert.ok(again.ok && again.duplicate && again.seq === 1, 'the same bytes again, with a key never seen')
+      const fromBob = await store.appendMessage('g', message('bob', 'mls'), bytesOnly)
+      assert.ok(fromBob.ok && !fromBob.duplicate && fromBob.seq === 2, 'the same bytes from another sender are a message of their own')
+      const opaque = await store.appendMessage('g', message('alice', 'mls'), { ...MEMBER, retry: { sameBytes: false } })
+      assert.ok(opaque.ok && !opaque.duplicate && opaque.seq === 3, 'bytes are compared only when sameBytes is set')
+      const longer = await store.appendMessage('g', message('alice', 'mls!'), bytesOnly)
+      assert.ok(longer.ok && !longer.duplicate && longer.seq === 4)
+      const late = await store.appendMessage('g', message('alice', 'mls', { receivedAt: T0 + 60_001 }), bytesOnly)
+      assert.ok(late.ok && !late.duplicate && late.seq === 5, 'after the window the bytes are forgotten')
+      const lateAgain = await store.appendMessage('g', message('alice', 'mls', { receivedAt: T0 + 60_002 }), bytesOnly)
+      assert.ok(lateAgain.ok && lateAgain.duplicate && lateAgain.seq === 5, 'and the new message is remembered')
+    })
+
+    test('idempotency: a client key belongs to its sender, whatever the ids contain', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['a', 'a:b', 'mallory'])
+      // Joined with a colon, sender a:b with key c and sender a with key b:c would read alike.
+      const first = await store.appendMessage('g', message('a:b', 'one'), { ...MEMBER, retry: { sameBytes: false, key: 'c' } })
+      const second = await store.appendMessage('g', message('a', 'two'), { ...MEMBER, retry: { sameBytes: false, key: 'b:c' } })
+      assert.ok(first.ok && second.ok && !second.duplicate && second.seq === 2)
+      const third = await store.appendMessage('g', message('mallory', 'three'), { ...MEMBER, retry: { sameBytes: false, key: 'b:c' } })
+      assert.ok(third.ok && !third.duplicate && third.seq === 3, 'another sender may use the same key')
+      const retry = await store.appendMessage('g', message('a', 'two'), { ...MEMBER, retry: { sameBytes: false, key: 'b:c' } })
+      assert.ok(retry.ok && retry.duplicate && retry.seq === 2)
+      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => [m.senderId, text(m.data)]), [['a:b', 'one'], ['a', 'two'], ['mallory', 'three']])
     })
   })
 }
