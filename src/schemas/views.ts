@@ -10,20 +10,6 @@ export type BytesEncoder<T> = (bytes: Uint8Array) => T
 export const toBase64: BytesEncoder<string> = (bytes) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64')
 export const toByteArray: BytesEncoder<number[]> = (bytes) => Array.from(bytes)
 
-/**
- * Decodes base64 into memory of its own. Buffer.from() puts small results in a shared 8 KiB
- * slab, and a stored message would keep the whole slab (and whatever else is in it) alive.
- * Even for relayed messages, which the stores copy, the pool costs more than it saves: with it
- * the memory bench left 0.18 or 0.28 × the payload after delete + GC, run to run, against a
- * steady 0.18–0.19 without (4 runs each), for ~1 µs less per decode.
- */
-export function fromBase64(text: string): Uint8Array {
-  // Decoded once, straight into an unpooled buffer (no pooled decode plus copy).
-  const out = Buffer.allocUnsafeSlow(Buffer.byteLength(text, 'base64'))
-  const length = out.write(text, 'base64')
-  return new Uint8Array(out.buffer, out.byteOffset, length)
-}
-
 export function groupView(group: GroupRecord) {
   return {
     group_id: group.groupId,

@@ -210,7 +210,7 @@ export class DeliveryService {
     const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
       welcome: recipients ? { data: message, recipients } : undefined,
     })
-    this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
+    this.#log.info('Relayed message from %s to group %s', senderId, groupId)
     return result
   }
 
@@ -239,7 +239,7 @@ export class DeliveryService {
       throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
     }
     const result = await this.#append(groupId, senderId, bundle.commit, classified, bundle.idempotencyKey, { groupInfo, welcome })
-    this.#log.info(`Relayed message from ${senderId} to group ${groupId}`)
+    this.#log.info('Relayed message from %s to group %s', senderId, groupId)
     return result
   }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { isStandardBase64 } from '../../src/http/validation.js'
+import { fromBase64, isStandardBase64 } from '../../src/schemas/base64.js'
 import { BASE64_PATTERN } from '../../src/schemas/common.js'
 
 // The pattern is the contract (it is in OpenAPI); isStandardBase64 must accept exactly its strings.
@@ -36,5 +36,31 @@ describe('isStandardBase64 accepts exactly what BASE64_PATTERN accepts', () => {
       }
       agree(text)
     }
+  })
+})
+
+describe('fromBase64 decodes each field once', () => {
+  const message = Buffer.from(Array.from({ length: 1000 }, (_, i) => (i * 31) & 0xff))
+  const text = message.toString('base64')
+
+  test('it takes the bytes the validator just decoded, once; each caller owns its bytes, in memory of their own', () => {
+    assert.ok(isStandardBase64(text))
+    const first = fromBase64(text)
+    const second = fromBase64(text)
+    assert.deepEqual(Buffer.from(first), message)
+    assert.deepEqual(Buffer.from(second), message)
+    assert.notEqual(first.buffer, second.buffer, 'the second call decodes again')
+    for (const bytes of [first, second]) assert.equal(bytes.buffer.byteLength, message.length, 'not a slice of a shared pool')
+    first[0] = 0xff
+    assert.equal(second[0], message[0])
+  })
+
+  test('a string other than the last one validated is decoded on its own', () => {
+    const other = Buffer.from('another message').toString('base64')
+    assert.ok(isStandardBase64(text))
+    assert.equal(Buffer.from(fromBase64(other)).toString(), 'another message')
+    assert.deepEqual(Buffer.from(fromBase64(text)), message)
+    assert.ok(!isStandardBase64('not base64!'))
+    assert.deepEqual(Buffer.from(fromBase64(text)), message, 'a refused string leaves nothing behind')
   })
 })

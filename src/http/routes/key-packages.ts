@@ -12,7 +12,8 @@ import {
   StoreKeyPackagesBodySchema,
   StoreKeyPackagesReplySchema,
 } from '../../schemas/key-packages.js'
-import { fromBase64, keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
+import { fromBase64 } from '../../schemas/base64.js'
+import { keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['key-packages']

@@ -3,7 +3,8 @@ import { Type } from 'typebox'
 import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
-import { fromBase64, messageView, relayView, toBase64 } from '../../schemas/views.js'
+import { fromBase64 } from '../../schemas/base64.js'
+import { messageView, relayView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const tags = ['messages']
