@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import net from 'node:net'
 import { once } from 'node:events'
 import path from 'node:path'
@@ -38,6 +38,21 @@ function wrap(child: ChildProcess): Proc {
       clearTimeout(timer)
     },
   }
+}
+
+/**
+ * CPU time the process has used so far, all its threads (main, GC helpers, libuv pool), in µs:
+ * the first field of /proc/<pid>/task/<tid>/schedstat (ns on the CPU), summed. Threads that
+ * ended before the call are not counted, so read it around a window the threads outlive.
+ */
+export function cpuMicros(pid: number): number {
+  let nanos = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      nanos += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return nanos / 1000
 }
 
 export function readRss(pid: number): number {

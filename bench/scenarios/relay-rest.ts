@@ -1,7 +1,7 @@
 import { applicationMessage } from '../lib/fixtures.js'
 import { api, recreateGroup } from '../lib/http.js'
 import { checked } from '../lib/load-client.js'
-import { startBaseline } from '../lib/procs.js'
+import { cpuMicros, startBaseline } from '../lib/procs.js'
 import { figure } from '../lib/result.js'
 import { interleave, type Side } from '../lib/rounds.js'
 import type { RelayVariants } from '../load/variants.js'
@@ -26,11 +26,13 @@ export function relayRest(store: BenchStore): Scenario {
           await recreateGroup(service.httpUrl, GROUP, 'alice')
           const baseUrl = `http://127.0.0.1:${baseline.info.port}`
           const baselineSide = async (seconds: number) => {
+            const cpu = cpuMicros(baseline.pid)
             const r = checked(await ctx.load.run({ kind: 'http', url: baseUrl, connections: CONNECTIONS, method: 'POST', paths: [`/groups/${GROUP}/messages`], relay, seconds }), baseUrl)
+            const cpuUs = (cpuMicros(baseline.pid) - cpu) / r.ok
             await api(baseUrl, 'DELETE', '/reset')
-            return { rps: r.perSecond, p99: r.p99Ms }
+            return { rps: r.perSecond, p99: r.p99Ms, cpuUs }
           }
-          const rounds = await interleave(ctx.settings, relaySide(ctx, [service.httpUrl], relay), baselineSide, ctx.log)
+          const rounds = await interleave(ctx.settings, relaySide(ctx, [service.httpUrl], relay, service.pid), baselineSide, ctx.log)
           // The targets are the in-memory service's; a durable commit per message has none against a bare route.
           const memory = store === 'memory'
           return {
@@ -38,10 +40,12 @@ export function relayRest(store: BenchStore): Scenario {
             figures: [
               figure('req/s', 'req/s', rounds.a.rps!, rounds.b.rps!, memory ? { op: '>=', value: 0.8 } : undefined),
               figure('p99 latency', 'ms', rounds.a.p99!, rounds.b.p99!, memory ? { op: '<=', value: 2 } : undefined),
+              figure('server CPU per request', 'µs', rounds.a.cpuUs!, rounds.b.cpuUs!),
             ],
             notes: [
               'every request a distinct copy of one ~1 KB PrivateMessage (bench/load/variants.ts); the group is emptied between rounds, outside the window',
-              ...(memory ? [] : [POSTGRES_NOTE]),
+              'server CPU per request: CPU time of the server process over the load window (every thread, from /proc/<pid>/task/*/schedstat) / requests answered 2xx; steadier than req/s on a busy machine',
+              ...(memory ? [] : [POSTGRES_NOTE, "server CPU per request counts the service's process only, not PostgreSQL's"]),
             ],
           }
         }, { store })
@@ -61,16 +65,20 @@ export async function relayMessage(): Promise<RelayVariants> {
  * One timed REST relay round into GROUP against instances sharing one store: the connections
  * are split evenly over `urls`, one load job each, run at once, each with copies of its own.
  * Afterwards the group must hold every acknowledged message (read through the first instance),
- * and it is created again, empty, outside the window. The p99 is the highest of the jobs'.
+ * and it is created again, empty, outside the window. The p99 is the highest of the jobs'. With
+ * `pid` (one instance), also the server's CPU time per request over the window (cpuUs).
  */
-export function relaySide(ctx: Context, urls: readonly string[], relay: RelayVariants): Side {
+export function relaySide(ctx: Context, urls: readonly string[], relay: RelayVariants, pid?: number): Side {
   return async (seconds) => {
+    const cpu = pid === undefined ? 0 : cpuMicros(pid)
     const jobs = urls.map((url, k) => ctx.load.run({
       kind: 'http', url, connections: Math.round(CONNECTIONS / urls.length), method: 'POST', paths: [`/groups/${GROUP}/messages`], relay, firstCopy: k * COPIES_PER_JOB, seconds,
     }))
     const results = (await Promise.all(jobs)).map((r, k) => checked(r, urls[k]!))
-    await assertAllStored(urls[0]!, GROUP, results.reduce((n, r) => n + r.ok, 0))
+    const ok = results.reduce((n, r) => n + r.ok, 0)
+    const cpuUs = pid === undefined ? undefined : (cpuMicros(pid) - cpu) / ok
+    await assertAllStored(urls[0]!, GROUP, ok)
     await recreateGroup(urls[0]!, GROUP, 'alice')
-    return { rps: results.reduce((n, r) => n + r.perSecond, 0), p99: Math.max(...results.map((r) => r.p99Ms)) }
+    return { rps: results.reduce((n, r) => n + r.perSecond, 0), p99: Math.max(...results.map((r) => r.p99Ms)), ...(cpuUs === undefined ? {} : { cpuUs }) }
   }
 }
