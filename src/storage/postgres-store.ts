@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { createPool, query, type DatabaseOptions } from './postgres/database.js'
-import { appendMessage } from './postgres/append.js'
+import { AppendQueue } from './postgres/append.js'
 import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
@@ -42,11 +42,13 @@ export class PostgresStore implements Store {
   readonly #pool: pg.Pool
   readonly #options: StoreOptions
   readonly #schema: string | undefined
+  readonly #appends: AppendQueue
 
   private constructor(pool: pg.Pool, options: StoreOptions, schema: string | undefined) {
     this.#pool = pool
     this.#options = options
     this.#schema = schema
+    this.#appends = new AppendQueue(pool, options)
   }
 
   /** Connects and applies the migrations (waiting for another instance that is applying them). */
@@ -122,7 +124,7 @@ export class PostgresStore implements Store {
   }
 
   appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
-    return appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
+    return this.#appends.append(groupId, message, condition, effects)
   }
 
   readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {

@@ -3,7 +3,10 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
-import { IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
+import { APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
+import { createPool } from '../../src/storage/postgres/database.js'
+import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
+import type { AppendCondition } from '../../src/storage/store.js'
 import { EXPIRED_PURGE_BATCH } from '../../src/storage/postgres/key-packages.js'
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
@@ -131,6 +134,59 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       await append('new-2')
       assert.equal(await keys(), Math.max(0, 200 - 2 * IDEMPOTENCY_PURGE_BATCH) + 2)
     } finally {
+      await store.close()
+    }
+  })
+
+  test('appends to one group that wait for the one in flight go together, in arrival order, each with its own outcome', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 4, schema: 'batches', idempotencyWindowMs: 60_000 })
+    const pool = createPool({ connectionString: db.url, poolSize: 4, schema: 'batches' }, () => {})
+    const statements: string[] = []
+    const query = pool.query.bind(pool) as (config: pg.QueryConfig) => Promise<pg.QueryResult>
+    ;(pool as unknown as { query: typeof query }).query = (config) => {
+      statements.push(config.name ?? config.text)
+      return query(config)
+    }
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      await store.addMember('g', 'bob')
+      const appends = new AppendQueue(pool, { ...DEFAULT_STORE_OPTIONS, idempotencyWindowMs: 60_000 })
+      const plain = (sender: string, label: string, condition: Partial<AppendCondition> = {}) => appends.append('g',
+        { senderId: sender, messageType: 'Application', data: new TextEncoder().encode(label), receivedAt: 1000, epoch: 0, contentType: 'application' },
+        { senderMustBeMember: true, ...condition }, {})
+      const results = await Promise.all([
+        plain('alice', 'first, alone'),
+        plain('bob', 'b1', { retry: { sameBytes: true, key: 'k' } }),
+        plain('mallory', 'not a member'),
+        plain('bob', 'b1 again', { retry: { sameBytes: false, key: 'k' } }),
+        plain('alice', 'a commit', { epoch: { expected: 0, advance: true } }),
+        plain('bob', 'late for epoch 0', { epoch: { expected: 0, advance: false } }),
+        plain('bob', 'b1', { retry: { sameBytes: true } }),
+        ...Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => plain(i % 2 ? 'alice' : 'bob', `m${i}`)),
+      ])
+      assert.deepEqual(results.slice(0, 7), [
+        { ok: true, seq: 1, epoch: 0, messageType: 'Application', duplicate: false, recipients: ['bob'] },
+        { ok: true, seq: 2, epoch: 0, messageType: 'Application', duplicate: false, recipients: ['alice'] },
+        { ok: false, reason: 'not_member' },
+        { ok: true, seq: 2, epoch: 0, messageType: 'Application', duplicate: true, recipients: [] },
+        { ok: true, seq: 3, epoch: 1, messageType: 'Application', duplicate: false, recipients: ['bob'] },
+        { ok: false, reason: 'stale_epoch', currentEpoch: 1 },
+        { ok: true, seq: 2, epoch: 0, messageType: 'Application', duplicate: true, recipients: [] },
+      ])
+      assert.deepEqual(results.slice(7).map((r) => r.ok && r.seq), Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => 4 + i), 'seqs in arrival order')
+      assert.deepEqual(statements, ['append_message', 'append_messages', 'append_messages'], 'one alone, then the waiting ones in batches of at most APPEND_BATCH_LIMIT')
+      const stored = await store.readMessages('g', 0, 1000)
+      assert.equal(stored?.length, 3 + APPEND_BATCH_LIMIT + 5)
+      assert.deepEqual(stored?.slice(0, 4).map((m) => new TextDecoder().decode(m.data)), ['first, alone', 'b1', 'a commit', 'm0'])
+      const fromAlice = Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => i).filter((i) => i % 2).length
+      assert.equal((await store.readDeliveries('bob', 0, 1000, 1000)).lastSeq, 2 + fromAlice, 'bob gets what alice sent')
+
+      statements.length = 0
+      const [next, another] = await Promise.all([plain('alice', 'idle again'), plain('bob', 'waits')])
+      assert.ok(next.ok && another.ok && another.seq === next.seq + 1)
+      assert.deepEqual(statements, ['append_message', 'append_messages'], 'an idle group starts alone again')
+    } finally {
+      await pool.end()
       await store.close()
     }
   })

@@ -176,3 +176,36 @@ export const APPEND_FUNCTION = `
   END
   $fn$;
 `
+
+/**
+ * append_messages, created by migration 5: several appends to one group in one call, one after
+ * the other in the given order, each exactly as append_message (the first takes the group's row
+ * lock, the others find it held), all in the caller's one transaction. The appends that waited
+ * for the group while one was in flight take one round trip and one commit together (append.ts).
+ * Only plain appends come here: no GroupInfo, no Welcome. Released migration text: never edit it.
+ */
+export const APPEND_BATCH_FUNCTION = `
+  CREATE FUNCTION append_messages(
+    p_group_id text, p_sender_ids text[], p_message_types text[], p_data bytea[], p_received_at bigint[],
+    p_message_epochs bigint[], p_content_types text[],
+    p_must_be_member boolean[], p_expected_epochs bigint[], p_advance boolean[],
+    -- Each append's idempotency keys: at most a first and a second (NULL when it has fewer).
+    p_first_keys text[], p_second_keys text[], p_keys_since bigint[], p_key_purge_batch integer,
+    p_max_messages integer, p_keep_since bigint[]
+  ) RETURNS TABLE (n integer, outcome text, seq bigint, epoch bigint, message_type text, message_to text[])
+  LANGUAGE plpgsql VOLATILE AS $fn$
+  #variable_conflict use_column
+  BEGIN
+    FOR i IN 1 .. cardinality(p_sender_ids) LOOP
+      RETURN QUERY SELECT i, a.outcome, a.seq, a.epoch, a.message_type, a.message_to FROM append_message(
+        p_group_id, p_sender_ids[i], p_message_types[i], p_data[i], p_received_at[i],
+        p_message_epochs[i], p_content_types[i],
+        p_must_be_member[i], p_expected_epochs[i], p_advance[i],
+        array_remove(ARRAY[p_first_keys[i], p_second_keys[i]], NULL), p_keys_since[i], p_key_purge_batch,
+        false, NULL, NULL, NULL, NULL,
+        '{}'::text[], NULL,
+        p_max_messages, p_keep_since[i]) AS a;
+    END LOOP;
+  END
+  $fn$;
+`

@@ -60,7 +60,10 @@ export async function appendMessage(
       retention.maxMessages, message.receivedAt - retention.maxAgeMs,
     ],
   })
-  const row = rows[0]!
+  return appendResult(rows[0]!, welcomeTo)
+}
+
+function appendResult(row: AppendRow, welcomeTo: readonly string[]): AppendResult {
   switch (row.outcome) {
     case 'no_group':
     case 'not_member':
@@ -74,5 +77,90 @@ export async function appendMessage(
       const recipients = [...messageTo, ...welcomeTo.filter((r) => !messageTo.includes(r))]
       return { ok: true, seq: row.seq!, epoch: row.epoch!, messageType: row.message_type!, duplicate: false, recipients }
     }
+  }
+}
+
+const APPEND_BATCH = {
+  name: 'append_messages',
+  text: `SELECT n, outcome, seq, epoch, message_type, message_to FROM append_messages(
+    p_group_id => $1, p_sender_ids => $2, p_message_types => $3, p_data => $4, p_received_at => $5,
+    p_message_epochs => $6, p_content_types => $7,
+    p_must_be_member => $8, p_expected_epochs => $9, p_advance => $10,
+    p_first_keys => $11, p_second_keys => $12, p_keys_since => $13, p_key_purge_batch => $14,
+    p_max_messages => $15, p_keep_since => $16) ORDER BY n`,
+}
+
+interface PlainAppend {
+  readonly message: NewMessage
+  readonly condition: AppendCondition
+}
+
+/** Plain appends (no GroupInfo, no Welcome) to one group, in this order, in one statement (append_messages). */
+async function appendBatch(pool: pg.Pool, options: StoreOptions, groupId: string, appends: readonly PlainAppend[]): Promise<AppendResult[]> {
+  const column = <T>(value: (a: PlainAppend) => T) => appends.map(value)
+  const keys = appends.map((a) => retryKeys(a.message, a.condition.retry))
+  const { rows } = await statement<AppendRow & { n: number }>(pool, {
+    ...APPEND_BATCH,
+    values: [
+      groupId, column((a) => a.message.senderId), column((a) => a.message.messageType), column((a) => toBuffer(a.message.data)),
+      column((a) => a.message.receivedAt), column((a) => a.message.epoch), column((a) => a.message.contentType),
+      column((a) => a.condition.senderMustBeMember), column((a) => a.condition.epoch?.expected ?? null), column((a) => a.condition.epoch?.advance ?? false),
+      keys.map((k) => k[0] ?? null), keys.map((k) => k[1] ?? null), column((a) => a.message.receivedAt - options.idempotencyWindowMs), IDEMPOTENCY_PURGE_BATCH,
+      options.retention.maxMessages, column((a) => a.message.receivedAt - options.retention.maxAgeMs),
+    ],
+  })
+  if (rows.length !== appends.length) throw new Error(`append_messages answered ${rows.length} rows for ${appends.length} appends`)
+  return rows.map((row) => appendResult(row, []))
+}
+
+interface Waiting extends PlainAppend {
+  resolve(result: AppendResult): void
+  reject(error: unknown): void
+}
+
+/** Appends one call takes at most: a bounded statement, and the next batch starts soon. */
+export const APPEND_BATCH_LIMIT = 100
+
+/**
+ * Group commit for one store. Appends to a group serialize on its row lock, so while one is in
+ * flight the next ones to the same group wait here instead, and then go to the server together,
+ * in arrival order, in one call of append_messages: one round trip and one commit for all of
+ * them rather than one each. The first append to an idle group goes alone at once, so a quiet
+ * group waits for nothing. Appends with a GroupInfo or a Welcome always go alone.
+ */
+export class AppendQueue {
+  /** Per group with an append in flight: the plain appends waiting for it to finish. */
+  readonly #waiting = new Map<string, Waiting[]>()
+
+  readonly #pool: pg.Pool
+  readonly #options: StoreOptions
+
+  constructor(pool: pg.Pool, options: StoreOptions) {
+    this.#pool = pool
+    this.#options = options
+  }
+
+  append(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects): Promise<AppendResult> {
+    if (effects.groupInfo || effects.welcome) return appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
+    const waiting = this.#waiting.get(groupId)
+    if (waiting) return new Promise((resolve, reject) => waiting.push({ message, condition, resolve, reject }))
+    this.#waiting.set(groupId, [])
+    const alone = appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
+    alone.then(() => this.#next(groupId), () => this.#next(groupId))
+    return alone
+  }
+
+  /** Sends what waited for the group, or marks it idle. */
+  #next(groupId: string): void {
+    const waiting = this.#waiting.get(groupId)!
+    if (waiting.length === 0) {
+      this.#waiting.delete(groupId)
+      return
+    }
+    const batch = waiting.splice(0, APPEND_BATCH_LIMIT)
+    appendBatch(this.#pool, this.#options, groupId, batch).then(
+      (results) => batch.forEach((a, i) => a.resolve(results[i]!)),
+      (err: unknown) => batch.forEach((a) => a.reject(err)),
+    ).finally(() => this.#next(groupId))
   }
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { APPEND_FUNCTION } from './append-function.js'
+import { APPEND_BATCH_FUNCTION, APPEND_FUNCTION } from './append-function.js'
 import { quoteIdent, transaction } from './database.js'
 
 /**
@@ -134,6 +134,11 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
     version: 4,
     name: 'appendMessage in one round trip',
     sql: APPEND_FUNCTION,
+  },
+  {
+    version: 5,
+    name: 'appends waiting for one group in one call',
+    sql: APPEND_BATCH_FUNCTION,
   },
 ]
 
