@@ -194,6 +194,7 @@ export class MemoryStore implements Store {
     }
     if (condition.epoch?.advance) state.epoch += 1
     const seq = state.messages.append(message, state.epoch)
+    state.retries.add(seq, digest, condition.retry)
     const { senderId, messageType, receivedAt, epoch, contentType } = message
     if (effects.groupInfo) state.groupInfo = effects.groupInfo
 
@@ -220,7 +221,6 @@ export class MemoryStore implements Store {
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    state.retries.add(seq, digest, condition.retry)
     return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 

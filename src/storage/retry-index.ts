@@ -58,6 +58,7 @@ export class RetryIndex {
 
   /** Indexes accepted message `seq` under digestFor() of its bytes (every accepted message is added, in seq order). */
   add(seq: number, digest: number, retry: RetryIdentity | undefined): void {
+    if (seq !== this.#digests.length + 1) throw new Error(`RetryIndex.add: seq ${seq} out of order (expected ${this.#digests.length + 1})`)
     this.#digests.push(digest)
     if (digest !== NO_DIGEST) insert(this.#byDigest, digest, seq)
     if (retry?.key !== undefined) {

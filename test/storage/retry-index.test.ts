@@ -63,6 +63,7 @@ test('retry index: messages that share a digest are told apart by their bytes, a
   assert.equal(group.append(message('alice', a), bytes), -1)
   assert.equal(group.append(message('bob', a), bytes), -3)
   assert.equal(group.index.size, 3)
+  assert.throws(() => group.index.add(5, -1, undefined), /out of order/, 'every accepted message is added, in seq order')
 })
 
 test('retry index: messages leave it as they leave the window, in seq order, with their keys', () => {
