@@ -14,7 +14,6 @@ import type {
   GroupRecord,
   KeyPackageCount,
   KeyPackageRecord,
-  MessageType,
   NewGroup,
   NewMessage,
   RemoveMemberResult,

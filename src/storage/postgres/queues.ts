@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, QueueRead } from '../store.js'
-import { query, toBytes, transaction, type Queryable } from './database.js'
+import { query, toBytes, transaction } from './database.js'
 
 /**
  * Retention for the given clients at `now`, as ClientQueue does: drop the oldest beyond

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { WelcomeRecord } from '../store.js'
-import { query, toBytes, type Queryable } from './database.js'
+import { query, toBytes } from './database.js'
 
 /**
  * Welcome inbox retention for the given clients at `now`, as their queues have it (see
