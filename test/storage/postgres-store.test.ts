@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
-import { APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
+import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
 import { createPool } from '../../src/storage/postgres/database.js'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
 import type { AppendCondition } from '../../src/storage/store.js'
@@ -144,7 +144,8 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     const statements: string[] = []
     const query = pool.query.bind(pool) as (config: pg.QueryConfig) => Promise<pg.QueryResult>
     ;(pool as unknown as { query: typeof query }).query = (config) => {
-      statements.push(config.name ?? config.text)
+      // append_messages with the number of appends it carries
+      statements.push(config.name === 'append_messages' ? `append_messages×${(config.values![1] as unknown[]).length}` : config.name ?? config.text)
       return query(config)
     }
     try {
@@ -174,7 +175,7 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
         { ok: true, seq: 2, epoch: 0, messageType: 'Application', duplicate: true, recipients: [] },
       ])
       assert.deepEqual(results.slice(7).map((r) => r.ok && r.seq), Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => 4 + i), 'seqs in arrival order')
-      assert.deepEqual(statements, ['append_message', 'append_messages', 'append_messages'], 'one alone, then the waiting ones in batches of at most APPEND_BATCH_LIMIT')
+      assert.deepEqual(statements, ['append_message', `append_messages×${APPEND_BATCH_LIMIT}`, 'append_messages×11'], 'one alone, then the waiting ones in batches of at most APPEND_BATCH_LIMIT')
       const stored = await store.readMessages('g', 0, 1000)
       assert.equal(stored?.length, 3 + APPEND_BATCH_LIMIT + 5)
       assert.deepEqual(stored?.slice(0, 4).map((m) => new TextDecoder().decode(m.data)), ['first, alone', 'b1', 'a commit', 'm0'])
@@ -184,7 +185,24 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       statements.length = 0
       const [next, another] = await Promise.all([plain('alice', 'idle again'), plain('bob', 'waits')])
       assert.ok(next.ok && another.ok && another.seq === next.seq + 1)
-      assert.deepEqual(statements, ['append_message', 'append_messages'], 'an idle group starts alone again')
+      assert.deepEqual(statements, ['append_message', 'append_messages×1'], 'an idle group starts alone again')
+
+      // A call stays about as large as one append to a big group: deliveries and bytes are bounded too.
+      const members = Array.from({ length: 30 }, (_, i) => `member-${i}`)
+      await store.createGroup({ groupId: 'big', creatorId: members[0]!, epoch: 0, createdAt: 1 })
+      for (const member of members.slice(1)) await store.addMember('big', member)
+      const toBig = (i: number, size = 10) => appends.append('big',
+        { senderId: members[i % 30]!, messageType: 'Application', data: new Uint8Array(size).fill(i), receivedAt: 1000, epoch: null, contentType: null },
+        { senderMustBeMember: true }, {})
+      statements.length = 0
+      const perCall = Math.floor(APPEND_BATCH_DELIVERIES / 29)
+      const big = await Promise.all(Array.from({ length: 41 }, (_, i) => toBig(i)))
+      assert.deepEqual(big.map((r) => r.ok && r.seq), Array.from({ length: 41 }, (_, i) => i + 1))
+      assert.deepEqual(statements, ['append_message', `append_messages×${perCall}`, `append_messages×${40 - perCall}`], '29 recipients each: at most APPEND_BATCH_DELIVERIES deliveries per call')
+      statements.length = 0
+      const large = await Promise.all(Array.from({ length: 7 }, (_, i) => plain(i % 2 ? 'alice' : 'bob', 'x'.repeat(APPEND_BATCH_BYTES / 4))))
+      assert.ok(large.every((r) => r.ok && !r.duplicate))
+      assert.deepEqual(statements, ['append_message', 'append_messages×4', 'append_messages×2'], 'at most APPEND_BATCH_BYTES of messages per call')
     } finally {
       await pool.end()
       await store.close()

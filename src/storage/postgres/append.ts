@@ -118,8 +118,15 @@ interface Waiting extends PlainAppend {
   reject(error: unknown): void
 }
 
-/** Appends one call takes at most: a bounded statement, and the next batch starts soon. */
+/**
+ * What one call of append_messages takes at most, so that a statement stays about as large as
+ * one append to a big group always was (and far inside the statement timeout): this many
+ * appends, this many deliveries (appends × the group's recipients at its last append), and
+ * this many bytes of messages. A call takes at least one append.
+ */
 export const APPEND_BATCH_LIMIT = 100
+export const APPEND_BATCH_DELIVERIES = 1000
+export const APPEND_BATCH_BYTES = 4 * 1024 * 1024
 
 /**
  * Group commit for one store. Appends to a group serialize on its row lock, so while one is in
@@ -131,6 +138,8 @@ export const APPEND_BATCH_LIMIT = 100
 export class AppendQueue {
   /** Per group with an append in flight: the plain appends waiting for it to finish. */
   readonly #waiting = new Map<string, Waiting[]>()
+  /** Per group with an append in flight: how many recipients its last accepted append had. */
+  readonly #recipients = new Map<string, number>()
 
   readonly #pool: pg.Pool
   readonly #options: StoreOptions
@@ -146,21 +155,39 @@ export class AppendQueue {
     if (waiting) return new Promise((resolve, reject) => waiting.push({ message, condition, resolve, reject }))
     this.#waiting.set(groupId, [])
     const alone = appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
-    alone.then(() => this.#next(groupId), () => this.#next(groupId))
+    alone.then((result) => this.#next(groupId, [result]), () => this.#next(groupId, []))
     return alone
   }
 
-  /** Sends what waited for the group, or marks it idle. */
-  #next(groupId: string): void {
+  /** Sends what waited for the group, or marks it idle; `results` are those of the call that just ended. */
+  #next(groupId: string, results: readonly AppendResult[]): void {
+    const accepted = results.findLast((r) => r.ok && !r.duplicate)
+    if (accepted?.ok) this.#recipients.set(groupId, accepted.recipients.length)
     const waiting = this.#waiting.get(groupId)!
     if (waiting.length === 0) {
       this.#waiting.delete(groupId)
+      this.#recipients.delete(groupId)
       return
     }
-    const batch = waiting.splice(0, APPEND_BATCH_LIMIT)
+    const batch = waiting.splice(0, this.#batchSize(waiting, this.#recipients.get(groupId) ?? 0))
     appendBatch(this.#pool, this.#options, groupId, batch).then(
-      (results) => batch.forEach((a, i) => a.resolve(results[i]!)),
-      (err: unknown) => batch.forEach((a) => a.reject(err)),
-    ).finally(() => this.#next(groupId))
+      (batchResults) => {
+        batch.forEach((a, i) => a.resolve(batchResults[i]!))
+        this.#next(groupId, batchResults)
+      },
+      (err: unknown) => {
+        batch.forEach((a) => a.reject(err))
+        this.#next(groupId, [])
+      },
+    )
+  }
+
+  /** How many of the waiting appends the next call takes (APPEND_BATCH_LIMIT, _DELIVERIES, _BYTES; at least one). */
+  #batchSize(waiting: readonly Waiting[], recipients: number): number {
+    const limit = Math.min(waiting.length, APPEND_BATCH_LIMIT, Math.max(1, Math.floor(APPEND_BATCH_DELIVERIES / Math.max(1, recipients))))
+    let bytes = waiting[0]!.message.data.length
+    let size = 1
+    while (size < limit && (bytes += waiting[size]!.message.data.length) <= APPEND_BATCH_BYTES) size++
+    return size
   }
 }
