@@ -3,7 +3,8 @@ import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
-import { registerErrorHandlers } from './http/error-handler.js'
+import { ServiceError } from './errors.js'
+import { frameworkErrors, registerErrorHandlers } from './http/error-handler.js'
 import { LevelAwareLogController } from './http/log-controller.js'
 import { clientRoutes } from './http/routes/clients.js'
 import { groupRoutes } from './http/routes/groups.js'
@@ -30,13 +31,18 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     return503OnClosing: true,
     logController: new LevelAwareLogController(logger),
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
+    frameworkErrors,
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
   // Bodies are JSON or raw MLS; a text body is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain')
-  // RFC 9420 §17.10: the media type of MLS wire messages.
-  app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (_request, body, done) => done(null, body))
+  // RFC 9420 §17.10: the media type of MLS wire messages, for the routes whose body schema names it;
+  // elsewhere it is a 415 rather than bytes that fail a JSON schema.
+  app.addContentTypeParser('message/mls', { parseAs: 'buffer' }, (request, body, done) => {
+    if (takesRawMls(request.routeOptions.schema?.body)) done(null, body)
+    else done(new ServiceError('unsupported_media_type', `${request.method} ${request.routeOptions.url} takes application/json, not message/mls`), undefined)
+  })
   registerErrorHandlers(app)
   await registerDocs(app)
   await app.register(healthRoutes, { service })
@@ -68,4 +74,10 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     })
   })
   return app
+}
+
+/** Whether a route's body schema has a message/mls content (e.g. PUT /key-packages/{client}). */
+function takesRawMls(body: unknown): boolean {
+  const content = (body as { content?: Record<string, unknown> } | undefined)?.content
+  return content !== undefined && Object.hasOwn(content, 'message/mls')
 }

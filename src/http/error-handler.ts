@@ -1,5 +1,6 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, isServiceError, type ErrorCode } from '../errors.js'
+import { MAX_ID_LENGTH } from '../service/ids.js'
 import { describeInvalid } from './validation.js'
 
 /** Fastify's own error codes that are a client's mistake, mapped to ours. */
@@ -53,8 +54,28 @@ export function registerErrorHandlers(app: FastifyInstance): void {
 
 function clientErrorMessage(err: FastifyError, code: ErrorCode, bodyLimit: number | undefined): string {
   if (err instanceof SyntaxError) return `body is not valid JSON: ${err.message}`
-  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON'
+  // Fastify's parser refuses prototype keys as invalid JSON without saying which it was.
+  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON (a "__proto__" key, or "constructor" with "prototype", is refused as such)'
   if (code === 'payload_too_large') return `body is larger than the limit of ${bodyLimit} bytes (MAX_MESSAGE_BYTES)`
   if (code === 'unsupported_media_type') return `${err.message}; send application/json (or message/mls where documented)`
   return err.message
+}
+
+/**
+ * Fastify's `frameworkErrors`: what it refuses before any route or error handler runs, answered in
+ * our shape instead of Fastify's. A path that is not valid percent-encoded UTF-8, or a path segment
+ * longer than Fastify reads as a parameter (far beyond any id), is the client's mistake.
+ */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  switch (error.code) {
+    case 'FST_ERR_BAD_URL':
+      void reply.status(400).send({ error: 'bad_request', message: `the path is not valid percent-encoded UTF-8: ${request.raw.url?.split('?')[0] ?? ''}` })
+      return
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      void reply.status(400).send({ error: 'bad_request', message: `a path segment is longer than any id can be (${MAX_ID_LENGTH} characters)` })
+      return
+    default:
+      request.log.error({ err: error }, 'request failed before routing')
+      void reply.status(500).send({ error: 'internal', message: ERRORS.internal.message })
+  }
 }

@@ -41,6 +41,38 @@ describe('REST limits and broken requests (real HTTP)', () => {
     assert.equal((await res.json() as { error: string }).error, 'payload_too_large')
   })
 
+  test('message/mls on a route that takes JSON is a 415 that names the route, and stores nothing', async () => {
+    const res = await post('/groups/g/messages', new Uint8Array([0, 1, 0, 2]), 'message/mls')
+    assert.equal(res.status, 415)
+    const body = await res.json() as { error: string; message: string }
+    assert.deepEqual(body, { error: 'unsupported_media_type', message: 'POST /groups/:group/messages takes application/json, not message/mls' })
+    const group = await (await fetch(`${base}/groups/g`)).json() as { next_seq: number }
+    assert.equal(group.next_seq, 1)
+  })
+
+  test('a path that is not valid percent-encoded UTF-8, or a segment longer than any id, is a 400 in the usual shape', async () => {
+    for (const path of ['/groups/%ED%A0%80', '/groups/%E0%A4%A/messages', `/groups/${'g'.repeat(5000)}`]) {
+      const res = await fetch(`${base}${path}`)
+      assert.equal(res.status, 400, path.slice(0, 40))
+      const body = await res.json() as Record<string, unknown>
+      assert.deepEqual(Object.keys(body), ['error', 'message'], path.slice(0, 40))
+      assert.equal(body.error, 'bad_request')
+      assert.match(String(body.message), path.length > 1000 ? /longer than any id can be \(256 characters\)/ : /not valid percent-encoded UTF-8/)
+    }
+    // A 300-character id fits Fastify's parameter but not an id: the schema's 400.
+    const long = await fetch(`${base}/groups/${'g'.repeat(300)}`)
+    assert.equal(long.status, 400)
+    assert.equal((await long.json() as { error: string }).error, 'bad_request')
+  })
+
+  test('a body with a __proto__ key is refused as invalid JSON, and says why', async () => {
+    const res = await post('/groups/g/messages', '{"sender_id":"a","message":"AAAA","__proto__":{"admin":true}}')
+    assert.equal(res.status, 400)
+    const body = await res.json() as { error: string; message: string }
+    assert.equal(body.error, 'bad_request')
+    assert.match(body.message, /not valid JSON.*__proto__/)
+  })
+
   test('a body just under the limit is accepted', async () => {
     const message = Buffer.alloc(Math.floor(((limit - 200) * 3) / 4 / 3) * 3).toString('base64')
     const res = await post('/groups/g/messages', JSON.stringify({ sender_id: 'a', message, message_type: 'Application' }))
