@@ -164,7 +164,7 @@ export class DeliveryService {
     assertId('group_id', groupId)
     assertId('creator_id', creatorId)
     const epoch = options.epoch ?? 0
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ServiceError('bad_request', 'epoch must be a whole number >= 0')
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ServiceError('bad_request', `epoch must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     const group = await this.#store.createGroup({ groupId, creatorId, epoch, createdAt: this.#now() })
     if (!group) throw new ServiceError('group_exists', `Group already exists: ${groupId}`)
     this.#log.info(`Created group: ${groupId} by ${creatorId}`)
@@ -264,7 +264,7 @@ export class DeliveryService {
 
   async ack(clientId: string, upTo: number): Promise<{ ackedUpTo: number; remaining: number }> {
     assertId('client_id', clientId)
-    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new ServiceError('bad_request', 'up_to must be a whole number >= 0')
+    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new ServiceError('bad_request', `up_to must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     const result = await this.#store.ackDeliveries(clientId, upTo)
     if (!result.ok) throw new ServiceError('bad_request', `up_to ${upTo} is beyond the last delivery of ${clientId} (${result.lastSeq})`)
     return { ackedUpTo: result.ackedUpTo, remaining: result.remaining }
@@ -273,7 +273,7 @@ export class DeliveryService {
   /** A live stream of the client's queue after `after`; call start() once the sink is ready. */
   subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
     assertId('client_id', clientId)
-    if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
+    if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', `after must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log })
   }
 
@@ -344,7 +344,7 @@ function seconds(ms: number): number {
 }
 
 function assertPage(after: number, limit: number): void {
-  if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', 'after must be a whole number >= 0')
+  if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', `after must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
     throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_READ_LIMIT}`)
   }
