@@ -1,6 +1,7 @@
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
+import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
 import { ServiceError } from './errors.js'
@@ -16,7 +17,7 @@ import { describeValidationError, validatorCompiler } from './http/validation.js
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'maxMessageBytes' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
+  readonly config: Pick<Config, 'corsOrigins' | 'maxMessageBytes' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: Logger
 }
@@ -44,6 +45,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     else done(new ServiceError('unsupported_media_type', `${request.method} ${request.routeOptions.url} takes application/json, not message/mls`), undefined)
   })
   registerErrorHandlers(app)
+  if (config.corsOrigins.length > 0) await registerCors(app, config.corsOrigins)
   await registerDocs(app)
   await app.register(healthRoutes, { service })
   const validation = config.mlsValidation
@@ -74,6 +76,22 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     })
   })
   return app
+}
+
+/**
+ * CORS for browser apps on the configured origins (CORS_ORIGINS): their pages may call every
+ * route, send JSON or message/mls with an Idempotency-Key, and cache a preflight for 10 minutes.
+ * Not registered at all when no origin is configured, so requests pay for no hook.
+ */
+async function registerCors(app: FastifyInstance, origins: readonly string[]): Promise<void> {
+  await app.register(cors, {
+    origin: origins.includes('*') ? '*' : [...origins],
+    methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
+    allowedHeaders: ['content-type', 'accept', 'idempotency-key'],
+    maxAge: 600,
+    // An OPTIONS request without CORS headers (curl) gets the headers, not a text/plain 400.
+    strictPreflight: false,
+  })
 }
 
 /** Whether a route's body schema has a message/mls content (e.g. PUT /key-packages/{client}). */

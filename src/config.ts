@@ -19,6 +19,8 @@ export type ValidationMode = (typeof VALIDATION_MODES)[number]
 export interface Config {
   readonly host: string
   readonly httpPort: number
+  /** Web origins allowed to call the REST API from a browser (CORS); ['*'] for any, [] for none. */
+  readonly corsOrigins: readonly string[]
   readonly tcpPort: number
   readonly tcpEnabled: boolean
   readonly logLevel: LogLevel
@@ -59,6 +61,7 @@ const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
 export const OPTIONS = [
   option({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', help: 'Address both listeners bind to (0.0.0.0 for all interfaces)', parse: parseHost }),
   option({ key: 'httpPort', env: 'HTTP_PORT', flag: 'http-port', default: '3000', help: 'REST API port (0 = a free port)', parse: parsePort }),
+  option({ key: 'corsOrigins', env: 'CORS_ORIGINS', flag: 'cors-origins', default: '', help: 'Web origins whose pages may call the REST API (CORS): a comma list such as https://chat.example.com, or * for any; empty for none', parse: parseCorsOrigins }),
   option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
@@ -207,6 +210,25 @@ function parseBoolean(raw: string): boolean {
   if (['true', '1', 'yes', 'on'].includes(value)) return true
   if (['false', '0', 'no', 'off'].includes(value)) return false
   throw new Error('must be true or false')
+}
+
+/** '' → none; '*' → any; otherwise a comma list of origins, each exactly scheme://host[:port]. */
+function parseCorsOrigins(raw: string): readonly string[] {
+  const origins = raw.split(',').map((o) => o.trim()).filter(Boolean)
+  if (origins.includes('*')) {
+    if (origins.length > 1) throw new Error('is * (any origin) or a list of origins, not both')
+    return ['*']
+  }
+  for (const origin of origins) {
+    let url: URL | undefined
+    try {
+      url = new URL(origin)
+    } catch { /* reported below */ }
+    if (!url || url.origin !== origin || !/^https?:$/.test(url.protocol)) {
+      throw new Error(`${JSON.stringify(origin)} is not an origin: write it as the browser sends it, scheme://host[:port] with no path or trailing slash (e.g. https://chat.example.com)`)
+    }
+  }
+  return [...new Set(origins)]
 }
 
 function parseHost(raw: string): string {

@@ -11,6 +11,7 @@ test('defaults', () => {
   assert.deepEqual(rest, {
     host: '127.0.0.1',
     httpPort: 3000,
+    corsOrigins: [],
     tcpPort: 8080,
     tcpEnabled: true,
     logLevel: 'info',
@@ -52,6 +53,15 @@ test('MLS settings: ciphersuite lists, lifetimes, validation modes', () => {
   assert.equal(load({ KEY_PACKAGE_MAX_LIFETIME: '3600' }).keyPackageMaxLifetimeSeconds, 3600)
   for (const [env, value] of [['MLS_CIPHERSUITES', '1,4660'], ['MLS_CIPHERSUITES', 'nonsense'], ['KEY_PACKAGE_MAX_LIFETIME', '90 days'], ['KEY_PACKAGE_MAX_LIFETIME', '0s'], ['QUEUE_MAX_AGE', '-1'], ['QUEUE_MAX_MESSAGES', '0'], ['MLS_VALIDATION', 'lax']] as const) {
     assert.throws(() => load({ [env]: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith(`${env}=`), `${env}=${value}`)
+  }
+})
+
+test('CORS_ORIGINS: none by default, * for any, or a list of origins written as browsers send them', () => {
+  assert.deepEqual(load({ CORS_ORIGINS: '*' }).corsOrigins, ['*'])
+  assert.deepEqual(load({ CORS_ORIGINS: 'https://chat.example.com, http://localhost:5173,https://chat.example.com' }).corsOrigins, ['https://chat.example.com', 'http://localhost:5173'])
+  assert.deepEqual(load({}, ['--cors-origins', 'https://a.example']).corsOrigins, ['https://a.example'])
+  for (const value of ['https://chat.example.com/', 'https://chat.example.com/app', 'chat.example.com', 'ftp://files.example.com', 'https://Chat.Example.com', '*,https://a.example', 'https://a.example:443']) {
+    assert.throws(() => load({ CORS_ORIGINS: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('CORS_ORIGINS='), value)
   }
 })
 
