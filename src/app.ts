@@ -12,12 +12,13 @@ import { groupRoutes } from './http/routes/groups.js'
 import { healthRoutes } from './http/routes/health.js'
 import { keyPackageRoutes } from './http/routes/key-packages.js'
 import { messageRoutes } from './http/routes/messages.js'
+import { metricsRoutes } from './http/routes/metrics.js'
 import { registerDocs } from './http/swagger.js'
 import { describeValidationError, validatorCompiler } from './http/validation.js'
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'corsOrigins' | 'maxMessageBytes' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
+  readonly config: Pick<Config, 'corsOrigins' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: Logger
 }
@@ -32,7 +33,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     return503OnClosing: true,
     logController: new LevelAwareLogController(logger),
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
-    frameworkErrors,
+    frameworkErrors: frameworkErrors(service.metrics),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
@@ -44,10 +45,11 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     if (takesRawMls(request.routeOptions.schema?.body)) done(null, body)
     else done(new ServiceError('unsupported_media_type', `${request.method} ${request.routeOptions.url} takes application/json, not message/mls`), undefined)
   })
-  registerErrorHandlers(app)
+  registerErrorHandlers(app, service.metrics)
   if (config.corsOrigins.length > 0) await registerCors(app, config.corsOrigins)
   await registerDocs(app)
   await app.register(healthRoutes, { service })
+  if (config.metrics) await app.register(metricsRoutes, { service })
   const validation = config.mlsValidation
   await app.register(keyPackageRoutes, { service, validation })
   await app.register(groupRoutes, { service })

@@ -25,6 +25,8 @@ export interface Config {
   readonly tcpEnabled: boolean
   readonly logLevel: LogLevel
   readonly logFormat: 'json' | 'pretty'
+  /** Serve GET /metrics (Prometheus) and collect the process metrics. */
+  readonly metrics: boolean
   readonly maxMessageBytes: number
   readonly store: StoreKind
   /** PostgreSQL connection string; required with STORE=postgres, '' otherwise. */
@@ -66,6 +68,7 @@ export const OPTIONS = [
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
+  option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),
   option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes', parse: (raw) => parseInteger(raw, 64, 1024 * 1024 * 1024) }),
   option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
   option({ key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: '', help: 'PostgreSQL connection string (postgres://user:password@host:5432/db); required with STORE=postgres', parse: parseDatabaseUrl, secret: true }),

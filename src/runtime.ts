@@ -5,6 +5,7 @@ import { buildApp } from './app.js'
 import type { Config } from './config.js'
 import { createKeyPackageInspector } from './mls/index.js'
 import { DeliveryService } from './service/delivery-service.js'
+import { ServiceMetrics } from './service/metrics.js'
 import { createBackend, type Store } from './storage/index.js'
 import { createTcpServer, type TcpServer } from './tcp/server.js'
 
@@ -35,7 +36,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const { store, bus } = backend
   // KeyPackage signatures are verified on worker threads (MLS_WORKERS); they end with the app.
   const keyPackages = createKeyPackageInspector(config.mlsWorkers)
+  const metrics = new ServiceMetrics()
+  if (config.metrics) metrics.collectProcessMetrics()
   const service = new DeliveryService({
+    metrics,
     store,
     bus,
     log: logger,

@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ERRORS, isServiceError, type ErrorCode } from '../errors.js'
 import { MAX_ID_LENGTH } from '../service/ids.js'
+import type { ServiceMetrics } from '../service/metrics.js'
 import { describeInvalid } from './validation.js'
 
 /** Fastify's own error codes that are a client's mistake, mapped to ours. */
@@ -23,31 +24,37 @@ const STATUS_CODES: Record<number, ErrorCode> = {
 
 /**
  * Every error answers `{ error, message }`. Client mistakes keep their status and a message
- * that names the problem; anything else is logged and answered as a bare 500.
+ * that names the problem; anything else is logged and answered as a bare 500. Each is counted
+ * (mlsds_requests_rejected_total, door "rest").
  */
-export function registerErrorHandlers(app: FastifyInstance): void {
+export function registerErrorHandlers(app: FastifyInstance, metrics: Pick<ServiceMetrics, 'rejected'>): void {
   app.setErrorHandler((err: FastifyError, request, reply) => {
+    const answer = (status: number, body: { error: string; message: string }) => {
+      metrics.rejected('rest', body.error)
+      return reply.status(status).send(body)
+    }
     if (isServiceError(err)) {
-      return reply.status(err.status).send({ error: err.code, message: err.message, ...err.details })
+      return answer(err.status, { error: err.code, message: err.message, ...err.details })
     }
     if (err.validation && err.validation.length > 0) {
       const part = err.validationContext ?? 'body'
       const data = part === 'body' ? request.body : part === 'querystring' ? request.query : part === 'params' ? request.params : request.headers
       const { code, message } = describeInvalid(err.validation[0] as never, part, data)
-      return reply.status(400).send({ error: code, message })
+      return answer(400, { error: code, message })
     }
     const status = err.statusCode ?? 500
     if (status >= 400 && status < 500) {
       const code = FASTIFY_CODES[err.code] ?? STATUS_CODES[status] ?? 'bad_request'
       const message = clientErrorMessage(err, code, request.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit)
-      return reply.status(status).send({ error: code, message })
+      return answer(status, { error: code, message })
     }
-    if (status === 503) return reply.status(503).send({ error: 'unavailable', message: ERRORS.unavailable.message })
+    if (status === 503) return answer(503, { error: 'unavailable', message: ERRORS.unavailable.message })
     request.log.error({ err }, 'request failed')
-    return reply.status(500).send({ error: 'internal', message: ERRORS.internal.message })
+    return answer(500, { error: 'internal', message: ERRORS.internal.message })
   })
 
   app.setNotFoundHandler((request, reply) => {
+    metrics.rejected('rest', 'not_found')
     reply.status(404).send({ error: 'not_found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
   })
 }
@@ -63,19 +70,24 @@ function clientErrorMessage(err: FastifyError, code: ErrorCode, bodyLimit: numbe
 
 /**
  * Fastify's `frameworkErrors`: what it refuses before any route or error handler runs, answered in
- * our shape instead of Fastify's. A path that is not valid percent-encoded UTF-8, or a path segment
- * longer than Fastify reads as a parameter (far beyond any id), is the client's mistake.
+ * our shape instead of Fastify's, and counted. A path that is not valid percent-encoded UTF-8, or
+ * a path segment longer than Fastify reads as a parameter (far beyond any id), is the client's mistake.
  */
-export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
-  switch (error.code) {
-    case 'FST_ERR_BAD_URL':
-      void reply.status(400).send({ error: 'bad_request', message: `the path is not valid percent-encoded UTF-8: ${request.raw.url?.split('?')[0] ?? ''}` })
-      return
-    case 'FST_ERR_MAX_PARAM_LENGTH':
-      void reply.status(400).send({ error: 'bad_request', message: `a path segment is longer than any id can be (${MAX_ID_LENGTH} characters)` })
-      return
-    default:
-      request.log.error({ err: error }, 'request failed before routing')
-      void reply.status(500).send({ error: 'internal', message: ERRORS.internal.message })
+export function frameworkErrors(metrics: Pick<ServiceMetrics, 'rejected'>) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    switch (error.code) {
+      case 'FST_ERR_BAD_URL':
+        metrics.rejected('rest', 'bad_request')
+        void reply.status(400).send({ error: 'bad_request', message: `the path is not valid percent-encoded UTF-8: ${request.raw.url?.split('?')[0] ?? ''}` })
+        return
+      case 'FST_ERR_MAX_PARAM_LENGTH':
+        metrics.rejected('rest', 'bad_request')
+        void reply.status(400).send({ error: 'bad_request', message: `a path segment is longer than any id can be (${MAX_ID_LENGTH} characters)` })
+        return
+      default:
+        metrics.rejected('rest', 'internal')
+        request.log.error({ err: error }, 'request failed before routing')
+        void reply.status(500).send({ error: 'internal', message: ERRORS.internal.message })
+    }
   }
 }

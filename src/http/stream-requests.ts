@@ -29,6 +29,18 @@ export async function answerStreamFrame(
   validation: ValidationMode,
   log: FastifyBaseLogger,
 ): Promise<Answer> {
+  const answer = await answerFrame(text, service, clientId, validation, log)
+  if (answer.type === 'error') service.metrics.rejected('stream', String(answer.error))
+  return answer
+}
+
+async function answerFrame(
+  text: string | undefined,
+  service: DeliveryService,
+  clientId: string,
+  validation: ValidationMode,
+  log: FastifyBaseLogger,
+): Promise<Answer> {
   let frame: unknown
   try {
     frame = text === undefined ? undefined : JSON.parse(text)

@@ -16,6 +16,7 @@ import type {
 } from '../storage/store.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
+import { ServiceMetrics } from './metrics.js'
 import { QueueReader } from './queue-reader.js'
 import { STREAM_PAGE, Subscription, type DeliverySink } from './subscription.js'
 import { toKeyPackageRecords, type InspectKeyPackage } from './key-package-intake.js'
@@ -40,6 +41,8 @@ export interface ServiceOptions {
   readonly now?: () => number
   /** Validates uploaded KeyPackages; inspectKeyPackage on this thread by default (a worker pool in the runtime). */
   readonly inspectKeyPackage?: InspectKeyPackage
+  /** Where the service counts what it does (GET /metrics); a fresh one when not given. */
+  readonly metrics?: ServiceMetrics
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -98,8 +101,11 @@ export class DeliveryService {
   /** Live streams' reads, batched per turn of the event loop. */
   readonly #streamReads: QueueReader
   readonly #inspectKeyPackage: InspectKeyPackage | undefined
+  /** What this service counted, for both doors. */
+  readonly metrics: ServiceMetrics
 
   constructor(options: ServiceOptions) {
+    this.metrics = options.metrics ?? new ServiceMetrics()
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
@@ -124,6 +130,7 @@ export class DeliveryService {
     const now = new Date(this.#now())
     const records = await toKeyPackageRecords(packages, options.validation ?? 'strict', { ...this.#mls, now }, this.#inspectKeyPackage)
     const available = await this.#store.addKeyPackages(clientId, records, seconds(now.getTime()))
+    this.metrics.keyPackagesStored(records.length)
     this.#log.info(`Stored KeyPackage for client: ${clientId}`)
     return { clientId, stored: records.length, available }
   }
@@ -135,6 +142,7 @@ export class DeliveryService {
       throw new ServiceError('bad_request', `ciphersuite ${options.ciphersuite} is not a known MLS ciphersuite`)
     }
     const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite })
+    this.metrics.keyPackageClaim(!record ? 'none' : record.lastResort || record.legacy ? 'last_resort' : 'claimed')
     this.#log.debug({ clientId, ref: record?.ref }, 'Claimed KeyPackage')
     return record
   }
@@ -167,6 +175,7 @@ export class DeliveryService {
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ServiceError('bad_request', `epoch must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
     const group = await this.#store.createGroup({ groupId, creatorId, epoch, createdAt: this.#now() })
     if (!group) throw new ServiceError('group_exists', `Group already exists: ${groupId}`)
+    this.metrics.group('created')
     this.#log.info(`Created group: ${groupId} by ${creatorId}`)
     return group
   }
@@ -179,6 +188,7 @@ export class DeliveryService {
   async deleteGroup(groupId: string): Promise<void> {
     assertId('group_id', groupId)
     if (!(await this.#store.deleteGroup(groupId))) throw groupNotFound(groupId)
+    this.metrics.group('deleted')
     this.#log.info(`Deleted group: ${groupId}`)
   }
 
@@ -274,7 +284,7 @@ export class DeliveryService {
   subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
     assertId('client_id', clientId)
     if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', `after must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
-    return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log })
+    return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log, gauge: this.metrics })
   }
 
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord> {
@@ -308,6 +318,8 @@ export class DeliveryService {
     const { senderMustBeMember, epoch } = classified.condition
     const result = await this.#store.appendMessage(groupId, message, { senderMustBeMember, epoch, retry }, effects)
     if (result.ok) {
+      if (result.duplicate) this.metrics.messageRetried()
+      else this.metrics.messageAccepted(classified.contentType, result.recipients.length)
       this.#bus.publish(result.recipients)
       return { groupId, seq: result.seq, epoch: result.epoch, messageType: result.messageType, duplicate: result.duplicate }
     }

@@ -29,6 +29,12 @@ const UNAVAILABLE_RETRY_MS = 1000
  * wakes the stream — so the switch from replay to live has no gap and no duplicate, and a slow
  * consumer costs at most one batch beyond the transport's buffer.
  */
+/** Counts live streams (ServiceMetrics). */
+export interface StreamGauge {
+  streamOpened(): void
+  streamClosed(): void
+}
+
 export class Subscription {
   readonly #reader: QueueReader
   readonly #bus: DeliveryBus
@@ -42,8 +48,12 @@ export class Subscription {
   #dirty = false
   #unsubscribe: (() => void) | undefined
   #retry: NodeJS.Timeout | undefined
+  readonly #gauge: StreamGauge | undefined
+  /** Counted in the gauge: started and not closed since. */
+  #counted = false
 
-  constructor(options: { reader: QueueReader; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; log: Pick<Logger, 'warn'> }) {
+  constructor(options: { reader: QueueReader; bus: DeliveryBus; clientId: string; after: number; sink: DeliverySink; log: Pick<Logger, 'warn'>; gauge?: StreamGauge }) {
+    this.#gauge = options.gauge
     this.#reader = options.reader
     this.#bus = options.bus
     this.#clientId = options.clientId
@@ -62,6 +72,11 @@ export class Subscription {
   }
 
   start(): void {
+    if (this.#closed) return
+    if (!this.#counted) {
+      this.#counted = true
+      this.#gauge?.streamOpened()
+    }
     // Listen before the first read, so nothing accepted in between is missed.
     this.#unsubscribe = this.#bus.subscribe(this.#clientId, () => this.#wake())
     this.#wake()
@@ -72,6 +87,10 @@ export class Subscription {
     clearTimeout(this.#retry)
     this.#unsubscribe?.()
     this.#unsubscribe = undefined
+    if (this.#counted) {
+      this.#counted = false
+      this.#gauge?.streamClosed()
+    }
   }
 
   /**

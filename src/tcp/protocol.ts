@@ -210,16 +210,23 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     }
   }
 
+  async function answerFrame(frame: Frame, session: Session): Promise<TcpResponse> {
+    switch (frame.kind) {
+      case 'value':
+        return answerValue(frame.value, session)
+      case 'invalid':
+        return invalidFormat(frame.detail)
+      case 'too_large':
+        return invalidFormat(`request larger than ${frame.limit} bytes`)
+    }
+  }
+
   return {
     async answer(frame, session) {
-      switch (frame.kind) {
-        case 'value':
-          return answerValue(frame.value, session)
-        case 'invalid':
-          return invalidFormat(frame.detail)
-        case 'too_large':
-          return invalidFormat(`request larger than ${frame.limit} bytes`)
-      }
+      const response = await answerFrame(frame, session)
+      // The legacy Error of a malformed request has no code: as on REST, it is a bad request.
+      if (response.type === 'Error') service.metrics.rejected('tcp', 'code' in response ? response.code : 'bad_request')
+      return response
     },
   }
 }

@@ -16,6 +16,7 @@ test('defaults', () => {
     tcpEnabled: true,
     logLevel: 'info',
     logFormat: 'json',
+    metrics: true,
     maxMessageBytes: 1024 * 1024,
     store: 'memory',
     databaseUrl: '',
@@ -66,13 +67,14 @@ test('CORS_ORIGINS: none by default, * for any, or a list of origins written as 
 })
 
 test('environment values, and flags that win over them', () => {
-  const config = load({ HOST: '0.0.0.0', HTTP_PORT: '0', TCP_PORT: '9000', TCP_ENABLED: 'false', MAX_MESSAGE_BYTES: '2048' }, ['--tcp-port', '9001', '--log-level=debug'])
+  const config = load({ HOST: '0.0.0.0', HTTP_PORT: '0', TCP_PORT: '9000', TCP_ENABLED: 'false', MAX_MESSAGE_BYTES: '2048', METRICS: 'true' }, ['--tcp-port', '9001', '--log-level=debug', '--metrics', 'false'])
   assert.equal(config.host, '0.0.0.0')
   assert.equal(config.httpPort, 0)
   assert.equal(config.tcpPort, 9001)
   assert.equal(config.tcpEnabled, false)
   assert.equal(config.logLevel, 'debug')
   assert.equal(config.maxMessageBytes, 2048)
+  assert.equal(config.metrics, false)
 })
 
 test('RUST_LOG is honoured when LOG_LEVEL is unset, in the original\'s forms', () => {

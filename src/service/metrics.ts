@@ -1,0 +1,97 @@
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { CONTENT_TYPES, type ContentType } from '../storage/store.js'
+
+/** Where a request came in: REST, the legacy TCP listener, or a frame on a WebSocket stream. */
+export type Door = 'rest' | 'tcp' | 'stream'
+
+/** How a KeyPackage claim ended. */
+export type ClaimOutcome = 'claimed' | 'last_resort' | 'none'
+
+/** Opaque legacy bytes (accepted under MLS_VALIDATION=permissive) have no MLS content type. */
+const OPAQUE = 'opaque' as const
+
+/**
+ * What the service counts, for `GET /metrics` in the Prometheus text format. One instance per
+ * service, so both doors count into the same series. The counters on the relay path are
+ * children bound to their labels once, so counting a message is one addition.
+ */
+export class ServiceMetrics {
+  readonly registry = new Registry()
+  readonly #accepted: Map<ContentType | typeof OPAQUE, Counter.Internal>
+  readonly #duplicates: Counter.Internal
+  readonly #deliveries: Counter.Internal
+  readonly #keyPackagesStored: Counter.Internal
+  readonly #claims: Counter<'outcome'>
+  readonly #groups: Counter<'event'>
+  readonly #rejected: Counter<'door' | 'error'>
+  #streamsOpen = 0
+
+  constructor() {
+    const registers = [this.registry]
+    const accepted = new Counter({
+      name: 'mlsds_messages_accepted_total',
+      help: 'Messages accepted into a group log (retries answered with the original seq are not counted), by MLS content type',
+      labelNames: ['content_type'] as const,
+      registers,
+    })
+    this.#accepted = new Map([...CONTENT_TYPES, OPAQUE].map((type) => [type, accepted.labels(type)]))
+    this.#duplicates = new Counter({ name: 'mlsds_messages_retried_total', help: 'Retried publishes answered with the seq of the original (same Idempotency-Key, or same bytes from the same sender)', registers }).labels()
+    this.#deliveries = new Counter({ name: 'mlsds_deliveries_queued_total', help: "Deliveries put on clients' queues (a message to a group of n members makes n - 1; a routed Welcome makes one per recipient)", registers }).labels()
+    this.#keyPackagesStored = new Counter({ name: 'mlsds_key_packages_stored_total', help: 'KeyPackages accepted into pools', registers }).labels()
+    this.#claims = new Counter({ name: 'mlsds_key_package_claims_total', help: 'KeyPackage claims, by outcome: claimed (a one-time KeyPackage, now gone), last_resort (handed out and kept; opaque legacy ones too), none (the pool was empty)', labelNames: ['outcome'] as const, registers })
+    this.#groups = new Counter({ name: 'mlsds_groups_total', help: 'Groups created and deleted', labelNames: ['event'] as const, registers })
+    this.#rejected = new Counter({ name: 'mlsds_requests_rejected_total', help: 'Requests answered with an error, by door and error code (the codes of the REST error bodies)', labelNames: ['door', 'error'] as const, registers })
+    const streams = () => this.#streamsOpen
+    new Gauge({
+      name: 'mlsds_streams_open',
+      help: 'Live delivery streams (WebSocket streams and TCP Subscribe) on this instance',
+      registers,
+      collect() {
+        this.set(streams())
+      },
+    })
+  }
+
+  /** Node's process metrics (CPU, memory, event-loop delay, GC) as well; for the server process, not for tests. */
+  collectProcessMetrics(): void {
+    collectDefaultMetrics({ register: this.registry })
+  }
+
+  messageAccepted(contentType: ContentType | null, recipients: number): void {
+    this.#accepted.get(contentType ?? OPAQUE)!.inc()
+    if (recipients > 0) this.#deliveries.inc(recipients)
+  }
+
+  messageRetried(): void {
+    this.#duplicates.inc()
+  }
+
+  keyPackagesStored(count: number): void {
+    this.#keyPackagesStored.inc(count)
+  }
+
+  keyPackageClaim(outcome: ClaimOutcome): void {
+    this.#claims.inc({ outcome })
+  }
+
+  group(event: 'created' | 'deleted'): void {
+    this.#groups.inc({ event })
+  }
+
+  rejected(door: Door, error: string): void {
+    this.#rejected.inc({ door, error })
+  }
+
+  streamOpened(): void {
+    this.#streamsOpen++
+  }
+
+  streamClosed(): void {
+    this.#streamsOpen--
+  }
+
+  /** The exposition: `contentType` and the text. */
+  async render(): Promise<{ contentType: string; text: string }> {
+    return { contentType: this.registry.contentType, text: await this.registry.metrics() }
+  }
+}
