@@ -23,18 +23,18 @@ export const STREAM_PAGE = 100
 /** While the store's database is unreachable, a stream waits this long between attempts. */
 const UNAVAILABLE_RETRY_MS = 1000
 
-/**
- * One live stream of a client's queue. It first replays what is queued after the cursor, then
- * follows new deliveries. Every delivery comes from the store at the cursor — the bus only
- * wakes the stream — so the switch from replay to live has no gap and no duplicate, and a slow
- * consumer costs at most one batch beyond the transport's buffer.
- */
 /** Counts live streams (ServiceMetrics). */
 export interface StreamGauge {
   streamOpened(): void
   streamClosed(): void
 }
 
+/**
+ * One live stream of a client's queue. It first replays what is queued after the cursor, then
+ * follows new deliveries. Every delivery comes from the store at the cursor — the bus only
+ * wakes the stream — so the switch from replay to live has no gap and no duplicate, and a slow
+ * consumer costs at most one batch beyond the transport's buffer.
+ */
 export class Subscription {
   readonly #reader: QueueReader
   readonly #bus: DeliveryBus
@@ -71,12 +71,11 @@ export class Subscription {
     return this.#closed
   }
 
+  /** Starts it once; after close, or a second time, nothing happens. */
   start(): void {
-    if (this.#closed) return
-    if (!this.#counted) {
-      this.#counted = true
-      this.#gauge?.streamOpened()
-    }
+    if (this.#closed || this.#counted) return
+    this.#counted = true
+    this.#gauge?.streamOpened()
     // Listen before the first read, so nothing accepted in between is missed.
     this.#unsubscribe = this.#bus.subscribe(this.#clientId, () => this.#wake())
     this.#wake()
