@@ -16,6 +16,11 @@ export const VALIDATION_MODES = ['strict', 'permissive'] as const
 /** What happens to bytes that do not decode as MLS at all: rejected, or kept as opaque legacy data. */
 export type ValidationMode = (typeof VALIDATION_MODES)[number]
 
+export interface ClaimLimit {
+  readonly claims: number
+  readonly windowSeconds: number
+}
+
 export interface Config {
   readonly host: string
   readonly httpPort: number
@@ -38,6 +43,8 @@ export interface Config {
   readonly tcpMlsValidation: ValidationMode
   readonly mlsCiphersuites: ReadonlySet<number>
   readonly keyPackageMaxLifetimeSeconds: number
+  /** Most claims of one client's KeyPackages per window (per instance); null: no limit. */
+  readonly keyPackageClaimLimit: ClaimLimit | null
   readonly mlsWorkers: number
   readonly queueMaxMessages: number
   readonly queueMaxAgeSeconds: number
@@ -79,6 +86,7 @@ export const OPTIONS = [
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
+  option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, per instance: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; more get 429 rate_limited with retry_after", parse: parseClaimLimit }),
   option({ key: 'mlsWorkers', env: 'MLS_WORKERS', flag: 'mls-workers', default: 'auto', help: 'Worker threads that verify uploaded KeyPackages: auto (CPU cores - 1, at least 1, at most 4), or 0 to verify on the main thread', parse: parseWorkers }),
   option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries (and Welcomes in the inbox) kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
   option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery (and inbox Welcome) kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),
@@ -190,6 +198,18 @@ function parseDatabaseUrl(raw: string): string {
 function parsePath(raw: string): string {
   if (raw === '' || raw.includes('\0')) throw new Error('must be a file path')
   return raw
+}
+
+/** `<claims>/<window>`, the window in seconds or with s, m, h or d; `0` or `off` for no limit. */
+function parseClaimLimit(raw: string): ClaimLimit | null {
+  if (raw === '0' || raw.toLowerCase() === 'off') return null
+  const match = /^(\d+)\s*\/\s*(\S+)$/.exec(raw)
+  if (!match) throw new Error('must be <claims>/<window> such as 20/1m, or 0 for no limit')
+  const claims = Number(match[1])
+  if (claims < 1 || claims > 1_000_000) throw new Error('claims must be from 1 to 1000000 (or 0 alone for no limit)')
+  const windowSeconds = parseDuration(match[2]!)
+  if (windowSeconds > 86400) throw new Error('the window must be at most 1d')
+  return { claims, windowSeconds }
 }
 
 function parseWorkers(raw: string): number {

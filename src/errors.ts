@@ -19,6 +19,7 @@ export const ERRORS = {
   stale_epoch: { status: 409, message: 'Stale epoch' },
   payload_too_large: { status: 413, message: 'Payload too large' },
   unsupported_media_type: { status: 415, message: 'Unsupported media type' },
+  rate_limited: { status: 429, message: 'Too many requests' },
   internal: { status: 500, message: 'Internal server error' },
   unavailable: { status: 503, message: 'Service unavailable' },
 } as const satisfies Record<string, { status: number; message: string }>

@@ -40,6 +40,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   if (config.metrics) metrics.collectProcessMetrics()
   const service = new DeliveryService({
     metrics,
+    claimLimit: config.keyPackageClaimLimit,
     store,
     bus,
     log: logger,

@@ -80,8 +80,10 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
   const args = [...(options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : []), ...(options.nodeArgs ?? [])]
   const child = spawn(process.execPath, [...args, 'dist/server.js'], {
     cwd: ROOT,
-    // STORE is set either way, so a STORE in the caller's shell cannot move a memory scenario.
-    env: { ...process.env, STORE: 'memory', ...options.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
+    // STORE is set either way, so a STORE in the caller's shell cannot move a memory scenario. The
+    // claim scenarios claim one client's KeyPackages thousands of times a second: they measure
+    // the pool, so KEY_PACKAGE_CLAIM_LIMIT (20 a minute by default) is off.
+    env: { ...process.env, STORE: 'memory', KEY_PACKAGE_CLAIM_LIMIT: '0', ...options.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   const proc = wrap(child)

@@ -19,6 +19,7 @@ const STATUS_CODES: Record<number, ErrorCode> = {
   405: 'method_not_allowed',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
+  429: 'rate_limited',
   503: 'unavailable',
 }
 
@@ -34,6 +35,8 @@ export function registerErrorHandlers(app: FastifyInstance, metrics: Pick<Servic
       return reply.status(status).send(body)
     }
     if (isServiceError(err)) {
+      // RFC 9110 §10.2.3: a 429 says when to come back, in the header as in the body.
+      if (typeof err.details.retry_after === 'number') void reply.header('retry-after', String(err.details.retry_after))
       return answer(err.status, { error: err.code, message: err.message, ...err.details })
     }
     if (err.validation && err.validation.length > 0) {

@@ -40,6 +40,7 @@ export function errorResponses<const S extends readonly number[]>(...given: S): 
     409: 'Conflict with the current state',
     413: 'Body larger than MAX_MESSAGE_BYTES',
     415: 'Unsupported Content-Type',
+    429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header)',
     503: 'The database is unreachable (error "unavailable"); retry later',
   }
   return Object.fromEntries(statuses.map((s) => [s, { ...ErrorSchema, description: descriptions[s] ?? 'Error' }])) as unknown as Record<S[number] | 503, typeof ErrorSchema>

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino'
-import type { ValidationMode } from '../config.js'
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
+import type { ClaimLimit, ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
 import type {
@@ -43,6 +44,8 @@ export interface ServiceOptions {
   readonly inspectKeyPackage?: InspectKeyPackage
   /** Where the service counts what it does (GET /metrics); a fresh one when not given. */
   readonly metrics?: ServiceMetrics
+  /** Most claims of one client's KeyPackages per window (KEY_PACKAGE_CLAIM_LIMIT); none when not given. */
+  readonly claimLimit?: ClaimLimit | null
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -103,9 +106,14 @@ export class DeliveryService {
   readonly #inspectKeyPackage: InspectKeyPackage | undefined
   /** What this service counted, for both doors. */
   readonly metrics: ServiceMetrics
+  readonly #claimLimit: ClaimLimit | undefined
+  readonly #claims: RateLimiterMemory | undefined
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
+    this.#claimLimit = options.claimLimit ?? undefined
+    // Fixed windows per claimed client, in this process (a record and an unref'd timer per client claimed in the window).
+    this.#claims = this.#claimLimit && new RateLimiterMemory({ points: this.#claimLimit.claims, duration: this.#claimLimit.windowSeconds })
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
@@ -141,6 +149,7 @@ export class DeliveryService {
     if (options.ciphersuite !== undefined && !isKnownCiphersuite(options.ciphersuite)) {
       throw new ServiceError('bad_request', `ciphersuite ${options.ciphersuite} is not a known MLS ciphersuite`)
     }
+    await this.#countClaim(clientId)
     const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite })
     this.metrics.keyPackageClaim(!record ? 'none' : record.lastResort || record.legacy ? 'last_resort' : 'claimed')
     this.#log.debug({ clientId, ref: record?.ref }, 'Claimed KeyPackage')
@@ -334,6 +343,27 @@ export class DeliveryService {
           `Stale epoch: the message is for epoch ${classified.epoch}, the group is at epoch ${result.currentEpoch}`,
           { current_epoch: result.currentEpoch },
         )
+    }
+  }
+
+  /**
+   * KeyPackage exhaustion (RFC 9420 §16.8): anyone may claim, so the claims of one client's
+   * KeyPackages are limited per window, whoever asks and through whichever door. Over the limit,
+   * a claim is refused (nothing is handed out) and says when to retry.
+   */
+  async #countClaim(clientId: string): Promise<void> {
+    if (!this.#claims || !this.#claimLimit) return
+    try {
+      await this.#claims.consume(clientId)
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res
+      const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000))
+      this.metrics.keyPackageClaim('rate_limited')
+      throw new ServiceError(
+        'rate_limited',
+        `KeyPackages of ${clientId} were claimed ${this.#claimLimit.claims} times within ${this.#claimLimit.windowSeconds} s (KEY_PACKAGE_CLAIM_LIMIT); retry in ${retryAfter} s`,
+        { retry_after: retryAfter },
+      )
     }
   }
 

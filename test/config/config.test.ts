@@ -26,6 +26,7 @@ test('defaults', () => {
     mlsValidation: 'strict',
     tcpMlsValidation: 'permissive',
     keyPackageMaxLifetimeSeconds: 90 * 86400,
+    keyPackageClaimLimit: { claims: 20, windowSeconds: 60 },
     mlsWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     queueMaxMessages: 10000,
     queueMaxAgeSeconds: 7 * 86400,
@@ -63,6 +64,16 @@ test('CORS_ORIGINS: none by default, * for any, or a list of origins written as 
   assert.deepEqual(load({}, ['--cors-origins', 'https://a.example']).corsOrigins, ['https://a.example'])
   for (const value of ['https://chat.example.com/', 'https://chat.example.com/app', 'chat.example.com', 'ftp://files.example.com', 'https://Chat.Example.com', '*,https://a.example', 'https://a.example:443']) {
     assert.throws(() => load({ CORS_ORIGINS: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('CORS_ORIGINS='), value)
+  }
+})
+
+test('KEY_PACKAGE_CLAIM_LIMIT: <claims>/<window>, or 0 for none', () => {
+  assert.deepEqual(load({ KEY_PACKAGE_CLAIM_LIMIT: '100/1h' }).keyPackageClaimLimit, { claims: 100, windowSeconds: 3600 })
+  assert.deepEqual(load({}, ['--key-package-claim-limit', '3 / 10']).keyPackageClaimLimit, { claims: 3, windowSeconds: 10 })
+  assert.equal(load({ KEY_PACKAGE_CLAIM_LIMIT: '0' }).keyPackageClaimLimit, null)
+  assert.equal(load({ KEY_PACKAGE_CLAIM_LIMIT: 'off' }).keyPackageClaimLimit, null)
+  for (const value of ['20', '/1m', '0/1m', '20/0s', '20/2d', '20/minute', '-1/1m']) {
+    assert.throws(() => load({ KEY_PACKAGE_CLAIM_LIMIT: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('KEY_PACKAGE_CLAIM_LIMIT='), value)
   }
 })
 

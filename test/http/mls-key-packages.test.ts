@@ -43,7 +43,8 @@ describe('MLS KeyPackages over REST (strict)', () => {
   let api: RestApi
   let alice: MlsTestClient
   before(async () => {
-    running = await startTestService()
+    // 50 parallel claims of one pool below: the claim limit is tested on its own (test/server/claim-limit.test.ts).
+    running = await startTestService({ keyPackageClaimLimit: null })
     api = new RestApi(running.httpPort)
     alice = await MlsTestClient.create('alice', 1)
   })

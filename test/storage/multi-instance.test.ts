@@ -15,7 +15,8 @@ describe('two service processes on one PostgreSQL database', () => {
   const apis: RestApi[] = []
   const ports: number[] = []
   const start = async () => {
-    const { proc, httpPort } = await ServiceProcess.start({ STORE: 'postgres', DATABASE_URL: db.url, DATABASE_POOL_SIZE: '5', MLS_VALIDATION: 'permissive' })
+    // 200 claims of one pool below: KEY_PACKAGE_CLAIM_LIMIT has its own test (test/server/claim-limit.test.ts).
+    const { proc, httpPort } = await ServiceProcess.start({ STORE: 'postgres', DATABASE_URL: db.url, DATABASE_POOL_SIZE: '5', MLS_VALIDATION: 'permissive', KEY_PACKAGE_CLAIM_LIMIT: '0' })
     procs.push(proc)
     return { proc, httpPort, api: new RestApi(httpPort) }
   }

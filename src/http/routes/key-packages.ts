@@ -47,11 +47,13 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
     schema: {
       summary: 'Claim one KeyPackage of a client',
       description: 'Hands out one KeyPackage and removes it, atomically: two claims never get the same one. A last-resort KeyPackage ' +
-        'is handed out only when no other is left, and kept. Expired ones are never handed out. The bytes are exactly those uploaded.',
+        'is handed out only when no other is left, and kept. Expired ones are never handed out. The bytes are exactly those uploaded. ' +
+        "Claims of one client's KeyPackages are limited per window (KEY_PACKAGE_CLAIM_LIMIT, 20 a minute by default): beyond it, 429 " +
+        '`rate_limited` with `retry_after` (seconds, also in Retry-After), and nothing is handed out.',
       tags,
       params: ClientParamsSchema,
       querystring: ClaimQuerySchema,
-      response: { 200: KeyPackageReplySchema, ...errorResponses(400, 404) },
+      response: { 200: KeyPackageReplySchema, ...errorResponses(400, 404, 429) },
     },
   }, async (request) => {
     const { client } = request.params

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import type { RunningService } from '../../src/runtime.js'
+import { MlsTestClient } from '../helpers/mls-client.js'
+import { RestApi } from '../helpers/rest-api.js'
+import { startTestService } from '../helpers/service.js'
+import { connect, LineReader } from '../tcp/helpers.js'
+
+/**
+ * KeyPackage exhaustion (RFC 9420 §16.8): the claims of one client's KeyPackages are limited per
+ * window, through both doors together, over real HTTP and TCP with real KeyPackages.
+ */
+describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
+  let running: RunningService
+  let api: RestApi
+  let tcp: LineReader
+  before(async () => {
+    running = await startTestService({ keyPackageClaimLimit: { claims: 3, windowSeconds: 4 } })
+    api = new RestApi(running.httpPort)
+    tcp = new LineReader(await connect(running.tcpPort!))
+  })
+  after(async () => {
+    tcp.socket.end()
+    await running.close()
+  })
+
+  const tcpClaim = async (client: string) => {
+    tcp.socket.write(`${JSON.stringify({ type: 'FetchKeyPackage', client_id: client })}\n`)
+    return tcp.next()
+  }
+
+  test('the claims of one client count across both doors; beyond the limit nothing is handed out, and the answer says when to retry', async () => {
+    const bob = await MlsTestClient.create('bob', 1)
+    const pool = await Promise.all(Array.from({ length: 5 }, () => bob.createKeyPackage()))
+    assert.equal((await api.putKeyPackages('bob', pool.map((k) => k.bytes))).status, 200)
+
+    assert.equal((await api.claim('bob')).status, 200)
+    assert.ok((await tcpClaim('bob')).key_package)
+    assert.equal((await api.claim('bob')).status, 200)
+
+    const refused = await api.claim('bob')
+    assert.equal(refused.status, 429)
+    assert.equal(refused.body.error, 'rate_limited')
+    assert.match(refused.body.message, /KeyPackages of bob were claimed 3 times within 4 s \(KEY_PACKAGE_CLAIM_LIMIT\); retry in [1-4] s/)
+    assert.ok([1, 2, 3, 4].includes(refused.body.retry_after), String(refused.body.retry_after))
+    assert.equal(refused.headers.get('retry-after'), String(refused.body.retry_after))
+    const overTcp = await tcpClaim('bob')
+    assert.equal(overTcp.type, 'Error')
+    assert.equal(overTcp.code, 'rate_limited')
+    assert.match(overTcp.message, /^Failed to fetch key package: KeyPackages of bob were claimed 3 times/)
+    assert.equal((await api.count('bob')).total, 2, 'refused claims took nothing from the pool')
+
+    // Another client's KeyPackages are not limited by bob's claims.
+    const carol = await MlsTestClient.create('carol', 1)
+    assert.equal((await api.putKeyPackages('carol', [(await carol.createKeyPackage()).bytes])).status, 200)
+    assert.equal((await api.claim('carol')).status, 200)
+
+    // A bad request is refused before it counts: carol's second and third claims are still allowed.
+    assert.equal((await api.claim('carol', 4660)).status, 400)
+    assert.equal((await api.claim('carol')).status, 404)
+    assert.equal((await api.claim('carol')).status, 404)
+    assert.equal((await api.claim('carol')).status, 429)
+
+    // The next window: bob's KeyPackages can be claimed again.
+    await new Promise((r) => setTimeout(r, refused.body.retry_after * 1000 + 100))
+    assert.equal((await api.claim('bob')).status, 200)
+    assert.equal((await api.count('bob')).total, 1)
+
+    const metrics = await (await fetch(`${api.base}/metrics`)).text()
+    assert.match(metrics, /^mlsds_key_package_claims_total\{outcome="rate_limited"\} 3$/m)
+    assert.match(metrics, /^mlsds_requests_rejected_total\{door="rest",error="rate_limited"\} 2$/m)
+    assert.match(metrics, /^mlsds_requests_rejected_total\{door="tcp",error="rate_limited"\} 1$/m)
+  })
+
+  test('ids that are object keys elsewhere are counted like any other', async () => {
+    for (const id of ['__proto__', 'constructor']) {
+      for (let i = 0; i < 3; i++) assert.equal((await api.claim(id)).status, 404, id)
+      assert.equal((await api.claim(id)).status, 429, id)
+    }
+  })
+})
