@@ -106,14 +106,13 @@ export class DeliveryService {
   readonly #inspectKeyPackage: InspectKeyPackage | undefined
   /** What this service counted, for both doors. */
   readonly metrics: ServiceMetrics
-  readonly #claimLimit: ClaimLimit | undefined
+  /** KEY_PACKAGE_CLAIM_LIMIT: fixed windows per claimed client, in this process (a record and an unref'd timer per client claimed in the window). */
   readonly #claims: RateLimiterMemory | undefined
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
-    this.#claimLimit = options.claimLimit ?? undefined
-    // Fixed windows per claimed client, in this process (a record and an unref'd timer per client claimed in the window).
-    this.#claims = this.#claimLimit && new RateLimiterMemory({ points: this.#claimLimit.claims, duration: this.#claimLimit.windowSeconds })
+    const limit = options.claimLimit
+    this.#claims = limit ? new RateLimiterMemory({ points: limit.claims, duration: limit.windowSeconds }) : undefined
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
@@ -181,7 +180,7 @@ export class DeliveryService {
     assertId('group_id', groupId)
     assertId('creator_id', creatorId)
     const epoch = options.epoch ?? 0
-    if (!Number.isSafeInteger(epoch) || epoch < 0) throw new ServiceError('bad_request', `epoch must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+    assertWhole('epoch', epoch)
     const group = await this.#store.createGroup({ groupId, creatorId, epoch, createdAt: this.#now() })
     if (!group) throw new ServiceError('group_exists', `Group already exists: ${groupId}`)
     this.metrics.group('created')
@@ -283,7 +282,7 @@ export class DeliveryService {
 
   async ack(clientId: string, upTo: number): Promise<{ ackedUpTo: number; remaining: number }> {
     assertId('client_id', clientId)
-    if (!Number.isSafeInteger(upTo) || upTo < 0) throw new ServiceError('bad_request', `up_to must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+    assertWhole('up_to', upTo)
     const result = await this.#store.ackDeliveries(clientId, upTo)
     if (!result.ok) throw new ServiceError('bad_request', `up_to ${upTo} is beyond the last delivery of ${clientId} (${result.lastSeq})`)
     return { ackedUpTo: result.ackedUpTo, remaining: result.remaining }
@@ -292,7 +291,7 @@ export class DeliveryService {
   /** A live stream of the client's queue after `after`; call start() once the sink is ready. */
   subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
     assertId('client_id', clientId)
-    if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', `after must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+    assertWhole('after', after)
     return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log, gauge: this.metrics })
   }
 
@@ -352,7 +351,7 @@ export class DeliveryService {
    * a claim is refused (nothing is handed out) and says when to retry.
    */
   async #countClaim(clientId: string): Promise<void> {
-    if (!this.#claims || !this.#claimLimit) return
+    if (!this.#claims) return
     try {
       await this.#claims.consume(clientId)
     } catch (res) {
@@ -361,7 +360,7 @@ export class DeliveryService {
       this.metrics.keyPackageClaim('rate_limited')
       throw new ServiceError(
         'rate_limited',
-        `KeyPackages of ${clientId} were claimed ${this.#claimLimit.claims} times within ${this.#claimLimit.windowSeconds} s (KEY_PACKAGE_CLAIM_LIMIT); retry in ${retryAfter} s`,
+        `KeyPackages of ${clientId} were claimed ${this.#claims.points} times within ${this.#claims.duration} s (KEY_PACKAGE_CLAIM_LIMIT); retry in ${retryAfter} s`,
         { retry_after: retryAfter },
       )
     }
@@ -385,8 +384,13 @@ function seconds(ms: number): number {
   return Math.floor(ms / 1000)
 }
 
+/** A seq, cursor or epoch: a whole number a JavaScript number holds exactly. */
+function assertWhole(field: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new ServiceError('bad_request', `${field} must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+}
+
 function assertPage(after: number, limit: number): void {
-  if (!Number.isSafeInteger(after) || after < 0) throw new ServiceError('bad_request', `after must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`)
+  assertWhole('after', after)
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
     throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_READ_LIMIT}`)
   }
