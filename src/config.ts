@@ -160,11 +160,14 @@ export function helpText(): string {
     'Every setting is an environment variable or the matching flag (the flag wins):',
     '',
   ]
+  // Columns as wide as the longest flag and variable.
+  const flagWidth = Math.max(...OPTIONS.map((o) => o.flag.length + 2))
+  const envWidth = Math.max(...OPTIONS.map((o) => o.env.length))
   for (const o of OPTIONS) {
-    lines.push(`  --${o.flag.padEnd(22)} ${o.env.padEnd(20)} default: ${o.default}`)
-    lines.push(`  ${''.padEnd(46)}${o.help}`)
+    lines.push(`  ${`--${o.flag}`.padEnd(flagWidth)} ${o.env.padEnd(envWidth)} default: ${o.default}`)
+    lines.push(`  ${''.padEnd(flagWidth + envWidth + 2)}${o.help}`)
   }
-  lines.push('  --help, -h               print this help and exit', '')
+  lines.push(`  ${'--help, -h'.padEnd(flagWidth)} print this help and exit`, '')
   return lines.join('\n')
 }
 
