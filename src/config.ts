@@ -43,7 +43,7 @@ export interface Config {
   readonly tcpMlsValidation: ValidationMode
   readonly mlsCiphersuites: ReadonlySet<number>
   readonly keyPackageMaxLifetimeSeconds: number
-  /** Most claims of one client's KeyPackages per window (per instance); null: no limit. */
+  /** Most claims of one client's KeyPackages per window (across the instances on one database); null: no limit. */
   readonly keyPackageClaimLimit: ClaimLimit | null
   readonly mlsWorkers: number
   readonly queueMaxMessages: number
@@ -86,7 +86,7 @@ export const OPTIONS = [
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
-  option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, per instance: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; more get 429 rate_limited with retry_after", parse: parseClaimLimit }),
+  option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, across all instances on one database: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; more get 429 rate_limited with retry_after", parse: parseClaimLimit }),
   option({ key: 'mlsWorkers', env: 'MLS_WORKERS', flag: 'mls-workers', default: 'auto', help: 'Worker threads that verify uploaded KeyPackages: auto (CPU cores - 1, at least 1, at most 4), or 0 to verify on the main thread', parse: parseWorkers }),
   option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries (and Welcomes in the inbox) kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
   option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery (and inbox Welcome) kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),

@@ -40,7 +40,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   if (config.metrics) metrics.collectProcessMetrics()
   const service = new DeliveryService({
     metrics,
-    claimLimit: config.keyPackageClaimLimit,
+    claimLimiter: config.keyPackageClaimLimit ? backend.claimLimiter(config.keyPackageClaimLimit) : undefined,
     store,
     bus,
     log: logger,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino'
-import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible'
-import type { ClaimLimit, ValidationMode } from '../config.js'
+import { RateLimiterRes } from 'rate-limiter-flexible'
+import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
 import type {
@@ -15,6 +15,7 @@ import type {
   StoredMessage,
   WelcomeRecord,
 } from '../storage/store.js'
+import type { ClaimLimiter } from '../storage/claim-limiter.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
 import { ServiceMetrics } from './metrics.js'
@@ -44,8 +45,8 @@ export interface ServiceOptions {
   readonly inspectKeyPackage?: InspectKeyPackage
   /** Where the service counts what it does (GET /metrics); a fresh one when not given. */
   readonly metrics?: ServiceMetrics
-  /** Most claims of one client's KeyPackages per window (KEY_PACKAGE_CLAIM_LIMIT); none when not given. */
-  readonly claimLimit?: ClaimLimit | null
+  /** Counts the claims of each client's KeyPackages for KEY_PACKAGE_CLAIM_LIMIT (the backend's, shared by its instances); no limit when not given. */
+  readonly claimLimiter?: ClaimLimiter
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -106,13 +107,12 @@ export class DeliveryService {
   readonly #inspectKeyPackage: InspectKeyPackage | undefined
   /** What this service counted, for both doors. */
   readonly metrics: ServiceMetrics
-  /** KEY_PACKAGE_CLAIM_LIMIT: fixed windows per claimed client, in this process (a record and an unref'd timer per client claimed in the window). */
-  readonly #claims: RateLimiterMemory | undefined
+  /** KEY_PACKAGE_CLAIM_LIMIT: fixed windows per claimed client. */
+  readonly #claims: ClaimLimiter | undefined
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
-    const limit = options.claimLimit
-    this.#claims = limit ? new RateLimiterMemory({ points: limit.claims, duration: limit.windowSeconds }) : undefined
+    this.#claims = options.claimLimiter
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }

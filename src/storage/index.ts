@@ -1,6 +1,7 @@
 import type { Logger } from 'pino'
-import type { Config } from '../config.js'
+import type { ClaimLimit, Config } from '../config.js'
 import { LocalDeliveryBus, type DeliveryBus } from '../service/delivery-bus.js'
+import { processClaimLimiter, type ClaimLimiter } from './claim-limiter.js'
 import { MemoryStore } from './memory-store.js'
 import type { StoreOptions } from './options.js'
 import { PostgresDeliveryBus } from './postgres/delivery-bus.js'
@@ -8,13 +9,16 @@ import { PostgresStore } from './postgres-store.js'
 import type { Store } from './store.js'
 
 export type { Store } from './store.js'
+export type { ClaimLimiter } from './claim-limiter.js'
 
 export type BackendConfig = Pick<Config, 'store' | 'databaseUrl' | 'databasePoolSize' | 'sqlitePath' | 'queueMaxMessages' | 'queueMaxAgeSeconds' | 'idempotencyWindowSeconds'>
 
-/** Where state lives and how live streams are woken: they go together (one database, one bus). */
+/** Where state lives, how live streams are woken and where claims are counted: they go together (one database, one bus). */
 export interface Backend {
   readonly store: Store
   readonly bus: DeliveryBus
+  /** Counts KEY_PACKAGE_CLAIM_LIMIT where every instance on this state sees the same windows. */
+  claimLimiter(limit: ClaimLimit): ClaimLimiter
   /** Closes the bus, then the store (after requests in flight are done). */
   close(): Promise<void>
 }
@@ -38,7 +42,7 @@ export async function createBackend(config: BackendConfig, log: Pick<Logger, 'wa
         await store.close()
         throw err
       }
-      return { store, bus, close: async () => {
+      return { store, bus, claimLimiter: (limit) => store.claimLimiter(limit), close: async () => {
         await bus.close()
         await store.close()
       } }
@@ -51,7 +55,7 @@ export async function createBackend(config: BackendConfig, log: Pick<Logger, 'wa
   }
 }
 
-/** One process owns the state (a SQLite file is for one instance): the in-process bus is enough. */
+/** One process owns the state (a SQLite file is for one instance): the in-process bus and counts are enough. */
 function local(store: Store): Backend {
-  return { store, bus: new LocalDeliveryBus(), close: () => store.close() }
+  return { store, bus: new LocalDeliveryBus(), claimLimiter: processClaimLimiter, close: () => store.close() }
 }

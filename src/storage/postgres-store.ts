@@ -1,12 +1,15 @@
 import type pg from 'pg'
 import { createPool, query, type DatabaseOptions } from './postgres/database.js'
 import { AppendQueue } from './postgres/append.js'
+import { postgresClaimLimiter } from './postgres/claim-limiter.js'
 import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
 import { ackDeliveries, readDeliveryPages } from './postgres/queues.js'
 import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
+import type { ClaimLimiter } from './claim-limiter.js'
+import type { ClaimLimit } from '../config.js'
 import type {
   AckResult,
   AppendCondition,
@@ -73,6 +76,11 @@ export class PostgresStore implements Store {
 
   async ping(): Promise<void> {
     await query(this.#pool, 'SELECT 1')
+  }
+
+  /** KEY_PACKAGE_CLAIM_LIMIT counted in this database, shared by every instance on it. */
+  claimLimiter(limit: ClaimLimit): ClaimLimiter {
+    return postgresClaimLimiter(this.#pool, limit)
   }
 
   addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {

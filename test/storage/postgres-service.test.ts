@@ -16,7 +16,7 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
   let apiB: RestApi
   before(async () => {
     db = await startPostgres()
-    const config = { store: 'postgres', databaseUrl: db.url, databasePoolSize: 4, mlsValidation: 'permissive' } as const
+    const config = { store: 'postgres', databaseUrl: db.url, databasePoolSize: 4, mlsValidation: 'permissive', keyPackageClaimLimit: { claims: 3, windowSeconds: 60 } } as const
     ;[a, b] = await Promise.all([startTestService(config), startTestService(config)])
     apiA = new RestApi(a.httpPort)
     apiB = new RestApi(b.httpPort)
@@ -54,6 +54,16 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
     }
   })
 
+  test('KEY_PACKAGE_CLAIM_LIMIT counts the claims of a client through every instance together', async () => {
+    const statuses: number[] = []
+    for (const api of [apiA, apiB, apiA, apiB, apiA]) statuses.push((await api.call('GET', '/key-packages/erin')).status)
+    assert.deepEqual(statuses, [404, 404, 404, 429, 429], 'three claims in all, whichever instance took them')
+    const refused = await apiB.call('GET', '/key-packages/erin')
+    assert.equal(refused.body.error, 'rate_limited')
+    assert.ok(refused.body.retry_after >= 1 && refused.body.retry_after <= 60, String(refused.body.retry_after))
+    assert.equal((await apiB.call('GET', '/key-packages/frank')).status, 404, 'another client is not limited by erin\'s claims')
+  })
+
   test('ids a database cannot keep apart (NUL, lone surrogates) are refused as invalid_id, not a 500', async () => {
     for (const id of ['a\u0000b', 'x\ud800', '\udc00y']) {
       const res = await apiA.call('POST', '/groups', { group_id: id, creator_id: 'alice' })
@@ -77,6 +87,9 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
       assert.equal(notReady.status, 503)
       assert.equal(notReady.body.error, 'unavailable')
       assert.equal((await apiB.call('GET', '/groups/shared')).status, 503)
+      const claim = await apiB.call('GET', '/key-packages/grace')
+      assert.equal(claim.status, 503, 'a claim that cannot be counted is not handed out')
+      assert.equal(claim.body.error, 'unavailable')
       assert.ok(Date.now() - started < 10_000, 'no hang')
       assert.equal((await apiA.call('GET', '/health')).status, 200, 'liveness does not depend on the database')
 

@@ -5,6 +5,8 @@ import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
 import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
 import { createPool } from '../../src/storage/postgres/database.js'
+import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
+import { RateLimiterRes } from 'rate-limiter-flexible'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
 import type { AppendCondition } from '../../src/storage/store.js'
 import { EXPIRED_PURGE_BATCH } from '../../src/storage/postgres/key-packages.js'
@@ -206,6 +208,41 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     } finally {
       await pool.end()
       await store.close()
+    }
+  })
+
+  test('claim counts: instances on one schema share each client\'s window; ended windows are swept by an index', async () => {
+    const limit = { claims: 2, windowSeconds: 2 }
+    const [a, b] = await Promise.all([1, 2].map(() => PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'claim_counts' })))
+    const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'claim_counts' }, () => {})
+    try {
+      const [onA, onB] = [a!.claimLimiter(limit), b!.claimLimiter(limit)]
+      const opened = Date.now()
+      assert.equal((await onA.consume('bob')).remainingPoints, 1)
+      assert.equal((await onB.consume('bob')).remainingPoints, 0, 'the claim through B counts into the window A opened')
+      const refused = await onA.consume('bob').then(() => undefined, (res: unknown) => res)
+      assert.ok(refused instanceof RateLimiterRes, String(refused))
+      assert.ok(refused.msBeforeNext > 0 && refused.msBeforeNext <= 2000, String(refused.msBeforeNext))
+      assert.equal((await onB.consume('carol')).remainingPoints, 1, 'another client has a window of its own')
+      // Ids are counted as text: 256 characters, quotes and object keys included.
+      for (const id of ['x'.repeat(256), "o'neil", '__proto__']) assert.equal((await onA.consume(id)).remainingPoints, 1, id)
+      const rows = await inspect<{ key: string; points: number }>('SELECT key, points FROM claim_counts.key_package_claim_counts ORDER BY key')
+      assert.deepEqual(rows.find((r) => r.key === 'claims:bob'), { key: 'claims:bob', points: 3 })
+      assert.equal(rows.length, 5)
+
+      // The sweep deletes what ended before `now`, nothing else.
+      assert.equal(await sweepClaimCounts(pool, opened - 1000), 0)
+      assert.equal(await sweepClaimCounts(pool, Date.now() + 2001), 5)
+      assert.equal(await onA.consume('bob').then((r) => r.remainingPoints), 1, 'a new window once the old one is gone')
+      const indexes = await inspect<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE schemaname = 'claim_counts' AND tablename = 'key_package_claim_counts'")
+      assert.ok(indexes.some((i) => /\(expire\)/.test(i.indexdef)), 'the sweep finds ended windows by an index')
+
+      // Without a sweep, a window that ended is reset by the next claim.
+      await new Promise((r) => setTimeout(r, 2100))
+      assert.equal((await onB.consume('carol')).remainingPoints, 1)
+    } finally {
+      await pool.end()
+      await Promise.allSettled([a!.close(), b!.close()])
     }
   })
 

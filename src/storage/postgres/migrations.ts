@@ -1,5 +1,6 @@
 import type pg from 'pg'
 import { APPEND_BATCH_FUNCTION, APPEND_FUNCTION } from './append-function.js'
+import { CLAIM_COUNTS_TABLE } from './claim-limiter.js'
 import { quoteIdent, transaction } from './database.js'
 
 /**
@@ -139,6 +140,23 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
     version: 5,
     name: 'appends waiting for one group in one call',
     sql: APPEND_BATCH_FUNCTION,
+  },
+  {
+    version: 6,
+    name: 'key package claims counted across instances',
+    sql: `
+      -- KEY_PACKAGE_CLAIM_LIMIT (claim-limiter.ts): a row per client whose KeyPackages were claimed
+      -- in a window not yet swept. The columns are those rate-limiter-flexible's RateLimiterPostgres
+      -- reads and writes: the key ('claims:' and the client id), the claims counted in the window,
+      -- and when the window ends (unix ms). Client ids may be 256 characters: the key is text.
+      CREATE TABLE ${CLAIM_COUNTS_TABLE} (
+        key text PRIMARY KEY,
+        points integer NOT NULL DEFAULT 0,
+        expire bigint
+      );
+      -- The sweep finds ended windows without reading the others.
+      CREATE INDEX ${CLAIM_COUNTS_TABLE}_expire ON ${CLAIM_COUNTS_TABLE} (expire);
+    `,
   },
 ]
 
