@@ -69,6 +69,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     })
     await streaming.register(clientRoutes, {
       service,
+      corsOrigins: config.corsOrigins,
       stream: {
         maxBufferedBytes: config.streamMaxBufferedBytes,
         stallTimeoutMs: config.streamStallTimeoutSeconds * 1000,

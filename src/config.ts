@@ -70,7 +70,7 @@ const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
 export const OPTIONS = [
   option({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', help: 'Address both listeners bind to (0.0.0.0 for all interfaces)', parse: parseHost }),
   option({ key: 'httpPort', env: 'HTTP_PORT', flag: 'http-port', default: '3000', help: 'REST API port (0 = a free port)', parse: parsePort }),
-  option({ key: 'corsOrigins', env: 'CORS_ORIGINS', flag: 'cors-origins', default: '', help: 'Web origins whose pages may call the REST API (CORS): a comma list such as https://chat.example.com, or * for any; empty for none', parse: parseCorsOrigins }),
+  option({ key: 'corsOrigins', env: 'CORS_ORIGINS', flag: 'cors-origins', default: '', help: 'Web origins whose pages may call the REST API (CORS) and open streams: a comma list such as https://chat.example.com, or * for any; empty for none', parse: parseCorsOrigins }),
   option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),

@@ -9,6 +9,7 @@ export const ERRORS = {
   invalid_key_package: { status: 400, message: 'Invalid KeyPackage' },
   invalid_message: { status: 400, message: 'Invalid MLS message' },
   not_member: { status: 403, message: 'Sender not in group' },
+  forbidden_origin: { status: 403, message: 'Origin not allowed' },
   not_found: { status: 404, message: 'Not found' },
   group_not_found: { status: 404, message: 'Group not found' },
   member_not_found: { status: 404, message: 'Member not found' },

@@ -8,7 +8,8 @@ export const OPENAPI_INFO = {
     'Binary fields are standard base64. Every error answers `{ "error": code, "message": text }`. ' +
     'Live delivery is a WebSocket, which OpenAPI cannot describe: `GET /clients/{client}/stream?after=N` replays the ' +
     "client's queue after N and then streams it; on the same socket the client may send `ack` and `send` frames " +
-    '(see the README, section Delivery).',
+    '(see the README, section Delivery). Browser pages may open it from the service\'s own origin or one listed in ' +
+    'CORS_ORIGINS (403 `forbidden_origin` otherwise).',
   version: '0.1.0',
 }
 

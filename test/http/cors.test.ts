@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { FastifyInstance } from 'fastify'
+import { WebSocket } from 'ws'
 import { buildTestApp } from '../helpers/app.js'
 
 /** Over real HTTP with the headers a browser sends, because CORS lives in headers on the wire. */
@@ -9,6 +10,23 @@ async function listen(corsOrigins: readonly string[]): Promise<{ app: FastifyIns
   const { app } = await buildTestApp({ corsOrigins })
   await app.listen({ host: '127.0.0.1', port: 0 })
   return { app, base: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` }
+}
+
+/** Opens bob's stream as a browser page of `origin` would (no Origin: as a non-browser client); 101 when it opened. */
+async function openStream(base: string, origin?: string): Promise<{ status: number; body?: { error: string; message: string } }> {
+  const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/clients/bob/stream`, origin === undefined ? {} : { origin })
+  return new Promise((resolve, reject) => {
+    ws.once('open', () => {
+      ws.close()
+      resolve({ status: 101 })
+    })
+    ws.once('unexpected-response', (_req, res) => {
+      let text = ''
+      res.on('data', (chunk: Buffer) => (text += chunk.toString()))
+      res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) }))
+    })
+    ws.once('error', reject)
+  })
 }
 
 const CHAT = 'https://chat.example.com'
@@ -60,6 +78,21 @@ describe('CORS with CORS_ORIGINS listing one origin', () => {
     assert.equal(res.headers.get('access-control-allow-origin'), null)
   })
 
+  test('streams open for listed origins, the service\'s own and clients without an Origin; another site\'s page gets a 403', async () => {
+    assert.equal((await openStream(base)).status, 101, 'not a browser')
+    assert.equal((await openStream(base, CHAT)).status, 101)
+    assert.equal((await openStream(base, 'http://localhost:5173')).status, 101)
+    assert.equal((await openStream(base, base)).status, 101, 'a page of the service itself')
+    // Behind a TLS proxy the page is https and the service sees the same Host: the scheme is not compared.
+    assert.equal((await openStream(base, base.replace('http:', 'https:'))).status, 101)
+    for (const origin of ['https://evil.example', `${CHAT}.evil.example`, 'null', base.replace(/:(\d+)$/, (_, port: string) => `:${Number(port) + 1}`), `ftp://${new URL(base).host}`]) {
+      const refused = await openStream(base, origin)
+      assert.equal(refused.status, 403, origin)
+      assert.equal(refused.body?.error, 'forbidden_origin', origin)
+      assert.equal(refused.body?.message, `Pages of ${JSON.stringify(origin)} may not open streams: list the origin in CORS_ORIGINS`)
+    }
+  })
+
   test('the OpenAPI document does not list the preflight route', async () => {
     const doc = await (await fetch(`${base}/openapi.json`)).json() as { paths: Record<string, Record<string, unknown>> }
     assert.ok(doc.paths['/groups'])
@@ -79,6 +112,7 @@ describe('CORS with CORS_ORIGINS=*', () => {
     const pre = await preflight(base, '/key-packages/bob', 'https://anywhere.example', 'PUT')
     assert.equal(pre.status, 204)
     assert.equal(pre.headers.get('access-control-allow-origin'), '*')
+    assert.equal((await openStream(base, 'https://anywhere.example')).status, 101, 'and open streams')
   })
 })
 
@@ -96,5 +130,11 @@ describe('CORS by default (no origin listed)', () => {
     assert.equal(pre.status, 404)
     assert.equal(pre.headers.get('access-control-allow-origin'), null)
     assert.equal((await pre.json() as { error: string }).error, 'not_found')
+  })
+
+  test('streams open only for clients without an Origin and pages of the service itself', async () => {
+    assert.equal((await openStream(base)).status, 101)
+    assert.equal((await openStream(base, base)).status, 101)
+    assert.equal((await openStream(base, CHAT)).status, 403)
   })
 })

@@ -10,11 +10,19 @@ import {
 } from '../../schemas/messages.js'
 import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import { assertStreamOrigin } from '../stream-origin.js'
 import { CLOSE_CODES, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
 
 const tags = ['clients']
 
-export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; stream: StreamOptions }> = async (app, { service, stream }) => {
+export interface ClientRoutesOptions {
+  readonly service: DeliveryService
+  readonly stream: StreamOptions
+  /** CORS_ORIGINS: besides its own, the web origins whose pages may open streams. */
+  readonly corsOrigins: readonly string[]
+}
+
+export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = async (app, { service, stream, corsOrigins }) => {
   const streams = new Set<ServedStream>()
   app.get('/clients/:client/messages', {
     schema: {
@@ -54,6 +62,8 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService;
 
   app.get('/clients/:client/stream', {
     websocket: true,
+    // Before anything else: a page of another site gets a 403 and no WebSocket.
+    onRequest: async (request) => assertStreamOrigin(request.headers.origin, request.headers.host, corsOrigins),
     schema: {
       summary: "Live stream of the client's queue over WebSocket",
       description: 'Replays what is queued after `after`, then streams new deliveries as they are accepted, in order, with no gap ' +
@@ -64,11 +74,14 @@ export const clientRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService;
         'POST /groups/{group}/messages does (answered in order with `{"type":"sent","id","group_id","seq","epoch","message_type"}` or ' +
         '`{"type":"error","id","error","message",…}`); frames up to MAX_MESSAGE_BYTES (1009 beyond). Keep-alive pings ' +
         `every STREAM_PING_INTERVAL. Close codes: ${CLOSE_CODES.slowConsumer} slow consumer (reconnect with your cursor), ` +
-        `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.internalError} internal error, 1001 server shutting down.`,
+        `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.internalError} internal error, 1001 server shutting down. ` +
+        'A browser page may open a stream from the service\'s own origin or one listed in CORS_ORIGINS (403 `forbidden_origin` otherwise); ' +
+        'clients that send no Origin header are not browsers and are not checked.',
       tags,
       params: ClientParamsSchema,
       querystring: StreamQuerySchema,
-      response: { 400: errorResponses(400)[400] },
+      // Answers before the upgrade: a bad query or a foreign page (no store is read, so no 503).
+      response: { 400: errorResponses(400)[400], 403: errorResponses(403)[403] },
     },
   }, (socket, request) => {
     const served = serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
