@@ -22,6 +22,11 @@ export class LoadClient {
     })
   }
 
+  /** The generator's process, to read its CPU time and sleeps. */
+  get pid(): number {
+    return this.#child.pid!
+  }
+
   run(job: LoadJob): Promise<LoadResult> {
     const id = this.#next++
     return new Promise((resolve, reject) => {

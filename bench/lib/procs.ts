@@ -55,6 +55,27 @@ export function cpuMicros(pid: number): number {
   return nanos / 1000
 }
 
+/**
+ * How often the process has gone to sleep so far, all its threads: voluntary context switches,
+ * from /proc/<pid>/task/<tid>/status, summed. A load generator that sleeps is waiting for the
+ * server, and each answer then has to wake it on the other CPU (see relay-rest-cost).
+ */
+export function sleeps(pid: number): number {
+  let count = 0
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      count += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0)
+    } catch { /* the thread ended meanwhile */ }
+  }
+  return count
+}
+
+/** The load generator's CPU time and sleeps over a window, per request answered: start before it, call the result after. */
+export function generatorWindow(pid: number): (requests: number) => { genCpuUs: number; genSleeps: number } {
+  const [cpu, slept] = [cpuMicros(pid), sleeps(pid)]
+  return (requests) => ({ genCpuUs: (cpuMicros(pid) - cpu) / requests, genSleeps: (sleeps(pid) - slept) / requests })
+}
+
 export function readRss(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kb = /^VmRSS:\s+(\d+) kB/m.exec(status)
