@@ -6,6 +6,7 @@ import { PostgresStore } from '../../src/storage/postgres-store.js'
 import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
 import { createPool } from '../../src/storage/postgres/database.js'
 import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
+import { readWelcomes } from '../../src/storage/postgres/welcomes.js'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
 import type { AppendCondition } from '../../src/storage/store.js'
@@ -205,6 +206,38 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       const large = await Promise.all(Array.from({ length: 7 }, (_, i) => plain(i % 2 ? 'alice' : 'bob', 'x'.repeat(APPEND_BATCH_BYTES / 4))))
       assert.ok(large.every((r) => r.ok && !r.duplicate))
       assert.deepEqual(statements, ['append_message', 'append_messages×4', 'append_messages×2'], 'at most APPEND_BATCH_BYTES of messages per call')
+    } finally {
+      await pool.end()
+      await store.close()
+    }
+  })
+
+  test('reading a Welcome inbox writes only when retention has something to drop', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'welcome_reads' })
+    const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'welcome_reads' }, () => {})
+    const statements: string[] = []
+    const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>
+    ;(pool as unknown as { query: typeof query }).query = (text, values) => {
+      statements.push(/^\s*WITH cut AS/.test(text) ? 'enforce' : /^\s*SELECT/.test(text) ? 'read' : text)
+      return query(text, values)
+    }
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      for (const [i, at] of [[1, 1000], [2, 2000], [3, 3000]] as const) {
+        await store.appendMessage('g', { senderId: 'alice', messageType: 'Welcome', data: new Uint8Array([i]), receivedAt: at, epoch: null, contentType: 'welcome' },
+          { senderMustBeMember: true }, { welcome: { data: new Uint8Array([i]), recipients: ['carol'] } })
+      }
+      const read = async (retention: { maxMessages: number; maxAgeMs: number }, now: number) => {
+        statements.length = 0
+        const seqs = (await readWelcomes(pool, retention, 'carol', 0, 10, now)).map((w) => w.seq)
+        return { seqs, statements: [...statements] }
+      }
+      assert.deepEqual(await read({ maxMessages: 10, maxAgeMs: 10_000 }, 4000), { seqs: [1, 2, 3], statements: ['read'] })
+      assert.deepEqual(await readWelcomes(pool, { maxMessages: 10, maxAgeMs: 10_000 }, 'nobody', 0, 10, 4000), [], 'no inbox: nothing, and no write')
+      assert.deepEqual(await read({ maxMessages: 2, maxAgeMs: 10_000 }, 4000), { seqs: [2, 3], statements: ['read', 'enforce', 'read'] }, 'one too many')
+      assert.deepEqual(await read({ maxMessages: 2, maxAgeMs: 10_000 }, 4000), { seqs: [2, 3], statements: ['read'] }, 'dropped once')
+      assert.deepEqual(await read({ maxMessages: 10, maxAgeMs: 10_000 }, 12_500), { seqs: [3], statements: ['read', 'enforce', 'read'] }, 'the oldest kept is too old')
+      assert.deepEqual(await read({ maxMessages: 10, maxAgeMs: 10_000 }, 12_500), { seqs: [3], statements: ['read'] })
     } finally {
       await pool.end()
       await store.close()

@@ -23,10 +23,51 @@ const ENFORCE = `
   UPDATE client_queues q SET first_welcome = GREATEST(q.first_welcome, cut.through + 1)
   FROM cut WHERE q.client_id = cut.client_id AND cut.through >= q.first_welcome`
 
-export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<WelcomeRecord[]> {
-  await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
-  const { rows } = await query<{ seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }>(pool, `
+/**
+ * A page of the inbox and what retention needs to know of it (its seq range and oldest
+ * Welcome), in one statement; a client without an inbox gives one row of nulls.
+ */
+const PAGE = `
+  SELECT q.first_welcome, q.last_welcome,
+    (SELECT h.received_at FROM welcomes h WHERE h.client_id = q.client_id ORDER BY h.seq LIMIT 1) AS head_received_at,
+    w.seq, w.group_id, w.sender_id, w.data, w.received_at
+  FROM (SELECT $1::text AS client_id) r
+  LEFT JOIN client_queues q ON q.client_id = r.client_id
+  LEFT JOIN LATERAL (
     SELECT seq, group_id, sender_id, data, received_at FROM welcomes
-    WHERE client_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, [clientId, after, limit])
-  return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: toBytes(r.data), receivedAt: r.received_at }))
+    WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
+  ) w ON true
+  ORDER BY w.seq`
+
+interface PageRow {
+  first_welcome: number | null
+  last_welcome: number | null
+  head_received_at: number | null
+  seq: number | null
+  group_id: string
+  sender_id: string
+  data: Buffer
+  received_at: number
+}
+
+/**
+ * The Welcomes after `after`. Retention is enforced (a write, locking the client's counters
+ * row that appends lock too) only when the page shows it would drop something, then the page
+ * is read again; appends to the inbox enforce it as well.
+ */
+export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<WelcomeRecord[]> {
+  const read = async () => (await query<PageRow>(pool, PAGE, [clientId, after, limit])).rows
+  let rows = await read()
+  if (rows[0] && retentionDue(rows[0], retention, now)) {
+    await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
+    rows = await read()
+  }
+  return rows.filter((r) => r.seq !== null).map((r) => ({ seq: r.seq!, groupId: r.group_id, senderId: r.sender_id, data: toBytes(r.data), receivedAt: r.received_at }))
+}
+
+/** Whether ENFORCE would drop anything: more than maxMessages kept, or the oldest is too old. */
+function retentionDue(head: PageRow, retention: RetentionPolicy, now: number): boolean {
+  if (head.first_welcome === null || head.last_welcome === null) return false
+  return head.last_welcome - head.first_welcome + 1 > retention.maxMessages ||
+    (head.head_received_at !== null && head.head_received_at < now - retention.maxAgeMs)
 }
