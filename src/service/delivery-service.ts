@@ -148,9 +148,20 @@ export class DeliveryService {
     if (options.ciphersuite !== undefined && !isKnownCiphersuite(options.ciphersuite)) {
       throw new ServiceError('bad_request', `ciphersuite ${options.ciphersuite} is not a known MLS ciphersuite`)
     }
-    await this.#countClaim(clientId)
-    const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite })
-    this.metrics.keyPackageClaim(!record ? 'none' : record.lastResort || record.legacy ? 'last_resort' : 'claimed')
+    const overLimit = await this.#countClaim(clientId)
+    // Beyond the limit, the one-time KeyPackages stay put; the kept one (last-resort) still lets
+    // others add the client, which is what it is for (RFC 9420 §16.8).
+    const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite, keptOnly: overLimit !== undefined })
+    if (overLimit && !record) {
+      this.metrics.keyPackageClaim('rate_limited')
+      const retryAfter = Math.max(1, Math.ceil(overLimit.msBeforeNext / 1000))
+      throw new ServiceError(
+        'rate_limited',
+        `KeyPackages of ${clientId} were claimed ${this.#claims!.points} times within ${this.#claims!.duration} s (KEY_PACKAGE_CLAIM_LIMIT) and it has no last-resort KeyPackage; retry in ${retryAfter} s`,
+        { retry_after: retryAfter },
+      )
+    }
+    this.metrics.keyPackageClaim(!record ? 'none' : overLimit ? 'last_resort_over_limit' : record.lastResort || record.legacy ? 'last_resort' : 'claimed')
     this.#log.debug({ clientId, ref: record?.ref }, 'Claimed KeyPackage')
     return record
   }
@@ -347,22 +358,17 @@ export class DeliveryService {
 
   /**
    * KeyPackage exhaustion (RFC 9420 §16.8): anyone may claim, so the claims of one client's
-   * KeyPackages are limited per window, whoever asks and through whichever door. Over the limit,
-   * a claim is refused (nothing is handed out) and says when to retry.
+   * KeyPackages are counted per window, whoever asks and through whichever door. Returns the
+   * limiter's answer when this claim is beyond the limit, undefined within it.
    */
-  async #countClaim(clientId: string): Promise<void> {
-    if (!this.#claims) return
+  async #countClaim(clientId: string): Promise<RateLimiterRes | undefined> {
+    if (!this.#claims) return undefined
     try {
       await this.#claims.consume(clientId)
+      return undefined
     } catch (res) {
       if (!(res instanceof RateLimiterRes)) throw res
-      const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000))
-      this.metrics.keyPackageClaim('rate_limited')
-      throw new ServiceError(
-        'rate_limited',
-        `KeyPackages of ${clientId} were claimed ${this.#claims.points} times within ${this.#claims.duration} s (KEY_PACKAGE_CLAIM_LIMIT); retry in ${retryAfter} s`,
-        { retry_after: retryAfter },
-      )
+      return res
     }
   }
 

@@ -5,7 +5,7 @@ import { CONTENT_TYPES, type ContentType } from '../storage/store.js'
 export type Door = 'rest' | 'tcp' | 'stream'
 
 /** How a KeyPackage claim ended. */
-export type ClaimOutcome = 'claimed' | 'last_resort' | 'none' | 'rate_limited'
+export type ClaimOutcome = 'claimed' | 'last_resort' | 'last_resort_over_limit' | 'none' | 'rate_limited'
 
 /** Opaque legacy bytes (accepted under MLS_VALIDATION=permissive) have no MLS content type. */
 const OPAQUE = 'opaque' as const
@@ -38,7 +38,7 @@ export class ServiceMetrics {
     this.#duplicates = new Counter({ name: 'mlsds_messages_retried_total', help: 'Retried publishes answered with the seq of the original (same Idempotency-Key, or same bytes from the same sender)', registers }).labels()
     this.#deliveries = new Counter({ name: 'mlsds_deliveries_queued_total', help: "Deliveries put on clients' queues (a message to a group of n members makes n - 1; a routed Welcome makes one per recipient)", registers }).labels()
     this.#keyPackagesStored = new Counter({ name: 'mlsds_key_packages_stored_total', help: 'KeyPackages accepted into pools', registers }).labels()
-    this.#claims = new Counter({ name: 'mlsds_key_package_claims_total', help: 'KeyPackage claims, by outcome: claimed (a one-time KeyPackage, now gone), last_resort (handed out and kept; opaque legacy ones too), none (the pool was empty), rate_limited (refused: KEY_PACKAGE_CLAIM_LIMIT)', labelNames: ['outcome'] as const, registers })
+    this.#claims = new Counter({ name: 'mlsds_key_package_claims_total', help: 'KeyPackage claims, by outcome: claimed (a one-time KeyPackage, now gone), last_resort (handed out and kept; opaque legacy ones too), last_resort_over_limit (beyond KEY_PACKAGE_CLAIM_LIMIT: the kept one instead of a one-time one), none (the pool was empty), rate_limited (refused: beyond KEY_PACKAGE_CLAIM_LIMIT and nothing kept)', labelNames: ['outcome'] as const, registers })
     this.#groups = new Counter({ name: 'mlsds_groups_total', help: 'Groups created and deleted', labelNames: ['event'] as const, registers })
     this.#rejected = new Counter({ name: 'mlsds_requests_rejected_total', help: 'Requests answered with an error, by door and error code (the codes of the REST error bodies)', labelNames: ['door', 'error'] as const, registers })
     const streams = () => this.#streamsOpen

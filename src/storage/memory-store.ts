@@ -93,8 +93,11 @@ export class MemoryStore implements Store {
       if (query.ciphersuite !== undefined && record.ciphersuite !== query.ciphersuite) continue
       if (record.lastResort) {
         lastResort ??= record
+        // Only the first last-resort one can go out: with keptOnly there is nothing more to find.
+        if (query.keptOnly) break
         continue
       }
+      if (query.keptOnly) continue
       pool.packages.delete(ref)
       claimed = record
       break

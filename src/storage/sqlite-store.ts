@@ -89,10 +89,11 @@ export class SqliteStore implements Store {
       // Two statements rather than \`(@cs IS NULL OR ciphersuite = @cs)\`, which SQLite cannot
       // match to an index: one suite is read from key_packages_pick, any from key_packages_order.
       const filter = q.ciphersuite === undefined || q.ciphersuite === null ? '' : 'AND ciphersuite = @cs'
-      let row = this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND NOT legacy AND NOT last_resort ${filter} AND ${USABLE}
+      let row = q.keptOnly ? undefined : this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND NOT legacy AND NOT last_resort ${filter} AND ${USABLE}
         ORDER BY id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
       if (row) this.#db.prepare('DELETE FROM key_packages WHERE id = ?').run(row.id)
-      row ??= this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND
+      // (last_resort OR legacy) first, so that key_packages_kept serves it.
+      row ??= this.#db.prepare(`SELECT * FROM key_packages WHERE client_id = @client AND (last_resort OR legacy) AND
         ((last_resort AND NOT legacy AND (@cs IS NULL OR ciphersuite = @cs) AND ${USABLE}) OR (legacy AND @cs IS NULL)) ORDER BY legacy, id LIMIT 1`).get(params) as (KeyPackageRow & { id: number }) | undefined
       // Forgets a bounded batch of expired refs by the expiry index (more than the one a claim
       // adds, so a backlog drains), then remembers this one until it expires (handedOutUntil).

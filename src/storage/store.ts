@@ -31,6 +31,11 @@ export interface ClaimQuery {
   readonly ciphersuite?: number
   /** Unix seconds; packages whose notAfter is before this are purged, never handed out. */
   readonly now: number
+  /**
+   * Hand out only a package that is kept (the last-resort one, else the legacy one), leaving
+   * the one-time packages alone: a claim beyond KEY_PACKAGE_CLAIM_LIMIT.
+   */
+  readonly keptOnly?: boolean
 }
 
 export interface KeyPackageCount {

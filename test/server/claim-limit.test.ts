@@ -29,7 +29,7 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
     return tcp.next()
   }
 
-  test('the claims of one client count across both doors; beyond the limit nothing is handed out, and the answer says when to retry', async () => {
+  test('the claims of one client count across both doors; beyond the limit, without a last-resort KeyPackage, nothing is handed out, and the answer says when to retry', async () => {
     const bob = await MlsTestClient.create('bob', 1)
     const pool = await Promise.all(Array.from({ length: 5 }, () => bob.createKeyPackage()))
     assert.equal((await api.putKeyPackages('bob', pool.map((k) => k.bytes))).status, 200)
@@ -41,7 +41,7 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
     const refused = await api.claim('bob')
     assert.equal(refused.status, 429)
     assert.equal(refused.body.error, 'rate_limited')
-    assert.match(refused.body.message, /KeyPackages of bob were claimed 3 times within 4 s \(KEY_PACKAGE_CLAIM_LIMIT\); retry in [1-4] s/)
+    assert.match(refused.body.message, /KeyPackages of bob were claimed 3 times within 4 s \(KEY_PACKAGE_CLAIM_LIMIT\) and it has no last-resort KeyPackage; retry in [1-4] s/)
     assert.ok([1, 2, 3, 4].includes(refused.body.retry_after), String(refused.body.retry_after))
     assert.equal(refused.headers.get('retry-after'), String(refused.body.retry_after))
     const overTcp = await tcpClaim('bob')
@@ -70,6 +70,28 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
     assert.match(metrics, /^mlsds_key_package_claims_total\{outcome="rate_limited"\} 3$/m)
     assert.match(metrics, /^mlsds_requests_rejected_total\{door="rest",error="rate_limited"\} 2$/m)
     assert.match(metrics, /^mlsds_requests_rejected_total\{door="tcp",error="rate_limited"\} 1$/m)
+  })
+
+  test('beyond the limit a client with a last-resort KeyPackage still gets added: it is handed out, the one-time ones stay', async () => {
+    const dave = await MlsTestClient.create('dave', 1)
+    const oneTime = await Promise.all(Array.from({ length: 5 }, () => dave.createKeyPackage()))
+    const lastResort = await dave.createKeyPackage({ lastResort: true })
+    assert.equal((await api.putKeyPackages('dave', [...oneTime, lastResort].map((k) => k.bytes))).status, 200)
+    for (let i = 0; i < 3; i++) assert.equal((await api.claim('dave')).body.last_resort, false, `one-time claim ${i + 1}`)
+    for (let i = 0; i < 2; i++) {
+      const over = await api.claim('dave')
+      assert.equal(over.status, 200)
+      assert.equal(over.body.last_resort, true)
+      assert.equal(over.body.key_package_ref, lastResort.ref)
+    }
+    const overTcp = await tcpClaim('dave')
+    assert.equal(overTcp.type, 'KeyPackageResponse')
+    assert.deepEqual(Buffer.from(overTcp.key_package), Buffer.from(lastResort.bytes))
+    const count = await api.count('dave')
+    assert.deepEqual([count.total, count.last_resort], [3, 1], 'two one-time KeyPackages and the last-resort one are left')
+
+    const metrics = await (await fetch(`${api.base}/metrics`)).text()
+    assert.match(metrics, /^mlsds_key_package_claims_total\{outcome="last_resort_over_limit"\} 3$/m)
   })
 
   test('ids that are object keys elsewhere are counted like any other', async () => {

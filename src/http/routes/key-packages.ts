@@ -48,8 +48,9 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
       summary: 'Claim one KeyPackage of a client',
       description: 'Hands out one KeyPackage and removes it, atomically: two claims never get the same one. A last-resort KeyPackage ' +
         'is handed out only when no other is left, and kept. Expired ones are never handed out. The bytes are exactly those uploaded. ' +
-        "Claims of one client's KeyPackages are limited per window (KEY_PACKAGE_CLAIM_LIMIT, 20 a minute by default): beyond it, 429 " +
-        '`rate_limited` with `retry_after` (seconds, also in Retry-After), and nothing is handed out.',
+        "Claims of one client's KeyPackages are limited per window (KEY_PACKAGE_CLAIM_LIMIT, 20 a minute by default): beyond it, no " +
+        'one-time KeyPackage is handed out, only the last-resort one; without one, 429 `rate_limited` with `retry_after` (seconds, also in ' +
+        'Retry-After).',
       tags,
       params: ClientParamsSchema,
       querystring: ClaimQuerySchema,

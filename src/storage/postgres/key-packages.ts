@@ -57,8 +57,8 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
  * One statement, so one atomic step: purge a bounded batch of the client's expired packages
  * (soonest expired first, by key_packages_expiry; the pick below skips any still left), take the oldest consumable package
  * with `FOR UPDATE SKIP LOCKED` + `DELETE … RETURNING` (concurrent claims on other instances
- * skip it instead of waiting or taking it twice), else the last-resort one, else the legacy
- * one (both kept), and remember the handed-out ref until it expires (its notAfter, else the
+ * skip it instead of waiting or taking it twice; none with $5, keptOnly), else the last-resort
+ * one, else the legacy one (both kept, found by key_packages_kept), and remember the handed-out ref until it expires (its notAfter, else the
  * claim + $4 seconds: see handedOutUntil). Each claim also forgets up to a fixed batch of
  * expired refs, oldest first, by the expiry index: bounded work per claim, and more than the
  * one ref it adds, so the table follows the live refs. The chosen ref is left out of that
@@ -74,14 +74,14 @@ const CLAIM = `
   ), claimed AS (
     DELETE FROM key_packages WHERE id = (
       SELECT id FROM key_packages
-      WHERE client_id = $1 AND NOT legacy AND NOT last_resort AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3)
+      WHERE client_id = $1 AND NOT legacy AND NOT last_resort AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3) AND NOT $5::boolean
       ORDER BY id LIMIT 1
       FOR UPDATE SKIP LOCKED
     )
     RETURNING ${COLUMNS}
   ), kept AS (
     SELECT ${COLUMNS} FROM key_packages
-    WHERE client_id = $1 AND NOT EXISTS (SELECT 1 FROM claimed) AND (
+    WHERE client_id = $1 AND (last_resort OR legacy) AND NOT EXISTS (SELECT 1 FROM claimed) AND (
       (last_resort AND NOT legacy AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3))
       OR (legacy AND $3::integer IS NULL))
     ORDER BY legacy, id LIMIT 1
@@ -100,7 +100,7 @@ const CLAIM = `
   SELECT * FROM chosen`
 
 export async function claimKeyPackage(pool: pg.Pool, retention: RetentionPolicy, clientId: string, q: ClaimQuery): Promise<KeyPackageRecord | undefined> {
-  const { rows } = await query<KeyPackageRow>(pool, CLAIM, [clientId, q.now, q.ciphersuite ?? null, unknownLifetimeSeconds(retention)])
+  const { rows } = await query<KeyPackageRow>(pool, CLAIM, [clientId, q.now, q.ciphersuite ?? null, unknownLifetimeSeconds(retention), q.keptOnly ?? false])
   return rows[0] && toRecord(rows[0])
 }
 

@@ -158,6 +158,15 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       CREATE INDEX ${CLAIM_COUNTS_TABLE}_expire ON ${CLAIM_COUNTS_TABLE} (expire);
     `,
   },
+  {
+    version: 7,
+    name: 'the kept key package found without reading the pool',
+    sql: `
+      -- The package a claim keeps (last-resort, else legacy) without reading the one-time ones: a
+      -- claim beyond KEY_PACKAGE_CLAIM_LIMIT asks for nothing else, however large the pool.
+      CREATE INDEX key_packages_kept ON key_packages (client_id, legacy, id) WHERE last_resort OR legacy;
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

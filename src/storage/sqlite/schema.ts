@@ -104,4 +104,9 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX key_packages_expiry ON key_packages (client_id, not_after) WHERE NOT legacy AND not_after IS NOT NULL;
   CREATE INDEX key_packages_pick ON key_packages (client_id, ciphersuite, id) WHERE NOT legacy AND NOT last_resort;
   `,
+  // The package a claim keeps (last-resort, else legacy) without reading the one-time ones: a
+  // claim beyond KEY_PACKAGE_CLAIM_LIMIT asks for nothing else, however large the pool.
+  `
+  CREATE INDEX key_packages_kept ON key_packages (client_id, legacy, id) WHERE last_resort OR legacy;
+  `,
 ]

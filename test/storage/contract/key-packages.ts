@@ -56,6 +56,25 @@ export function keyPackageContract(factory: StoreFactory): void {
       assert.equal((await store.keyPackageOwners([lastResort.ref], NOW)).get(lastResort.ref), 'bob')
     })
 
+    test('keptOnly (a claim beyond the limit) hands out the last-resort package, else the legacy one, and never a one-time package', async (t) => {
+      const store = await openStore(t, factory)
+      const lastResort = keyPackage({ lastResort: true, label: 'last' })
+      const oneTime = [keyPackage({ label: 'a' }), keyPackage({ label: 'b' })]
+      await store.addKeyPackages('bob', [...oneTime, lastResort], NOW)
+      for (let i = 0; i < 3; i++) assert.deepEqual(await store.claimKeyPackage('bob', { now: NOW, keptOnly: true }), lastResort)
+      assert.equal((await store.countKeyPackages('bob', NOW)).total, 3, 'the one-time packages are all still there')
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW, keptOnly: true, ciphersuite: 3 }), undefined, 'no last-resort package of that suite')
+      assert.equal(text((await store.claimKeyPackage('bob', { now: NOW }))!.data), 'a', 'an ordinary claim still takes the oldest one-time package')
+
+      await store.addKeyPackages('carol', oneTime.map((k) => ({ ...k, ref: `${k.ref}-c` })), NOW)
+      assert.equal(await store.claimKeyPackage('carol', { now: NOW, keptOnly: true }), undefined, 'nothing kept: nothing handed out')
+      assert.equal((await store.countKeyPackages('carol', NOW)).total, 2)
+      const legacy = keyPackage({ legacy: true, ciphersuite: null, label: 'legacy' })
+      await store.addKeyPackages('carol', [legacy], NOW)
+      assert.deepEqual(await store.claimKeyPackage('carol', { now: NOW, keptOnly: true }), legacy)
+      assert.equal((await store.countKeyPackages('carol', NOW)).total, 3)
+    })
+
     test('legacy: one per client, replaced by the next, handed out last, never consumed, never for a ciphersuite', async (t) => {
       const store = await openStore(t, factory)
       const old = keyPackage({ legacy: true, ciphersuite: null, label: 'old' })
