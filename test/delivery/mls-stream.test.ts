@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { RunningService } from '../../src/runtime.js'
 import { MlsTestClient } from '../helpers/mls-client.js'
-import { RestApi, b64, unb64 } from '../helpers/rest-api.js'
-import { startTestService } from '../helpers/service.js'
+import { b64, unb64 } from '../helpers/rest-api.js'
+import { useTestService } from '../helpers/service.js'
 import { StreamClient, type StreamFrame } from '../helpers/stream-client.js'
 
 const GROUP = 'stream-only'
@@ -37,33 +36,27 @@ class StreamMember {
 }
 
 describe('the MLS flow with every client receiving only through its WebSocket stream', () => {
-  let running: RunningService
-  let api: RestApi
-  before(async () => {
-    running = await startTestService()
-    api = new RestApi(running.httpPort)
-  })
-  after(() => running.close())
+  const service = useTestService()
 
   test('join, talk, update, add: everyone decrypts from the stream and agrees on the epoch', async () => {
     const names = ['alice', 'bob', 'carol', 'dave'] as const
     const members = {} as Record<(typeof names)[number], StreamMember>
     for (const name of names) {
       const mls = await MlsTestClient.create(name, 1)
-      if (name !== 'alice') assert.equal((await api.putKeyPackages(name, [(await mls.createKeyPackage()).bytes])).status, 200)
-      members[name] = new StreamMember(name, mls, await StreamClient.connect(running.httpPort, name))
+      if (name !== 'alice') assert.equal((await service.api.putKeyPackages(name, [(await mls.createKeyPackage()).bytes])).status, 200)
+      members[name] = new StreamMember(name, mls, await StreamClient.connect(service.running.httpPort, name))
     }
     const { alice, bob, carol, dave } = members
 
     await alice.mls.createGroup(GROUP)
-    assert.equal((await api.createGroup(GROUP, 'alice')).status, 201)
-    const add = await alice.mls.addMembers([await api.claimBytes('bob'), await api.claimBytes('carol')], { ratchetTreeExtension: true })
-    assert.equal((await api.commit(GROUP, 'alice', add)).status, 201)
+    assert.equal((await service.api.createGroup(GROUP, 'alice')).status, 201)
+    const add = await alice.mls.addMembers([await service.api.claimBytes('bob'), await service.api.claimBytes('carol')], { ratchetTreeExtension: true })
+    assert.equal((await service.api.commit(GROUP, 'alice', add)).status, 201)
     await bob.joinFromStream()
     await carol.joinFromStream()
 
     const say = async (member: StreamMember, text: string) => {
-      const res = await api.send(GROUP, member.name, await member.mls.sendApplication(text))
+      const res = await service.api.send(GROUP, member.name, await member.mls.sendApplication(text))
       assert.equal(res.status, 201, JSON.stringify(res.body))
     }
     await say(alice, 'hi from alice')
@@ -77,12 +70,12 @@ describe('the MLS flow with every client receiving only through its WebSocket st
     assert.deepEqual(carol.texts, ['hi from alice', 'hi from bob'])
 
     const update = await bob.mls.selfUpdate()
-    assert.equal((await api.commit(GROUP, 'bob', update)).status, 201)
+    assert.equal((await service.api.commit(GROUP, 'bob', update)).status, 201)
     await alice.process(1)
     await carol.process(1)
 
-    const addDave = await alice.mls.addMembers([await api.claimBytes('dave')], { ratchetTreeExtension: true })
-    assert.equal((await api.commit(GROUP, 'alice', addDave)).status, 201)
+    const addDave = await alice.mls.addMembers([await service.api.claimBytes('dave')], { ratchetTreeExtension: true })
+    assert.equal((await service.api.commit(GROUP, 'alice', addDave)).status, 201)
     await bob.process(1)
     await carol.process(1)
     await dave.joinFromStream()
@@ -100,12 +93,12 @@ describe('the MLS flow with every client receiving only through its WebSocket st
 
   test('members that send on their stream too: MLS messages and a Commit as send frames, a stale one refused with current_epoch', async () => {
     const group = 'stream-send'
-    const alice = new StreamMember('alice2', await MlsTestClient.create('alice2', 1), await StreamClient.connect(running.httpPort, 'alice2'))
-    const bob = new StreamMember('bob2', await MlsTestClient.create('bob2', 1), await StreamClient.connect(running.httpPort, 'bob2'))
-    assert.equal((await api.putKeyPackages('bob2', [(await bob.mls.createKeyPackage()).bytes])).status, 200)
+    const alice = new StreamMember('alice2', await MlsTestClient.create('alice2', 1), await StreamClient.connect(service.running.httpPort, 'alice2'))
+    const bob = new StreamMember('bob2', await MlsTestClient.create('bob2', 1), await StreamClient.connect(service.running.httpPort, 'bob2'))
+    assert.equal((await service.api.putKeyPackages('bob2', [(await bob.mls.createKeyPackage()).bytes])).status, 200)
     await alice.mls.createGroup(group)
-    assert.equal((await api.createGroup(group, 'alice2')).status, 201)
-    assert.equal((await api.commit(group, 'alice2', await alice.mls.addMembers([await api.claimBytes('bob2')], { ratchetTreeExtension: true }))).status, 201)
+    assert.equal((await service.api.createGroup(group, 'alice2')).status, 201)
+    assert.equal((await service.api.commit(group, 'alice2', await alice.mls.addMembers([await service.api.claimBytes('bob2')], { ratchetTreeExtension: true }))).status, 201)
     await bob.joinFromStream()
 
     let n = 0

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { RunningService } from '../../src/runtime.js'
 import { MlsTestClient } from '../helpers/mls-client.js'
-import { at, b64, RestApi, RestMember, unb64 } from '../helpers/rest-api.js'
-import { startTestService } from '../helpers/service.js'
+import { at, b64, RestMember, unb64 } from '../helpers/rest-api.js'
+import { useTestService } from '../helpers/service.js'
 import { assertAgreement } from '../helpers/mls-agreement.js'
 
 /**
@@ -40,19 +39,13 @@ async function chat(members: readonly RestMember[], tag: string): Promise<void> 
 
 for (const suite of [1, 3, 83]) {
   describe(`MLS over REST, suite ${suite}`, () => {
-    let running: RunningService
-    let api: RestApi
-    before(async () => {
-      running = await startTestService()
-      api = new RestApi(running.httpPort)
-    })
-    after(() => running.close())
+    const service = useTestService()
 
     test('create, join, talk, update, remove, add, race, converge', async () => {
       // Any characters: the MLS group id is the UTF-8 of the DS group id.
       const group = `équipe/${suite} ✓`
       const [alice, bob, carol, dave] = await Promise.all(['alice', 'bob', 'carol', 'dave'].map(async (name) =>
-        new RestMember(await MlsTestClient.create(name, suite), api, group)))
+        new RestMember(await MlsTestClient.create(name, suite), service.api, group)))
       const members = { alice: alice!, bob: bob!, carol: carol!, dave: dave! }
 
       // Everyone uploads KeyPackages; the DS counts them by suite.
@@ -60,31 +53,31 @@ for (const suite of [1, 3, 83]) {
       for (const m of Object.values(members)) {
         const kp = await m.client.createKeyPackage()
         refs.set(m.name, kp.ref)
-        const reply = await api.putKeyPackages(m.name, [kp.bytes])
+        const reply = await service.api.putKeyPackages(m.name, [kp.bytes])
         assert.equal(reply.status, 200, JSON.stringify(reply.body))
         assert.deepEqual(reply.body, { client_id: m.name, stored: 1, available: 1 })
-        assert.deepEqual((await api.count(m.name)).by_ciphersuite, { [String(suite)]: 1 })
+        assert.deepEqual((await service.api.count(m.name)).by_ciphersuite, { [String(suite)]: 1 })
       }
 
       // Alice claims Bob's and Carol's KeyPackages and creates the group.
       const claimed = []
       for (const name of ['bob', 'carol']) {
-        const reply = await api.claim(name, suite)
+        const reply = await service.api.claim(name, suite)
         assert.equal(reply.status, 200)
         assert.equal(reply.body.key_package_ref, refs.get(name))
         assert.equal(reply.body.ciphersuite, suite)
         claimed.push(unb64(reply.body.key_package))
       }
-      assert.equal((await api.claim('bob', suite)).status, 404, 'a claimed KeyPackage is gone')
+      assert.equal((await service.api.claim('bob', suite)).status, 404, 'a claimed KeyPackage is gone')
       await members.alice.client.createGroup(group)
-      assert.equal((await api.createGroup(group, 'alice')).status, 201)
+      assert.equal((await service.api.createGroup(group, 'alice')).status, 201)
 
       const add = await members.alice.client.addMembers(claimed)
       let reply = await members.alice.commit(add)
       assert.equal(reply.status, 201, JSON.stringify(reply.body))
       assert.deepEqual(reply.body, { group_id: group, seq: 1, epoch: 1, message_type: 'Commit' })
-      assert.deepEqual((await api.group(group)).members, ['alice', 'bob', 'carol'])
-      assert.deepEqual(await api.welcomes('dave'), [])
+      assert.deepEqual((await service.api.group(group)).members, ['alice', 'bob', 'carol'])
+      assert.deepEqual(await service.api.welcomes('dave'), [])
 
       await members.bob.joinFromInbox()
       await members.carol.joinFromInbox()
@@ -97,7 +90,7 @@ for (const suite of [1, 3, 83]) {
       reply = await members.bob.commit(update)
       assert.equal(reply.status, 201, JSON.stringify(reply.body))
       assert.equal(reply.body.epoch, 2)
-      assert.equal((await api.groupInfo(group)).body.group_info, b64(update.groupInfo), 'the GroupInfo of epoch 2')
+      assert.equal((await service.api.groupInfo(group)).body.group_info, b64(update.groupInfo), 'the GroupInfo of epoch 2')
       await syncAll(trio)
       await agree(trio)
 
@@ -106,20 +99,20 @@ for (const suite of [1, 3, 83]) {
       reply = await members.alice.commit(remove)
       assert.equal(reply.status, 201, JSON.stringify(reply.body))
       assert.equal(reply.body.epoch, 3)
-      assert.equal((await api.call('DELETE', `/groups/${at(group)}/members/carol`)).status, 204)
+      assert.equal((await service.api.call('DELETE', `/groups/${at(group)}/members/carol`)).status, 204)
       await members.bob.sync()
       const duo = [members.alice, members.bob]
       await agree(duo)
       assert.deepEqual(members.alice.client.members(), ['alice', 'bob'])
-      const carolSpeaks = await api.send(group, 'carol', await members.carol.client.sendApplication('still here?'))
+      const carolSpeaks = await service.api.send(group, 'carol', await members.carol.client.sendApplication('still here?'))
       assert.equal(carolSpeaks.status, 403, 'a removed member cannot post')
 
       // Dave joins by a later commit, with the KeyPackage Alice claims for him.
-      const addDave = await members.alice.client.addMembers([await api.claimBytes('dave', suite)])
+      const addDave = await members.alice.client.addMembers([await service.api.claimBytes('dave', suite)])
       reply = await members.alice.commit(addDave)
       assert.equal(reply.status, 201, JSON.stringify(reply.body))
       assert.equal(reply.body.epoch, 4)
-      assert.deepEqual((await api.group(group)).members, ['alice', 'bob', 'dave'])
+      assert.deepEqual((await service.api.group(group)).members, ['alice', 'bob', 'dave'])
       await members.dave.joinFromInbox()
       await members.bob.sync()
       const current = [members.alice, members.bob, members.dave]
@@ -156,17 +149,17 @@ for (const suite of [1, 3, 83]) {
       await chat(current, 'after the race')
 
       // The log holds every accepted message with its epoch; only one Commit per epoch.
-      const log = await api.messages(group)
+      const log = await service.api.messages(group)
       const commits = log.filter((m) => m.content_type === 'commit')
       assert.deepEqual(commits.map((m) => m.epoch), [0, 1, 2, 3, 4, 5])
       assert.ok(log.some((m) => m.message === b64(winnerBundle.commit)))
       assert.ok(log.every((m, i) => m.seq === i + 1))
 
       // The DS keeps the GroupInfo of the latest epoch, as JSON and as raw message/mls.
-      const info = await api.groupInfo(group)
+      const info = await service.api.groupInfo(group)
       assert.equal(info.status, 200)
       assert.deepEqual(info.body, { group_id: group, epoch: 6, group_info: b64(retry.groupInfo), ratchet_tree: b64(retry.ratchetTree) })
-      const raw = await api.groupInfoRaw(group)
+      const raw = await service.api.groupInfoRaw(group)
       assert.equal(raw.status, 200)
       assert.match(raw.type ?? '', /^message\/mls/)
       assert.deepEqual(raw.bytes, retry.groupInfo)

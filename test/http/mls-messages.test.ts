@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import type { RunningService } from '../../src/runtime.js'
 import { hex, MlsTestClient } from '../helpers/mls-client.js'
-import { b64, RestApi, RestMember, type Reply } from '../helpers/rest-api.js'
-import { startTestService } from '../helpers/service.js'
+import { b64, RestMember, type Reply } from '../helpers/rest-api.js'
+import { useTestService } from '../helpers/service.js'
 
 /**
  * Relay and commit rules over real HTTP with real MLS bytes: the DS reads only the clear
@@ -26,27 +25,21 @@ function assertInvalid(reply: Reply, check: string, label = check): void {
 }
 
 describe('MLS messages over REST (strict)', () => {
-  let running: RunningService
-  let api: RestApi
-  before(async () => {
-    running = await startTestService()
-    api = new RestApi(running.httpPort)
-  })
-  after(() => running.close())
+  const service = useTestService()
 
   /** Alice alone in a new group, in MLS and at the DS. */
   async function newGroup(group: string, dsEpoch?: number): Promise<RestMember> {
-    const alice = new RestMember(await MlsTestClient.create('alice', 1), api, group)
+    const alice = new RestMember(await MlsTestClient.create('alice', 1), service.api, group)
     await alice.client.createGroup(group)
-    assert.equal((await api.createGroup(group, 'alice', dsEpoch)).status, 201)
+    assert.equal((await service.api.createGroup(group, 'alice', dsEpoch)).status, 201)
     return alice
   }
 
   /** A client with one KeyPackage uploaded to the DS; returns it and the claimed bytes. */
   async function claimable(name: string, group: string): Promise<{ member: RestMember; keyPackage: Uint8Array }> {
-    const member = new RestMember(await MlsTestClient.create(name, 1), api, group)
-    assert.equal((await api.putKeyPackages(name, [(await member.client.createKeyPackage()).bytes])).status, 200)
-    return { member, keyPackage: await api.claimBytes(name) }
+    const member = new RestMember(await MlsTestClient.create(name, 1), service.api, group)
+    assert.equal((await service.api.putKeyPackages(name, [(await member.client.createKeyPackage()).bytes])).status, 200)
+    return { member, keyPackage: await service.api.claimBytes(name) }
   }
 
   test('truncated, padded or random bytes are a 400 (never a 500) and store nothing', async () => {
@@ -63,29 +56,29 @@ describe('MLS messages over REST (strict)', () => {
     for (const [label, bytes] of [['application', app], ['public commit', commit.commit], ['private commit', privateCommit.commit], ['welcome', welcome]] as const) {
       for (let start = 1; start < bytes.length; start += 50) {
         const lengths = Array.from({ length: Math.min(50, bytes.length - start) }, (_, i) => start + i)
-        const replies = await Promise.all(lengths.map((n) => api.send('fuzz', 'alice', bytes.subarray(0, n))))
+        const replies = await Promise.all(lengths.map((n) => service.api.send('fuzz', 'alice', bytes.subarray(0, n))))
         for (const [i, reply] of replies.entries()) {
           assertInvalid(reply, lengths[i]! < 4 ? 'not_mls' : 'malformed', `${label} cut to ${lengths[i]} bytes`)
         }
       }
-      assertInvalid(await api.send('fuzz', 'alice', Buffer.concat([bytes, Buffer.from([0])])), 'trailing_bytes', `${label} + 1 byte`)
+      assertInvalid(await service.api.send('fuzz', 'alice', Buffer.concat([bytes, Buffer.from([0])])), 'trailing_bytes', `${label} + 1 byte`)
     }
-    assertInvalid(await api.send('fuzz', 'alice', NOT_MLS), 'not_mls')
-    assertInvalid(await api.send('fuzz', 'alice', NOT_MLS, 'Application'), 'not_mls', 'declared but not MLS')
+    assertInvalid(await service.api.send('fuzz', 'alice', NOT_MLS), 'not_mls')
+    assertInvalid(await service.api.send('fuzz', 'alice', NOT_MLS, 'Application'), 'not_mls', 'declared but not MLS')
     for (const n of [1, 5, 40, commit.commit.length - 1]) {
-      assertInvalid(await api.commit('fuzz', 'alice', { ...commit, commit: commit.commit.subarray(0, n) }), n < 4 ? 'not_mls' : 'malformed', `commit cut to ${n}`)
+      assertInvalid(await service.api.commit('fuzz', 'alice', { ...commit, commit: commit.commit.subarray(0, n) }), n < 4 ? 'not_mls' : 'malformed', `commit cut to ${n}`)
     }
-    assertInvalid(await api.commit('fuzz', 'alice', commit, { group_info: commit.groupInfo.subarray(0, 50) }), 'malformed', 'group_info cut')
-    assertInvalid(await api.commit('fuzz', 'alice', commit, { ratchet_tree: NOT_MLS }), 'ratchet_tree', 'ratchet_tree not a tree')
-    assert.deepEqual(await api.messages('fuzz'), [])
-    assert.equal((await api.group('fuzz')).epoch, 0)
+    assertInvalid(await service.api.commit('fuzz', 'alice', commit, { group_info: commit.groupInfo.subarray(0, 50) }), 'malformed', 'group_info cut')
+    assertInvalid(await service.api.commit('fuzz', 'alice', commit, { ratchet_tree: NOT_MLS }), 'ratchet_tree', 'ratchet_tree not a tree')
+    assert.deepEqual(await service.api.messages('fuzz'), [])
+    assert.equal((await service.api.group('fuzz')).epoch, 0)
 
     // Every single-bit change of a PublicMessage commit: whatever the DS makes of it, no 5xx.
     const flipper = await newGroup('flips')
     const flips = await flipper.client.selfUpdate({ publicMessage: true })
     const statuses = new Set<number>()
     for (let i = 0; i < flips.commit.length; i++) {
-      const reply = await api.send('flips', 'alice', flip(flips.commit, i))
+      const reply = await service.api.send('flips', 'alice', flip(flips.commit, i))
       assert.ok([201, 400, 409].includes(reply.status), `bit flip at ${i}: ${reply.status} ${JSON.stringify(reply.body)}`)
       statuses.add(reply.status)
     }
@@ -98,14 +91,14 @@ describe('MLS messages over REST (strict)', () => {
     await newGroup('elsewhere', 7)
     const app = await alice.client.sendApplication('wrong door')
     const update = await alice.client.selfUpdate()
-    assertInvalid(await api.send('elsewhere', 'alice', app), 'group_id', 'application')
-    assertInvalid(await api.commit('elsewhere', 'alice', update, { omit: ['group_info'] }), 'group_id', 'commit')
+    assertInvalid(await service.api.send('elsewhere', 'alice', app), 'group_id', 'application')
+    assertInvalid(await service.api.commit('elsewhere', 'alice', update, { omit: ['group_info'] }), 'group_id', 'commit')
     // The right group with the wrong GroupInfo: the GroupInfo names another group.
-    const other = new RestMember(await MlsTestClient.create('alice', 1), api, 'elsewhere')
+    const other = new RestMember(await MlsTestClient.create('alice', 1), service.api, 'elsewhere')
     await other.client.createGroup('elsewhere')
     const foreign = await other.client.selfUpdate()
-    assertInvalid(await api.commit('home', 'alice', update, { group_info: foreign.groupInfo, ratchet_tree: foreign.ratchetTree }), 'group_id', 'group_info')
-    assert.deepEqual(await api.messages('elsewhere'), [])
+    assertInvalid(await service.api.commit('home', 'alice', update, { group_info: foreign.groupInfo, ratchet_tree: foreign.ratchetTree }), 'group_id', 'group_info')
+    assert.deepEqual(await service.api.messages('elsewhere'), [])
     assert.equal((await alice.commit(update)).status, 201)
   })
 
@@ -113,22 +106,22 @@ describe('MLS messages over REST (strict)', () => {
     const alice = await newGroup('types')
     const app = await alice.client.sendApplication('typed')
     for (const wrong of ['Commit', 'Welcome', 'Proposal', 'Add']) {
-      const reply = await api.send('types', 'alice', app, wrong)
+      const reply = await service.api.send('types', 'alice', app, wrong)
       assertInvalid(reply, 'message_type', wrong)
       assert.match(reply.body.message, /application message/)
     }
-    assert.deepEqual((await api.send('types', 'alice', app)).body, { group_id: 'types', seq: 1, epoch: 0, message_type: 'Application' })
-    assert.equal((await api.send('types', 'alice', await alice.client.sendApplication('again'), 'Application')).status, 201)
+    assert.deepEqual((await service.api.send('types', 'alice', app)).body, { group_id: 'types', seq: 1, epoch: 0, message_type: 'Application' })
+    assert.equal((await service.api.send('types', 'alice', await alice.client.sendApplication('again'), 'Application')).status, 201)
 
     const { keyPackage } = await claimable('types-bob', 'types')
     const add = await alice.client.addMembers([keyPackage])
-    assertInvalid(await api.send('types', 'alice', add.commit, 'Application'), 'message_type', 'commit as Application')
-    assertInvalid(await api.send('types', 'alice', add.welcome!, 'Commit'), 'message_type', 'welcome as Commit')
-    assert.deepEqual((await api.send('types', 'alice', add.commit)).body, { group_id: 'types', seq: 3, epoch: 1, message_type: 'Commit' })
-    assert.deepEqual((await api.send('types', 'alice', add.welcome!)).body, { group_id: 'types', seq: 4, epoch: 1, message_type: 'Welcome' })
-    assert.equal((await api.welcomes('types-bob')).length, 1, 'a relayed Welcome is routed by its KeyPackageRef')
+    assertInvalid(await service.api.send('types', 'alice', add.commit, 'Application'), 'message_type', 'commit as Application')
+    assertInvalid(await service.api.send('types', 'alice', add.welcome!, 'Commit'), 'message_type', 'welcome as Commit')
+    assert.deepEqual((await service.api.send('types', 'alice', add.commit)).body, { group_id: 'types', seq: 3, epoch: 1, message_type: 'Commit' })
+    assert.deepEqual((await service.api.send('types', 'alice', add.welcome!)).body, { group_id: 'types', seq: 4, epoch: 1, message_type: 'Welcome' })
+    assert.equal((await service.api.welcomes('types-bob')).length, 1, 'a relayed Welcome is routed by its KeyPackageRef')
 
-    const log = await api.messages('types')
+    const log = await service.api.messages('types')
     assert.deepEqual(log.map((m) => [m.seq, m.message_type, m.content_type, m.epoch]), [
       [1, 'Application', 'application', 0],
       [2, 'Application', 'application', 0],
@@ -142,15 +135,15 @@ describe('MLS messages over REST (strict)', () => {
     const alice = await newGroup('epochs')
     const old = await alice.client.sendApplication('from epoch 0')
     assert.equal((await alice.commit(await alice.client.selfUpdate())).status, 201)
-    const reply = await api.send('epochs', 'alice', old)
+    const reply = await service.api.send('epochs', 'alice', old)
     assert.equal(reply.status, 409)
     assert.equal(reply.body.error, 'stale_epoch')
     assert.equal(reply.body.current_epoch, 1)
     // The DS may know a later epoch than the client (a group registered at epoch 5).
     const behind = await newGroup('ahead', 5)
-    const early = await api.send('ahead', 'alice', await behind.client.sendApplication('hi'))
+    const early = await service.api.send('ahead', 'alice', await behind.client.sendApplication('hi'))
     assert.deepEqual([early.status, early.body.error, early.body.current_epoch], [409, 'stale_epoch', 5])
-    assert.equal((await api.messages('epochs')).length, 1)
+    assert.equal((await service.api.messages('epochs')).length, 1)
   })
 
   test('20 concurrent commits for one epoch: exactly one is accepted, with its GroupInfo', async () => {
@@ -167,10 +160,10 @@ describe('MLS messages over REST (strict)', () => {
       assert.deepEqual([r.status, r.body.error, r.body.current_epoch], [409, 'stale_epoch', 1])
     }
     const winner = bundles[accepted[0]!]!
-    const log = await api.messages('race')
+    const log = await service.api.messages('race')
     assert.deepEqual(log.map((m) => m.message), [b64(winner.commit)])
-    assert.equal((await api.group('race')).epoch, 1)
-    const info = await api.groupInfo('race')
+    assert.equal((await service.api.group('race')).epoch, 1)
+    const info = await service.api.groupInfo('race')
     assert.deepEqual(info.body, { group_id: 'race', epoch: 1, group_info: b64(winner.groupInfo), ratchet_tree: b64(winner.ratchetTree) })
   })
 
@@ -183,30 +176,30 @@ describe('MLS messages over REST (strict)', () => {
     assert.equal((await alice.commit(update, { omit: ['group_info'] })).status, 201)
     const reply = await alice.commit(add)
     assert.deepEqual([reply.status, reply.body.error, reply.body.current_epoch], [409, 'stale_epoch', 1])
-    assert.deepEqual(await api.welcomes('stale-bob'), [])
-    assert.deepEqual((await api.group('stale-bundle')).members, ['alice'])
-    const info = await api.groupInfo('stale-bundle')
+    assert.deepEqual(await service.api.welcomes('stale-bob'), [])
+    assert.deepEqual((await service.api.group('stale-bundle')).members, ['alice'])
+    const info = await service.api.groupInfo('stale-bundle')
     assert.deepEqual([info.status, info.body.error], [404, 'group_info_not_found'])
-    assert.equal((await api.messages('stale-bundle')).length, 1)
+    assert.equal((await service.api.messages('stale-bundle')).length, 1)
   })
 
   test('a Welcome for a KeyPackage the DS never handed out is a 400 naming the ref, unless recipients are named', async () => {
     const alice = await newGroup('unknown-ref')
-    const bob = new RestMember(await MlsTestClient.create('direct-bob', 1), api, 'unknown-ref')
+    const bob = new RestMember(await MlsTestClient.create('direct-bob', 1), service.api, 'unknown-ref')
     const kp = await bob.client.createKeyPackage()
     const add = await alice.client.addMembers([kp.bytes])
     const reply = await alice.commit(add)
     assertInvalid(reply, 'unknown_key_package_ref')
     assert.equal(reply.body.ref, kp.ref)
     assert.match(reply.body.message, new RegExp(kp.ref))
-    assert.deepEqual(await api.messages('unknown-ref'), [])
-    assert.equal((await api.group('unknown-ref')).epoch, 0)
-    assert.equal((await api.groupInfo('unknown-ref')).status, 404)
-    assert.deepEqual(await api.welcomes('direct-bob'), [])
+    assert.deepEqual(await service.api.messages('unknown-ref'), [])
+    assert.equal((await service.api.group('unknown-ref')).epoch, 0)
+    assert.equal((await service.api.groupInfo('unknown-ref')).status, 404)
+    assert.deepEqual(await service.api.welcomes('direct-bob'), [])
 
     const routed = await alice.commit(add, { welcome_recipients: ['direct-bob'] })
     assert.deepEqual(routed.body, { group_id: 'unknown-ref', seq: 1, epoch: 1, message_type: 'Commit' })
-    assert.deepEqual((await api.group('unknown-ref')).members, ['alice', 'direct-bob'])
+    assert.deepEqual((await service.api.group('unknown-ref')).members, ['alice', 'direct-bob'])
     await bob.joinFromInbox()
     assert.equal(hex(bob.client.epochAuthenticator()), hex(alice.client.epochAuthenticator()))
   })
@@ -226,12 +219,12 @@ describe('MLS messages over REST (strict)', () => {
     alice.client.rollback()
     const add = await alice.client.addMembers([keyPackage])
     assertInvalid(await alice.commit(add, { group_info: flip(add.groupInfo, -1) }), 'group_info_signature')
-    assert.deepEqual(await api.welcomes('gi-carol'), [], 'no Welcome for a refused bundle')
-    assert.deepEqual((await api.group('gi')).members, ['alice'])
-    assert.equal((await api.groupInfo('gi')).body.epoch, 1)
+    assert.deepEqual(await service.api.welcomes('gi-carol'), [], 'no Welcome for a refused bundle')
+    assert.deepEqual((await service.api.group('gi')).members, ['alice'])
+    assert.equal((await service.api.groupInfo('gi')).body.epoch, 1)
 
     assert.equal((await alice.commit(add)).status, 201)
-    assert.equal((await api.groupInfo('gi')).body.epoch, 2)
+    assert.equal((await service.api.groupInfo('gi')).body.epoch, 2)
     await carol.joinFromInbox()
     assert.equal(hex(carol.client.epochAuthenticator()), hex(alice.client.epochAuthenticator()))
   })

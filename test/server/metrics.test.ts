@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test'
 import type { RunningService } from '../../src/runtime.js'
 import { MlsTestClient } from '../helpers/mls-client.js'
 import { RestApi } from '../helpers/rest-api.js'
-import { startTestService } from '../helpers/service.js'
+import { startTestService, useTestService } from '../helpers/service.js'
 import { StreamClient } from '../helpers/stream-client.js'
 import { connect, LineReader } from '../tcp/helpers.js'
 
@@ -29,30 +29,24 @@ async function until(check: () => Promise<boolean>, what: string): Promise<void>
 }
 
 describe('GET /metrics: one set of counters for both doors and the streams (real HTTP, TCP, WebSocket, MLS)', () => {
-  let running: RunningService
-  let api: RestApi
-  before(async () => {
-    running = await startTestService()
-    api = new RestApi(running.httpPort)
-  })
-  after(() => running.close())
+  const service = useTestService()
 
   test('counts what each door did into the same series', async () => {
-    const before = (await scrape(api)).text
+    const before = (await scrape(service.api)).text
     const count = (text: string, series: string) => value(text, series) - value(before, series)
 
     // REST: an MLS application message to a group of two (one delivery), then its retry.
     const alice = await MlsTestClient.create('alice', 1)
     await alice.createGroup('metrics-g')
-    assert.equal((await api.createGroup('metrics-g', 'alice')).status, 201)
-    assert.equal((await api.call('POST', '/groups/metrics-g/members', { client_id: 'bob' })).status, 200)
+    assert.equal((await service.api.createGroup('metrics-g', 'alice')).status, 201)
+    assert.equal((await service.api.call('POST', '/groups/metrics-g/members', { client_id: 'bob' })).status, 200)
     const message = await alice.sendApplication('hello')
-    assert.equal((await api.send('metrics-g', 'alice', message)).status, 201)
-    assert.equal((await api.send('metrics-g', 'alice', message)).body.seq, 1, 'the retry gets the original seq')
-    assert.equal((await api.call('GET', '/groups/no-such-group')).status, 404)
+    assert.equal((await service.api.send('metrics-g', 'alice', message)).status, 201)
+    assert.equal((await service.api.send('metrics-g', 'alice', message)).body.seq, 1, 'the retry gets the original seq')
+    assert.equal((await service.api.call('GET', '/groups/no-such-group')).status, 404)
 
     // TCP: opaque bytes (permissive there by default), a KeyPackage claim on an empty pool, and nonsense.
-    const socket = await connect(running.tcpPort!)
+    const socket = await connect(service.running.tcpPort!)
     const lines = new LineReader(socket)
     socket.write('{"type":"RelayMessage","group_id":"metrics-g","sender_id":"bob","message":[1,2,3],"message_type":"Application"}\n')
     assert.equal((await lines.next()).type, 'MessageResponse')
@@ -64,18 +58,18 @@ describe('GET /metrics: one set of counters for both doors and the streams (real
 
     // REST again: a real KeyPackage stored, then claimed.
     const carol = await MlsTestClient.create('carol', 1)
-    assert.equal((await api.putKeyPackages('carol', [(await carol.createKeyPackage()).bytes])).status, 200)
-    assert.equal((await api.claim('carol')).status, 200)
+    assert.equal((await service.api.putKeyPackages('carol', [(await carol.createKeyPackage()).bytes])).status, 200)
+    assert.equal((await service.api.claim('carol')).status, 200)
 
     // A WebSocket stream, a frame it refuses, and its end.
-    const stream = await StreamClient.connect(running.httpPort, 'bob')
-    await until(async () => count((await scrape(api)).text, 'mlsds_streams_open') === 1, 'the stream to count')
+    const stream = await StreamClient.connect(service.running.httpPort, 'bob')
+    await until(async () => count((await scrape(service.api)).text, 'mlsds_streams_open') === 1, 'the stream to count')
     stream.socket.send('not json')
-    await until(async () => count((await scrape(api)).text, 'mlsds_requests_rejected_total{door="stream",error="bad_request"}') === 1, 'the refused frame')
+    await until(async () => count((await scrape(service.api)).text, 'mlsds_requests_rejected_total{door="stream",error="bad_request"}') === 1, 'the refused frame')
     stream.socket.close()
-    await until(async () => count((await scrape(api)).text, 'mlsds_streams_open') === 0, 'the stream to end')
+    await until(async () => count((await scrape(service.api)).text, 'mlsds_streams_open') === 0, 'the stream to end')
 
-    const { type, text } = await scrape(api)
+    const { type, text } = await scrape(service.api)
     assert.match(type ?? '', /^text\/plain; version=0\.0\.4/)
     const expected: Record<string, number> = {
       'mlsds_messages_accepted_total{content_type="application"}': 1,
@@ -94,12 +88,12 @@ describe('GET /metrics: one set of counters for both doors and the streams (real
     }
     for (const [series, n] of Object.entries(expected)) assert.equal(count(text, series), n, series)
 
-    assert.equal((await api.call('DELETE', '/groups/metrics-g')).status, 204)
-    assert.equal(count((await scrape(api)).text, 'mlsds_groups_total{event="deleted"}'), 1)
+    assert.equal((await service.api.call('DELETE', '/groups/metrics-g')).status, 204)
+    assert.equal(count((await scrape(service.api)).text, 'mlsds_groups_total{event="deleted"}'), 1)
   })
 
   test('the process metrics are there too', async () => {
-    const { text } = await scrape(api)
+    const { text } = await scrape(service.api)
     for (const name of ['process_cpu_user_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_p99_seconds', 'nodejs_heap_size_used_bytes']) {
       assert.ok(text.includes(`\n${name} `) || text.includes(`\n${name}{`), name)
     }
