@@ -212,6 +212,30 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a message\'s deliveries share its bytes with the log; deleting the group, even mid-append, copies them into those still queued', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 6, schema: 'shared_bytes' })
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      for (const m of ['bob', 'carol']) await store.addMember('g', m)
+      const send = (label: string) => store.appendMessage('g', { senderId: 'alice', messageType: 'Application', data: new TextEncoder().encode(label), receivedAt: 1000, epoch: null, contentType: null }, { senderMustBeMember: true })
+      await send('first')
+      const stored = async () => inspect<{ client_id: string; shared: boolean }>('SELECT client_id, data IS NULL AS shared FROM shared_bytes.deliveries ORDER BY client_id, seq')
+      assert.deepEqual(await stored(), [{ client_id: 'bob', shared: true }, { client_id: 'carol', shared: true }], 'no copy per recipient')
+      assert.deepEqual((await store.readDeliveries('bob', 0, 10, 1000)).deliveries.map((d) => new TextDecoder().decode(d.data)), ['first'])
+
+      // Appends racing the delete: every one acknowledged is delivered with its bytes; none is left without.
+      const labels = Array.from({ length: 20 }, (_, i) => `m${i}`)
+      const [results, deleted] = await Promise.all([Promise.all(labels.map(send)), store.deleteGroup('g')])
+      assert.equal(deleted, true)
+      const accepted = labels.filter((_, i) => results[i]!.ok)
+      assert.deepEqual((await stored()).filter((r) => r.shared), [], 'the group is gone: every queued delivery has its own bytes')
+      const bob = (await store.readDeliveries('bob', 0, 100, 1000)).deliveries.map((d) => new TextDecoder().decode(d.data))
+      assert.deepEqual(bob, ['first', ...accepted], 'each acknowledged message once, with its own bytes, in order')
+    } finally {
+      await store.close()
+    }
+  })
+
   test('reading a Welcome inbox writes only when retention has something to drop', async () => {
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'welcome_reads' })
     const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'welcome_reads' }, () => {})

@@ -209,3 +209,23 @@ export const APPEND_BATCH_FUNCTION = `
   END
   $fn$;
 `
+
+/** The fragment of APPEND_FUNCTION that queues a message's deliveries with their own copy of its bytes. */
+const DELIVERY_BYTES = `p_message_epoch, p_content_type, p_data, p_received_at
+        FROM counters c JOIN wanted w ON w.id = c.client_id WHERE w.is_message`
+
+/**
+ * append_message as migration 8 replaces it: the same steps, except that a message's
+ * deliveries keep no copy of its bytes (data NULL; a group of 100 wrote them 101 times). Reads
+ * take them from the group's log (queues.ts), and deleting a group first copies them into the
+ * deliveries still queued (groups.ts), which outlive it. Derived from the released text by
+ * this one checked substitution, so the two versions cannot drift apart anywhere else.
+ * Welcome deliveries keep their bytes: a Welcome is not in the log.
+ */
+export const APPEND_FUNCTION_SHARED_BYTES = (() => {
+  const at = APPEND_FUNCTION.indexOf(DELIVERY_BYTES)
+  if (at < 0 || APPEND_FUNCTION.indexOf(DELIVERY_BYTES, at + 1) >= 0) throw new Error('append_message: the delivery insert to change is not found once')
+  return APPEND_FUNCTION
+    .replace('CREATE FUNCTION append_message(', 'CREATE OR REPLACE FUNCTION append_message(')
+    .replace(DELIVERY_BYTES, DELIVERY_BYTES.replace('p_data', 'NULL::bytea'))
+})()

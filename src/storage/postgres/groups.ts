@@ -40,8 +40,19 @@ export async function readGroup(db: Queryable, groupId: string): Promise<GroupRe
 }
 
 /** Its messages, members and idempotency keys go with it (ON DELETE CASCADE); queues keep their copies. */
+/**
+ * Deletes the group, its members and its log. Deliveries of its messages still queued outlive
+ * it, as in memory: they share the log's bytes (migration 8), so those are copied into them
+ * first, under the group's row lock, after any append in flight (which holds it) is done.
+ */
 export async function deleteGroup(pool: pg.Pool, groupId: string): Promise<boolean> {
-  return (await query(pool, 'DELETE FROM groups WHERE group_id = $1', [groupId])).rowCount === 1
+  return transaction(pool, async (client) => {
+    if ((await client.query('SELECT 1 FROM groups WHERE group_id = $1 FOR UPDATE', [groupId])).rowCount === 0) return false
+    await client.query(`UPDATE deliveries d SET data = m.data FROM messages m
+      WHERE d.group_id = $1 AND d.data IS NULL AND m.group_id = $1 AND m.seq = d.group_seq`, [groupId])
+    await client.query('DELETE FROM groups WHERE group_id = $1', [groupId])
+    return true
+  })
 }
 
 export async function addMember(pool: pg.Pool, groupId: string, clientId: string): Promise<GroupRecord | undefined> {

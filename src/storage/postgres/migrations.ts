@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import { APPEND_BATCH_FUNCTION, APPEND_FUNCTION } from './append-function.js'
+import { APPEND_BATCH_FUNCTION, APPEND_FUNCTION, APPEND_FUNCTION_SHARED_BYTES } from './append-function.js'
 import { CLAIM_COUNTS_TABLE } from './claim-limiter.js'
 import { quoteIdent, transaction } from './database.js'
 
@@ -165,6 +165,18 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       -- The package a claim keeps (last-resort, else legacy) without reading the one-time ones: a
       -- claim beyond KEY_PACKAGE_CLAIM_LIMIT asks for nothing else, however large the pool.
       CREATE INDEX key_packages_kept ON key_packages (client_id, legacy, id) WHERE last_resort OR legacy;
+    `,
+  },
+  {
+    version: 8,
+    name: 'deliveries of a message share its bytes with the log',
+    sql: `
+      -- A message's deliveries read its bytes from messages (queues.ts) instead of keeping a copy
+      -- each; rows from before keep theirs. Deleting a group copies the bytes into its deliveries
+      -- still queued (groups.ts), found by this index.
+      ALTER TABLE deliveries ALTER COLUMN data DROP NOT NULL;
+      CREATE INDEX deliveries_shared_bytes ON deliveries (group_id, group_seq) WHERE data IS NULL;
+      ${APPEND_FUNCTION_SHARED_BYTES}
     `,
   },
 ]

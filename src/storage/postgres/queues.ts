@@ -49,6 +49,7 @@ interface PageRow {
  * The pages of several reads in one statement, one snapshot: each page, its queue's lastSeq, the
  * gap and what retention needs to know (the queue's length and oldest delivery) agree. `i` is
  * the read's position (from 1) in the arrays; a client without a queue gives one row of nulls.
+ * A message's delivery keeps no bytes of its own (data NULL, migration 8): they are the log's.
  */
 const PAGES = `
   SELECT r.i, q.last_seq, q.first_seq, q.dropped_up_to,
@@ -57,8 +58,10 @@ const PAGES = `
   FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(client_id, after, i)
   LEFT JOIN client_queues q ON q.client_id = r.client_id
   LEFT JOIN LATERAL (
-    SELECT seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at
-    FROM deliveries WHERE client_id = q.client_id AND seq > r.after ORDER BY seq LIMIT $3
+    SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
+      COALESCE(d.data, m.data) AS data, d.received_at
+    FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
+    WHERE d.client_id = q.client_id AND d.seq > r.after ORDER BY d.seq LIMIT $3
   ) d ON true
   ORDER BY r.i, d.seq`
 

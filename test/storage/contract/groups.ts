@@ -70,6 +70,18 @@ export function groupContract(factory: StoreFactory): void {
       assert.ok(again.ok && again.seq === 1)
     })
 
+    test('queued deliveries outlive their deleted group, with their bytes, beside those of a new group of the same id', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'])
+      for (const label of ['one', 'two']) await store.appendMessage('g', message('alice', label), MEMBER)
+      assert.equal(await store.deleteGroup('g'), true)
+      await groupWith(store, 'g', ['alice', 'bob'])
+      await store.appendMessage('g', message('alice', 'new one'), MEMBER)
+      const page = await store.readDeliveries('bob', 0, 10, T0)
+      assert.deepEqual(page.deliveries.map((d) => [d.groupSeq, text(d.data)]), [[1, 'one'], [2, 'two'], [1, 'new one']])
+      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => text(m.data)), ['new one'])
+    })
+
     test('epoch condition: a stale message is refused with the current epoch; a commit advances it', async (t) => {
       const store = await openStore(t, factory)
       await groupWith(store, 'g', ['alice', 'bob'], 3)
