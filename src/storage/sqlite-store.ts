@@ -182,8 +182,13 @@ export class SqliteStore implements Store {
     return (this.#db.prepare('SELECT client_id FROM group_members WHERE group_id = ? ORDER BY rowid').all(groupId) as { client_id: string }[]).map((r) => r.client_id)
   }
 
-  async deleteGroup(groupId: string): Promise<boolean> {
-    return this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId).changes === 1
+  /** Deliveries of its messages still queued outlive the group: they get their own copy of the log's bytes first. */
+  deleteGroup(groupId: string): Promise<boolean> {
+    return this.#tx(() => {
+      this.#db.prepare(`UPDATE deliveries SET data = (SELECT m.data FROM messages m WHERE m.group_id = deliveries.group_id AND m.seq = deliveries.group_seq)
+        WHERE group_id = ? AND data IS NULL`).run(groupId)
+      return this.#db.prepare('DELETE FROM groups WHERE group_id = ?').run(groupId).changes === 1
+    })
   }
 
   addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined> {

@@ -92,6 +92,26 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a message\'s deliveries share its bytes with the log; deleting the group copies them, found by an index, into those still queued', async () => {
+    const path = join(dir, 'shared-bytes.sqlite')
+    const store = SqliteStore.open({ path })
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      for (const m of ['bob', 'carol']) await store.addMember('g', m)
+      await store.appendMessage('g', { senderId: 'alice', messageType: 'Application', data: new TextEncoder().encode('first'), receivedAt: 1000, epoch: null, contentType: null }, { senderMustBeMember: true })
+      const shared = () => inspect<{ n: number }>(path, 'SELECT count(*) AS n FROM deliveries WHERE data IS NULL').n
+      assert.equal(shared(), 2, 'no copy per recipient')
+      assert.match(queryPlan(path, "UPDATE deliveries SET data = NULL WHERE group_id = 'g' AND data IS NULL"), /deliveries_shared_bytes/)
+      assert.equal(await store.deleteGroup('g'), true)
+      assert.equal(shared(), 0)
+      for (const m of ['bob', 'carol']) {
+        assert.deepEqual((await store.readDeliveries(m, 0, 10, 1000)).deliveries.map((d) => new TextDecoder().decode(d.data)), ['first'], m)
+      }
+    } finally {
+      await store.close()
+    }
+  })
+
   test('a file from before this version migrates: old refs route for a week, old Welcomes keep their seqs', async () => {
     const path = join(dir, 'version-1.sqlite')
     const old = new Database(path)
@@ -101,10 +121,15 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     old.prepare("INSERT INTO handed_out_refs (ref, client_id) VALUES ('old-ref', 'bob')").run()
     old.prepare("INSERT INTO client_queues (client_id, last_welcome) VALUES ('carol', 2)").run()
     for (const seq of [1, 2]) old.prepare("INSERT INTO welcomes (client_id, seq, group_id, sender_id, data, received_at) VALUES ('carol', ?, 'g', 'alice', x'00', ?)").run(seq, at)
+    // A delivery with its own copy of the bytes, as every one had before they were shared with the log.
+    old.prepare("INSERT INTO client_queues (client_id, last_seq) VALUES ('dave', 1)").run()
+    old.prepare(`INSERT INTO deliveries (client_id, seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at)
+      VALUES ('dave', 1, 'gone', 1, 'alice', 'message', 'Application', NULL, NULL, x'0102', ?)`).run(at)
     old.close()
     const store = SqliteStore.open({ path })
     try {
       await assertUpgradedFromVersion1(store, at)
+      assert.deepEqual((await store.readDeliveries('dave', 0, 10, at)).deliveries.map((d) => [...d.data]), [[1, 2]])
       assert.equal(inspect<{ v: number }>(path, 'SELECT user_version AS v FROM pragma_user_version').v, SQLITE_MIGRATIONS.length)
     } finally {
       await store.close()

@@ -37,7 +37,8 @@ export function fanOut(
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
       clientId, q.last_seq + 1, groupId, groupSeq, message.senderId, kind,
       isWelcome ? 'Welcome' : message.messageType, isWelcome ? null : message.epoch, isWelcome ? 'welcome' : message.contentType,
-      buf(isWelcome ? welcome! : message.data), message.receivedAt,
+      // A message's bytes are the log's (schema.ts); a Welcome is not in the log.
+      isWelcome ? buf(welcome!) : null, message.receivedAt,
     )
     db.prepare('UPDATE client_queues SET last_seq = last_seq + 1 WHERE client_id = ?').run(clientId)
     if (isWelcome) {
@@ -61,7 +62,10 @@ export function readDeliveries(db: Db, retention: RetentionPolicy, clientId: str
   enforceRetention(db, clientId, retention, now)
   const q = queueRow(db, clientId)
   if (!q) return { deliveries: [], lastSeq: 0 }
-  const rows = db.prepare('SELECT * FROM deliveries WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as DeliveryRow[]
+  const rows = db.prepare(`SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
+      COALESCE(d.data, m.data) AS data, d.received_at
+    FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
+    WHERE d.client_id = ? AND d.seq > ? ORDER BY d.seq LIMIT ?`).all(clientId, after, limit) as DeliveryRow[]
   const deliveries = rows.map((r) => ({
     seq: r.seq, groupId: r.group_id, groupSeq: r.group_seq, senderId: r.sender_id, kind: r.kind, messageType: r.message_type,
     epoch: r.epoch, contentType: r.content_type, data: new Uint8Array(r.data), receivedAt: r.received_at,

@@ -109,4 +109,28 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   `
   CREATE INDEX key_packages_kept ON key_packages (client_id, legacy, id) WHERE last_resort OR legacy;
   `,
+  // A message's deliveries keep no copy of its bytes (data NULL): reads take them from messages,
+  // and deleting a group first copies them into its deliveries still queued (sqlite-store.ts).
+  // SQLite drops a NOT NULL only by rebuilding the table.
+  `
+  CREATE TABLE deliveries_shared (
+    client_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    group_id TEXT NOT NULL,
+    group_seq INTEGER NOT NULL,
+    sender_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    message_type TEXT NOT NULL,
+    epoch INTEGER,
+    content_type TEXT,
+    data BLOB,
+    received_at INTEGER NOT NULL,
+    PRIMARY KEY (client_id, seq)
+  );
+  INSERT INTO deliveries_shared (client_id, seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at)
+    SELECT client_id, seq, group_id, group_seq, sender_id, kind, message_type, epoch, content_type, data, received_at FROM deliveries;
+  DROP TABLE deliveries;
+  ALTER TABLE deliveries_shared RENAME TO deliveries;
+  CREATE INDEX deliveries_shared_bytes ON deliveries (group_id, group_seq) WHERE data IS NULL;
+  `,
 ]
