@@ -7,7 +7,7 @@ import { query, translate } from './database.js'
 /** Migration 6's table; its columns are the ones RateLimiterPostgres reads and writes. */
 export const CLAIM_COUNTS_TABLE = 'key_package_claim_counts'
 /** An instance deletes the rows of ended windows at most this often, from a claim. */
-export const CLAIM_COUNTS_SWEEP_MS = 60_000
+const CLAIM_COUNTS_SWEEP_MS = 60_000
 
 /**
  * Counted in the database, so every instance on it counts into the same window of a client:

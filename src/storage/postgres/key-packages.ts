@@ -58,8 +58,8 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
  * (soonest expired first, by key_packages_expiry; the pick below skips any still left), take the oldest consumable package
  * with `FOR UPDATE SKIP LOCKED` + `DELETE … RETURNING` (concurrent claims on other instances
  * skip it instead of waiting or taking it twice; none with $5, keptOnly), else the last-resort
- * one, else the legacy one (both kept, found by key_packages_kept), and remember the handed-out ref until it expires (its notAfter, else the
- * claim + $4 seconds: see handedOutUntil). Each claim also forgets up to a fixed batch of
+ * one, else the legacy one (both kept, found by key_packages_kept), and remember the handed-out
+ * ref until it expires (its notAfter, else the claim + $4 seconds: see handedOutUntil). Each claim also forgets up to a fixed batch of
  * expired refs, oldest first, by the expiry index: bounded work per claim, and more than the
  * one ref it adds, so the table follows the live refs. The chosen ref is left out of that
  * batch (one statement must not both delete and upsert a row), and locked ones are skipped.
