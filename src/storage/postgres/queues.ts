@@ -84,7 +84,10 @@ async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: reado
   const pages = await read(reads)
   // Retention is enforced (a write) only for queues whose read shows it would drop something: a
   // live stream reads after every message, and appends already enforce it.
-  const due = pages.flatMap((rows, i) => (rows[0] && rows[0].last_seq !== null && retentionDue(rows[0], retention, now) ? [i] : []))
+  const due = pages.flatMap((rows, i) => {
+    const head = rows[0]
+    return head && head.last_seq !== null && retentionDue(head.last_seq - head.first_seq + 1, head.head_received_at, retention, now) ? [i] : []
+  })
   if (due.length > 0) {
     const clients = [...new Set(due.map((i) => reads[i]!.clientId))]
     await query(pool, ENFORCE, [clients, retention.maxMessages, now - retention.maxAgeMs])
@@ -134,8 +137,11 @@ export async function ackDeliveries(pool: pg.Pool, clientId: string, upTo: numbe
   })
 }
 
-/** Whether ENFORCE would drop anything: more than maxMessages queued, or the oldest is too old. */
-function retentionDue(head: PageRow, retention: RetentionPolicy, now: number): boolean {
-  const length = head.last_seq - head.first_seq + 1
-  return length > retention.maxMessages || (head.head_received_at !== null && head.head_received_at < now - retention.maxAgeMs)
+/**
+ * Whether retention would drop anything from a queue or Welcome inbox that keeps `kept` entries,
+ * the oldest received at `oldestAt` (null: none): more than maxMessages, or the oldest too old.
+ * What a read checks before it enforces retention (ENFORCE here and in welcomes.ts), a write.
+ */
+export function retentionDue(kept: number, oldestAt: number | null, retention: RetentionPolicy, now: number): boolean {
+  return kept > retention.maxMessages || (oldestAt !== null && oldestAt < now - retention.maxAgeMs)
 }

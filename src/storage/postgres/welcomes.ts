@@ -2,6 +2,7 @@ import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { WelcomeRecord } from '../store.js'
 import { query, toBytes } from './database.js'
+import { retentionDue } from './queues.js'
 
 /**
  * Welcome inbox retention for the given clients at `now`, as their queues have it (see
@@ -58,16 +59,11 @@ interface PageRow {
 export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<WelcomeRecord[]> {
   const read = async () => (await query<PageRow>(pool, PAGE, [clientId, after, limit])).rows
   let rows = await read()
-  if (rows[0] && retentionDue(rows[0], retention, now)) {
+  const head = rows[0]
+  if (head && head.first_welcome !== null && head.last_welcome !== null &&
+    retentionDue(head.last_welcome - head.first_welcome + 1, head.head_received_at, retention, now)) {
     await query(pool, ENFORCE, [[clientId], retention.maxMessages, now - retention.maxAgeMs])
     rows = await read()
   }
   return rows.filter((r) => r.seq !== null).map((r) => ({ seq: r.seq!, groupId: r.group_id, senderId: r.sender_id, data: toBytes(r.data), receivedAt: r.received_at }))
-}
-
-/** Whether ENFORCE would drop anything: more than maxMessages kept, or the oldest is too old. */
-function retentionDue(head: PageRow, retention: RetentionPolicy, now: number): boolean {
-  if (head.first_welcome === null || head.last_welcome === null) return false
-  return head.last_welcome - head.first_welcome + 1 > retention.maxMessages ||
-    (head.head_received_at !== null && head.head_received_at < now - retention.maxAgeMs)
 }
