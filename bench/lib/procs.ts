@@ -41,33 +41,35 @@ function wrap(child: ChildProcess): Proc {
 }
 
 /**
- * CPU time the process has used so far, all its threads (main, GC helpers, libuv pool), in µs:
- * the first field of /proc/<pid>/task/<tid>/schedstat (ns on the CPU), summed. Threads that
- * ended before the call are not counted, so read it around a window the threads outlive.
+ * A number read from one file of each of the process's threads (/proc/<pid>/task/<tid>/<file>),
+ * summed. Threads that ended before the call are not counted, so read it around a window the
+ * threads outlive.
  */
-export function cpuMicros(pid: number): number {
-  let nanos = 0
+function sumOverThreads(pid: number, file: string, read: (text: string) => number): number {
+  let sum = 0
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      nanos += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+      sum += read(readFileSync(`/proc/${pid}/task/${tid}/${file}`, 'utf8'))
     } catch { /* the thread ended meanwhile */ }
   }
-  return nanos / 1000
+  return sum
+}
+
+/**
+ * CPU time the process has used so far, all its threads (main, GC helpers, libuv pool), in µs:
+ * the first field of schedstat (ns on the CPU).
+ */
+export function cpuMicros(pid: number): number {
+  return sumOverThreads(pid, 'schedstat', (text) => Number(text.split(' ')[0])) / 1000
 }
 
 /**
  * How often the process has gone to sleep so far, all its threads: voluntary context switches,
- * from /proc/<pid>/task/<tid>/status, summed. A load generator that sleeps is waiting for the
- * server, and each answer then has to wake it on the other CPU (see relay-rest-cost).
+ * from status. A load generator that sleeps is waiting for the server, and each answer then has
+ * to wake it on the other CPU (see relay-rest-cost).
  */
 export function sleeps(pid: number): number {
-  let count = 0
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      count += Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1] ?? 0)
-    } catch { /* the thread ended meanwhile */ }
-  }
-  return count
+  return sumOverThreads(pid, 'status', (text) => Number(/^voluntary_ctxt_switches:\s+(\d+)$/m.exec(text)?.[1] ?? 0))
 }
 
 /** The load generator's CPU time and sleeps over a window, per request answered: start before it, call the result after. */
