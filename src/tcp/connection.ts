@@ -32,7 +32,7 @@ const LINGER_MS = 2000
  * After a Subscribe the connection also carries a LiveStream: its Delivery lines are written
  * as they come, between the answers, which keep their order. A subscribed connection is not
  * ended by the client's half-close (`echo '{"type":"Subscribe",…}' | nc` tails a queue); it
- * lasts until either side closes it.
+ * lasts until either side closes it (LiveStream.peerEnded notices a client that went away).
  */
 export class Connection {
   readonly #socket: net.Socket
@@ -69,6 +69,7 @@ export class Connection {
       },
       stream: (clientId, open) => {
         this.#live = new LiveStream(socket, clientId, open, options.stream, (last) => this.#cut(last))
+        if (this.#peerEnded) this.#live.peerEnded()
       },
     }
     socket.on('data', (chunk: Buffer) => this.#guard(() => this.#onData(chunk)))
@@ -114,6 +115,7 @@ export class Connection {
 
   #onEnd(): void {
     this.#peerEnded = true
+    this.#live?.peerEnded()
     // A last request that ends exactly at EOF (`{"type":"ListKeyPackages"}` then FIN) is answered too.
     if (!this.#finishing) for (const frame of this.#splitter.end()) this.#queue.push(frame)
     void this.#pump()

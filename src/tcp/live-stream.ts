@@ -5,7 +5,10 @@ import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpre
 import type { DeliverySink, Subscription } from '../service/subscription.js'
 
 export interface LiveStreamOptions extends BackpressureLimits {
-  /** Idle time before the OS sends TCP keep-alive probes on a subscribed connection; 0 leaves them off. */
+  /**
+   * Idle time before the OS sends TCP keep-alive probes on a subscribed connection, and how often
+   * one the client half-closed is checked for a failed connection (peerEnded); 0 leaves both off.
+   */
   readonly keepAliveMs: number
 }
 
@@ -33,6 +36,9 @@ export class LiveStream {
   readonly #subscription: Subscription
   #started = false
   #closed = false
+  /** The client half-closed: see peerEnded(). */
+  #peerEnded = false
+  #probe: NodeJS.Timeout | undefined
 
   /**
    * `open` builds the Subscription over this stream's sink and may throw (bad input);
@@ -75,12 +81,36 @@ export class LiveStream {
     this.#socket.setTimeout(0)
     if (this.#options.keepAliveMs > 0) this.#socket.setKeepAlive(true, this.#options.keepAliveMs)
     this.#subscription.start()
+    this.#watchPeer()
+  }
+
+  /**
+   * The client half-closed its side (`echo Subscribe | nc -N`): the stream goes on, but Node no
+   * longer reads, so a client that closed entirely (or reset) would go unnoticed until two
+   * deliveries were written to it, holding its socket and subscription meanwhile. Every
+   * keep-alive period an empty write (no bytes on the wire) asks the kernel whether the
+   * connection failed: the keep-alive probes, or any reset, tell it; the socket's error then
+   * closes the connection.
+   */
+  peerEnded(): void {
+    this.#peerEnded = true
+    this.#watchPeer()
   }
 
   /** Stops the stream; nothing more is written. */
   close(): void {
     this.#closed = true
+    clearInterval(this.#probe)
     this.#subscription.close()
+  }
+
+  #watchPeer(): void {
+    if (!this.#peerEnded || !this.#started || this.#closed || this.#probe || this.#options.keepAliveMs <= 0) return
+    this.#probe = setInterval(() => {
+      // Anything still queued is written first, and its failure is reported the same way.
+      if (writable(this.#socket) && this.#socket.writableLength === 0) this.#socket.write('')
+    }, this.#options.keepAliveMs)
+    this.#probe.unref()
   }
 
   /** Whole lines in one write, so a request's answer never lands inside a stream line. */

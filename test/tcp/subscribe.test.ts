@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import type net from 'node:net'
 import { after, before, describe, test } from 'node:test'
 import type { RunningService } from '../../src/runtime.js'
 import { RestApi } from '../helpers/rest-api.js'
@@ -244,6 +245,28 @@ test('a subscriber that reads nothing under a fast sender is cut off, the server
     assert.deepEqual(all.map((d) => Number(text(d.message).split(':')[0])), range(0, total - 1))
     resumed.close()
     sender.close()
+  } finally {
+    await running.close()
+  }
+})
+
+test('a subscriber that half-closed and then went away is noticed without a delivery: its socket and stream are released', { timeout: 10_000 }, async () => {
+  // A 50 ms keep-alive period, so the empty-write check runs at once.
+  const running = await startTestService({ mlsValidation: 'permissive', streamPingIntervalSeconds: 0.05 })
+  try {
+    const streamsOpen = async () => Number(/^mlsds_streams_open (\d+)$/m.exec((await running.service.metrics.render()).text)?.[1])
+    const accepted = new Promise<net.Socket>((resolve) => running.tcp!.server.once('connection', resolve))
+    const gone = await TcpSubscriber.connect(running.tcpPort!, 'gone', 0, { allowHalfOpen: true })
+    const serverSide = await accepted
+    await gone.waitFor(() => gone.frames.length >= 1, 'Subscribed')
+    assert.equal(await streamsOpen(), 1)
+    const closed = new Promise((resolve) => serverSide.once('close', resolve))
+    const sawEnd = new Promise((resolve) => serverSide.once('end', resolve))
+    gone.socket.end()
+    await sawEnd // the server now reads no more; only a write can find out the rest
+    gone.socket.resetAndDestroy()
+    await closed
+    assert.equal(await streamsOpen(), 0)
   } finally {
     await running.close()
   }
