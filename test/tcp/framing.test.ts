@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import v8 from 'node:v8'
+import vm from 'node:vm'
 import { JsonSplitter, type Frame } from '../../src/tcp/framing.js'
 
 const MiB = 1024 * 1024
@@ -9,6 +11,23 @@ function split(input: string | Buffer | Array<string | Buffer>, maxMessageBytes 
   const chunks = Array.isArray(input) ? input : [input]
   const frames = chunks.flatMap((chunk) => splitter.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk)))
   return [...frames, ...splitter.end()]
+}
+
+/** A full GC, without starting node with --expose-gc. */
+function collectGarbage(): void {
+  v8.setFlagsFromString('--expose-gc')
+  ;(vm.runInNewContext('gc') as () => void)()
+}
+
+/** Pushes each byte as a read of its own; returns a weak reference to each read's memory. */
+function drip(splitter: JsonSplitter, bytes: Buffer): WeakRef<ArrayBuffer>[] {
+  const reads: WeakRef<ArrayBuffer>[] = []
+  for (const byte of bytes) {
+    const read = Buffer.alloc(1, byte) // memory of its own, as a socket read has
+    reads.push(new WeakRef(read.buffer))
+    assert.deepEqual(splitter.push(read), [])
+  }
+  return reads
 }
 
 const values = (frames: Frame[]) => frames.map((f) => (f.kind === 'value' ? f.value : f.kind === 'invalid' ? `invalid: ${f.detail}` : 'too_large'))
@@ -121,6 +140,19 @@ describe('JsonSplitter', () => {
     const frames = split(chunks)
     assert.equal(frames.length, 1)
     assert.deepEqual((frames[0] as { value: { message: number[] } }).value.message, bytes)
+  })
+
+  it('keeps a value dripped a byte per read in one buffer, not the reads themselves', async () => {
+    // Each socket read is a Buffer of its own; keeping a slice of each kept ~250 bytes of
+    // buffer and objects per byte of a partial request (a slow client's memory amplifier).
+    const text = `{"type":"ListKeyPackages","pad":"${'x'.repeat(3000)}"}`
+    const splitter = new JsonSplitter({ maxMessageBytes: MiB })
+    const reads = drip(splitter, Buffer.from(text).subarray(0, -1))
+    await new Promise((resolve) => setImmediate(resolve)) // WeakRefs hold their target until the job ends
+    collectGarbage()
+    const kept = reads.filter((r) => r.deref() !== undefined).length
+    assert.equal(kept, 0, `${kept} of ${reads.length} reads are still held by the splitter`)
+    assert.deepEqual(splitter.push(Buffer.from('}')), [{ kind: 'value', value: { type: 'ListKeyPackages', pad: 'x'.repeat(3000) } }])
   })
 
   describe('fast path (one object per line)', () => {
