@@ -152,12 +152,14 @@ export class DeliveryService {
     // Beyond the limit, the one-time KeyPackages stay put; the kept one (last-resort) still lets
     // others add the client, which is what it is for (RFC 9420 §16.8).
     const record = await this.#store.claimKeyPackage(clientId, { now: this.#seconds(), ciphersuite: options.ciphersuite, keptOnly: overLimit !== undefined })
-    if (overLimit && !record) {
+    // Refused only when the limit is what holds a KeyPackage back: with none to hold back the
+    // answer is "none", as within the limit (a legacy client's FetchKeyPackage expects null).
+    if (overLimit && !record && (await this.#oneTimeKeyPackages(clientId, options.ciphersuite)) > 0) {
       this.metrics.keyPackageClaim('rate_limited')
       const retryAfter = Math.max(1, Math.ceil(overLimit.msBeforeNext / 1000))
       throw new ServiceError(
         'rate_limited',
-        `KeyPackages of ${clientId} were claimed ${this.#claims!.points} times within ${this.#claims!.duration} s (KEY_PACKAGE_CLAIM_LIMIT) and it has no last-resort KeyPackage; retry in ${retryAfter} s`,
+        `KeyPackages of ${clientId} were asked for ${this.#claims!.points} times within ${this.#claims!.duration} s (KEY_PACKAGE_CLAIM_LIMIT): its one-time KeyPackages are held back and it has no last-resort KeyPackage; retry in ${retryAfter} s`,
         { retry_after: retryAfter },
       )
     }
@@ -370,6 +372,13 @@ export class DeliveryService {
       if (!(res instanceof RateLimiterRes)) throw res
       return res
     }
+  }
+
+  /** How many one-time KeyPackages (of the ciphersuite, if given) a claim beyond the limit held back. */
+  async #oneTimeKeyPackages(clientId: string, ciphersuite: number | undefined): Promise<number> {
+    const count = await this.#store.countKeyPackages(clientId, this.#seconds())
+    // Called when no kept KeyPackage matched, so what matches is one-time.
+    return ciphersuite === undefined ? count.total - count.lastResort - count.legacy : (count.byCiphersuite.get(ciphersuite) ?? 0)
   }
 
   async #welcomeRecipients(refs: readonly string[]): Promise<string[]> {

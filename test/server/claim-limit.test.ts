@@ -41,24 +41,25 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
     const refused = await api.claim('bob')
     assert.equal(refused.status, 429)
     assert.equal(refused.body.error, 'rate_limited')
-    assert.match(refused.body.message, /KeyPackages of bob were claimed 3 times within 4 s \(KEY_PACKAGE_CLAIM_LIMIT\) and it has no last-resort KeyPackage; retry in [1-4] s/)
+    assert.match(refused.body.message, /KeyPackages of bob were asked for 3 times within 4 s \(KEY_PACKAGE_CLAIM_LIMIT\): its one-time KeyPackages are held back and it has no last-resort KeyPackage; retry in [1-4] s/)
     assert.ok([1, 2, 3, 4].includes(refused.body.retry_after), String(refused.body.retry_after))
     assert.equal(refused.headers.get('retry-after'), String(refused.body.retry_after))
     const overTcp = await tcpClaim('bob')
     assert.equal(overTcp.type, 'Error')
     assert.equal(overTcp.code, 'rate_limited')
-    assert.match(overTcp.message, /^Failed to fetch key package: KeyPackages of bob were claimed 3 times/)
+    assert.match(overTcp.message, /^Failed to fetch key package: KeyPackages of bob were asked for 3 times/)
     assert.equal((await api.count('bob')).total, 2, 'refused claims took nothing from the pool')
 
     // Another client's KeyPackages are not limited by bob's claims.
     const carol = await MlsTestClient.create('carol', 1)
-    assert.equal((await api.putKeyPackages('carol', [(await carol.createKeyPackage()).bytes])).status, 200)
+    const carols = await Promise.all(Array.from({ length: 4 }, () => carol.createKeyPackage()))
+    assert.equal((await api.putKeyPackages('carol', carols.map((k) => k.bytes))).status, 200)
     assert.equal((await api.claim('carol')).status, 200)
 
     // A bad request is refused before it counts: carol's second and third claims are still allowed.
     assert.equal((await api.claim('carol', 4660)).status, 400)
-    assert.equal((await api.claim('carol')).status, 404)
-    assert.equal((await api.claim('carol')).status, 404)
+    assert.equal((await api.claim('carol')).status, 200)
+    assert.equal((await api.claim('carol')).status, 200)
     assert.equal((await api.claim('carol')).status, 429)
 
     // The next window: bob's KeyPackages can be claimed again.
@@ -70,6 +71,14 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
     assert.match(metrics, /^mlsds_key_package_claims_total\{outcome="rate_limited"\} 3$/m)
     assert.match(metrics, /^mlsds_requests_rejected_total\{door="rest",error="rate_limited"\} 2$/m)
     assert.match(metrics, /^mlsds_requests_rejected_total\{door="tcp",error="rate_limited"\} 1$/m)
+  })
+
+  test('beyond the limit, a client with no KeyPackages at all is still "none": 404 over REST, key_package null over TCP (LEGACY-TCP.md)', async () => {
+    for (let i = 0; i < 3; i++) assert.equal((await api.claim('nobody')).status, 404)
+    const rest = await api.claim('nobody')
+    assert.equal(rest.status, 404, JSON.stringify(rest.body))
+    assert.equal(rest.body.error, 'key_package_not_found')
+    assert.deepEqual(await tcpClaim('nobody'), { type: 'KeyPackageResponse', client_id: 'nobody', key_package: null })
   })
 
   test('beyond the limit a client with a last-resort KeyPackage still gets added: it is handed out, the one-time ones stay', async () => {
@@ -96,8 +105,12 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
 
   test('ids that are object keys elsewhere are counted like any other', async () => {
     for (const id of ['__proto__', 'constructor']) {
-      for (let i = 0; i < 3; i++) assert.equal((await api.claim(id)).status, 404, id)
+      const client = await MlsTestClient.create(id, 1)
+      const pool = await Promise.all(Array.from({ length: 4 }, () => client.createKeyPackage()))
+      assert.equal((await api.putKeyPackages(id, pool.map((k) => k.bytes))).status, 200, id)
+      for (let i = 0; i < 3; i++) assert.equal((await api.claim(id)).status, 200, id)
       assert.equal((await api.claim(id)).status, 429, id)
+      assert.equal((await api.count(id)).total, 1, id)
     }
   })
 })

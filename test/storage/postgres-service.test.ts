@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import type { RunningService } from '../../src/runtime.js'
+import { MlsTestClient } from '../helpers/mls-client.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { RestApi } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
@@ -55,9 +56,13 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
   })
 
   test('KEY_PACKAGE_CLAIM_LIMIT counts the claims of a client through every instance together', async () => {
+    const erin = await MlsTestClient.create('erin', 1)
+    const pool = await Promise.all(Array.from({ length: 5 }, () => erin.createKeyPackage()))
+    assert.equal((await apiA.putKeyPackages('erin', pool.map((k) => k.bytes))).status, 200)
     const statuses: number[] = []
     for (const api of [apiA, apiB, apiA, apiB, apiA]) statuses.push((await api.call('GET', '/key-packages/erin')).status)
-    assert.deepEqual(statuses, [404, 404, 404, 429, 429], 'three claims in all, whichever instance took them')
+    assert.deepEqual(statuses, [200, 200, 200, 429, 429], 'three claims in all, whichever instance took them')
+    assert.equal((await apiB.count('erin')).total, 2, 'refused claims took nothing')
     const refused = await apiB.call('GET', '/key-packages/erin')
     assert.equal(refused.body.error, 'rate_limited')
     assert.ok(refused.body.retry_after >= 1 && refused.body.retry_after <= 60, String(refused.body.retry_after))

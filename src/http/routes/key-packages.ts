@@ -50,7 +50,7 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
         'is handed out only when no other is left, and kept. Expired ones are never handed out. The bytes are exactly those uploaded. ' +
         "Claims of one client's KeyPackages are limited per window (KEY_PACKAGE_CLAIM_LIMIT, 20 a minute by default): beyond it, no " +
         'one-time KeyPackage is handed out, only the last-resort one; without one, 429 `rate_limited` with `retry_after` (seconds, also in ' +
-        'Retry-After).',
+        'Retry-After). A client with no KeyPackage to hold back is a 404 beyond the limit too.',
       tags,
       params: ClientParamsSchema,
       querystring: ClaimQuerySchema,
