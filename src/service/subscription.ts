@@ -20,6 +20,12 @@ export interface DeliverySink {
 
 /** Deliveries per read of a live stream. */
 export const STREAM_PAGE = 100
+/**
+ * Most message bytes handed to the sink at once (or one message, if larger): the sink's
+ * backlog is checked between such slices, so a consumer that reads nothing costs at most its
+ * buffer limit plus one slice, however large the messages of a page.
+ */
+export const STREAM_SLICE_BYTES = 256 * 1024
 /** While the store's database is unreachable, a stream waits this long between attempts. */
 const UNAVAILABLE_RETRY_MS = 1000
 
@@ -33,7 +39,7 @@ export interface StreamGauge {
  * One live stream of a client's queue. It first replays what is queued after the cursor, then
  * follows new deliveries. Every delivery comes from the store at the cursor — the bus only
  * wakes the stream — so the switch from replay to live has no gap and no duplicate, and a slow
- * consumer costs at most one batch beyond the transport's buffer.
+ * consumer costs at most one slice (STREAM_SLICE_BYTES) beyond the transport's buffer.
  */
 export class Subscription {
   readonly #reader: QueueReader
@@ -127,15 +133,11 @@ export class Subscription {
             this.#cursor = Math.max(this.#cursor, page.gap.firstAvailableSeq - 1)
           }
           if (page.deliveries.length === 0) break
-          this.#sink.deliver(page.deliveries)
-          this.#cursor = page.deliveries[page.deliveries.length - 1]!.seq
-          if (this.#sink.full && !(await this.#sink.drained())) {
-            this.close()
-            return
-          }
+          const delivered = await this.#deliver(page.deliveries)
+          if (delivered === 'closed') return
           // A short page was the whole queue when it was read: no read to find it empty (a
           // database round trip per wake per stream). Whatever came later woke us: #dirty.
-          if (page.deliveries.length < STREAM_PAGE) break
+          if (delivered === 'all' && page.deliveries.length < STREAM_PAGE) break
         }
       } while (this.#dirty && !this.#closed)
     } catch (err) {
@@ -151,5 +153,30 @@ export class Subscription {
       this.close()
       this.#sink.fail(err)
     }
+  }
+
+  /**
+   * Hands a page to the sink in slices of at most STREAM_SLICE_BYTES. When the sink's backlog is
+   * full it waits for room, then lets the rest of the page go ('partly': it is read again from the
+   * cursor), so a stream waiting on its consumer holds no page. 'closed': the consumer stalled.
+   */
+  async #deliver(deliveries: readonly Delivery[]): Promise<'all' | 'partly' | 'closed'> {
+    let from = 0
+    while (from < deliveries.length) {
+      let to = from + 1
+      let bytes = deliveries[from]!.data.length
+      while (to < deliveries.length && bytes + deliveries[to]!.data.length <= STREAM_SLICE_BYTES) bytes += deliveries[to++]!.data.length
+      this.#sink.deliver(from === 0 && to === deliveries.length ? deliveries : deliveries.slice(from, to))
+      this.#cursor = deliveries[to - 1]!.seq
+      from = to
+      if (this.#sink.full) {
+        if (!(await this.#sink.drained())) {
+          this.close()
+          return 'closed'
+        }
+        return from < deliveries.length ? 'partly' : 'all'
+      }
+    }
+    return 'all'
   }
 }

@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import { pino } from 'pino'
 import { LocalDeliveryBus } from '../../src/service/delivery-bus.js'
 import { DeliveryService } from '../../src/service/delivery-service.js'
-import type { DeliverySink } from '../../src/service/subscription.js'
+import { STREAM_SLICE_BYTES, type DeliverySink } from '../../src/service/subscription.js'
 import { MemoryStore } from '../../src/storage/memory-store.js'
 import type { Delivery } from '../../src/storage/store.js'
 
@@ -119,4 +119,42 @@ test('the live-stream gauge counts a stream from its first start to its first cl
   assert.equal(await open(), 1, 'closed before it started: never counted, and start does nothing')
   b.close()
   assert.equal(await open(), 0)
+})
+
+test('a page of large messages reaches a consumer that reads nothing in slices: its backlog stays within its limit plus one slice', async () => {
+  const { service, relay } = await groupOf(['alice', 'bob'])
+  const size = 100 * 1024
+  for (let i = 0; i < 30; i++) await relay(`${i}:${'x'.repeat(size)}`)
+  const limit = 300 * 1024
+  let backlog = 0
+  let largest = 0
+  let drain: (() => void) | undefined
+  const got: Delivery[] = []
+  const sink: DeliverySink = {
+    deliver: (page) => {
+      got.push(...page)
+      backlog += page.reduce((n, d) => n + d.data.length, 0)
+      largest = Math.max(largest, backlog)
+    },
+    gap: () => undefined,
+    get full() {
+      return backlog > limit
+    },
+    drained: () => new Promise<boolean>((resolve) => (drain = () => resolve(true))),
+    fail: (err) => assert.fail(String(err)),
+  }
+  const subscription = service.subscribe('bob', 0, sink)
+  subscription.start()
+  while (got.length < 30) {
+    await until(() => drain !== undefined || got.length === 30)
+    assert.ok(largest <= limit + STREAM_SLICE_BYTES + size, `backlog reached ${largest} bytes`)
+    // The consumer reads everything, once the stream waits for it.
+    backlog = 0
+    const resume = drain
+    drain = undefined
+    resume?.()
+  }
+  assert.deepEqual(got.map((d) => d.seq), Array.from({ length: 30 }, (_, i) => i + 1))
+  assert.ok(largest < 30 * size / 2, `the whole page went at once (${largest} bytes)`)
+  subscription.close()
 })
