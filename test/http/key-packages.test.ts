@@ -121,5 +121,17 @@ describe('REST key packages', () => {
       assert.equal(res.statusCode, 200)
       assert.equal(res.json().client_id, id)
     })
+
+    test('characters are code points: 256 emoji (512 UTF-16 units) are an id, 257 are not', async () => {
+      const id = '😀'.repeat(256)
+      const res = await app.inject({ method: 'PUT', url: `/key-packages/${encodeURIComponent(id)}`, payload: { key_package: b64('a') } })
+      assert.equal(res.statusCode, 200, res.body)
+      assert.equal(res.json().client_id, id)
+      const group = await app.inject({ method: 'POST', url: '/groups', payload: { group_id: id, creator_id: id } })
+      assert.equal(group.statusCode, 201, group.body)
+      const over = await app.inject({ method: 'PUT', url: `/key-packages/${encodeURIComponent(`${id}😀`)}`, payload: { key_package: b64('a') } })
+      assert.equal(over.statusCode, 400)
+      assert.match(over.json().message, /256 characters/)
+    })
   })
 })
