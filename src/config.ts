@@ -28,6 +28,8 @@ export interface Config {
   readonly corsOrigins: readonly string[]
   readonly tcpPort: number
   readonly tcpEnabled: boolean
+  /** A TCP connection without traffic this long is ended; 0 never. */
+  readonly tcpIdleTimeoutSeconds: number
   readonly logLevel: LogLevel
   readonly logFormat: 'json' | 'pretty'
   /** Serve GET /metrics (Prometheus) and collect the process metrics. */
@@ -73,6 +75,7 @@ export const OPTIONS = [
   option({ key: 'corsOrigins', env: 'CORS_ORIGINS', flag: 'cors-origins', default: '', help: 'Web origins whose pages may call the REST API (CORS) and open streams: a comma list such as https://chat.example.com, or * for any; empty for none', parse: parseCorsOrigins }),
   option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
+  option({ key: 'tcpIdleTimeoutSeconds', env: 'TCP_IDLE_TIMEOUT', flag: 'tcp-idle-timeout', default: '5m', help: 'Close a TCP connection that sent and was sent nothing this long (a Subscribe stream never idles out): seconds, or a number with s, m, h or d; 0 never', parse: parseDurationOrNever }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),
@@ -184,6 +187,11 @@ function parseDuration(raw: string): number {
   const seconds = Number(match[1]) * (DURATION_UNITS[match[2] || 's'] ?? 1)
   if (seconds < 1) throw new Error('must be at least one second')
   return seconds
+}
+
+/** A duration, or 0 for "never". */
+function parseDurationOrNever(raw: string): number {
+  return raw === '0' ? 0 : parseDuration(raw)
 }
 
 function parseDatabaseUrl(raw: string): string {

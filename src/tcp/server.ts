@@ -13,7 +13,7 @@ export interface TcpServerOptions {
   readonly log: Logger
   /** Bytes that are not MLS: kept as opaque legacy data (permissive, the default: the original clients send placeholders) or rejected (strict). */
   readonly mlsValidation?: ValidationMode
-  /** Close a connection with no traffic for this long; 0 (the default, as in the original) never does. */
+  /** End a connection with no traffic for this long (TCP_IDLE_TIMEOUT); 0, the default here, never does. */
   readonly idleTimeoutMs?: number
   /** On close(), how long connections get to finish their answers before they are cut. */
   readonly closeGraceMs?: number

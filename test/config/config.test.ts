@@ -14,6 +14,7 @@ test('defaults', () => {
     corsOrigins: [],
     tcpPort: 8080,
     tcpEnabled: true,
+    tcpIdleTimeoutSeconds: 300,
     logLevel: 'info',
     logFormat: 'json',
     metrics: true,
@@ -35,6 +36,15 @@ test('defaults', () => {
     streamMaxBufferedBytes: 1024 * 1024,
     streamStallTimeoutSeconds: 10,
   })
+})
+
+test('TCP_IDLE_TIMEOUT: a duration, or 0 for never', () => {
+  assert.equal(load({ TCP_IDLE_TIMEOUT: '0' }).tcpIdleTimeoutSeconds, 0)
+  assert.equal(load({ TCP_IDLE_TIMEOUT: '90' }).tcpIdleTimeoutSeconds, 90)
+  assert.equal(load({}, ['--tcp-idle-timeout', '2h']).tcpIdleTimeoutSeconds, 7200)
+  for (const value of ['-1', '0s', 'soon', '1.5m']) {
+    assert.throws(() => load({ TCP_IDLE_TIMEOUT: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('TCP_IDLE_TIMEOUT='), value)
+  }
 })
 
 test('MLS_WORKERS: auto, a count, or 0 for the main thread', () => {

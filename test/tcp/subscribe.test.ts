@@ -5,7 +5,7 @@ import type { RunningService } from '../../src/runtime.js'
 import { RestApi } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
 import { assertGapFree, StreamClient } from '../helpers/stream-client.js'
-import { request, sleep } from './helpers.js'
+import { connect, LineReader, request, sleep } from './helpers.js'
 import { TcpSubscriber, text } from './subscriber.js'
 import { TcpApi } from './tcp-api.js'
 
@@ -267,6 +267,22 @@ test('a subscriber that half-closed and then went away is noticed without a deli
     gone.socket.resetAndDestroy()
     await closed
     assert.equal(await streamsOpen(), 0)
+  } finally {
+    await running.close()
+  }
+})
+
+test('TCP_IDLE_TIMEOUT ends a connection that stalls mid-request, but never a Subscribe stream', { timeout: 20_000 }, async () => {
+  const running = await startTestService({ mlsValidation: 'permissive', tcpIdleTimeoutSeconds: 1 })
+  try {
+    const quiet = await TcpSubscriber.open(running.tcpPort!, 'uma')
+    // A plain connection that sends half a request, then nothing.
+    const half = new LineReader(await connect(running.tcpPort!))
+    half.socket.write('{"type":"ListKeyPackages"')
+    await half.ended(10_000)
+    await sleep(1500)
+    assert.equal(quiet.ended, false, 'a quiet subscriber is not idle')
+    quiet.close()
   } finally {
     await running.close()
   }
