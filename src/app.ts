@@ -1,11 +1,11 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
 import type { Config } from './config.js'
 import { ServiceError } from './errors.js'
-import { frameworkErrors, registerErrorHandlers } from './http/error-handler.js'
+import { clientErrorHandler, frameworkErrors, invalidJson, registerErrorHandlers } from './http/error-handler.js'
 import { LevelAwareLogController } from './http/log-controller.js'
 import { clientRoutes } from './http/routes/clients.js'
 import { groupRoutes } from './http/routes/groups.js'
@@ -14,17 +14,20 @@ import { keyPackageRoutes } from './http/routes/key-packages.js'
 import { messageRoutes } from './http/routes/messages.js'
 import { metricsRoutes } from './http/routes/metrics.js'
 import { registerDocs } from './http/swagger.js'
+import { serveInOrder } from './http/request-order.js'
+import { gateUpgrades } from './http/upgrade-gate.js'
 import { describeValidationError, validatorCompiler } from './http/validation.js'
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'corsOrigins' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
+  readonly config: Pick<Config, 'corsOrigins' | 'httpRequestTimeoutSeconds' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: Logger
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
 export async function buildApp({ config, service, logger }: AppOptions): Promise<FastifyInstance> {
+  const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.maxMessageBytes,
@@ -34,9 +37,26 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     logController: new LevelAwareLogController(logger),
     schemaErrorFormatter: (errors, dataVar) => new Error(describeValidationError(errors[0]!, dataVar)),
     frameworkErrors: frameworkErrors(service.metrics),
+    clientErrorHandler: clientErrorHandler(service.metrics),
+    // The whole request, body included, within this (HTTP_REQUEST_TIMEOUT).
+    requestTimeout: requestTimeoutMs,
+    http: requestTimeoutMs > 0
+      ? {
+          // Node checks the timeouts only with the headers' no longer than the request's (its default is 60 s).
+          headersTimeout: Math.min(60_000, requestTimeoutMs),
+          // Every quarter of the timeout, so a short one is kept too (Node's default is every 30 s).
+          connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeoutMs / 4)),
+        }
+      : {},
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
+  // Fastify's JSON parser refuses a syntax error and a prototype key alike, without saying which.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    parseJson(request, body as string, (err, value) => done(err && (err as FastifyError).code === 'FST_ERR_CTP_INVALID_JSON_BODY' ? invalidJson(body as string) : err, value))
+  })
   // Bodies are JSON or raw MLS; a text body is a 415, not a string that fails validation.
   app.removeContentTypeParser('text/plain')
   // RFC 9420 §17.10: the media type of MLS wire messages, for the routes whose body schema names it;
@@ -58,6 +78,13 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   // route in its scope: keep it to the routes that stream, so relaying pays none of that.
   await app.register(async (streaming) => {
     await streaming.register(websocket, {
+      // ws has already closed a stream that sent a bad frame (1009 too large, 1002): the client's
+      // mistake, logged at debug; anything else is ours.
+      errorHandler(error, socket, request) {
+        if ((error as NodeJS.ErrnoException).code?.startsWith('WS_ERR_')) request.log.debug({ err: error }, 'WebSocket stream: bad frame from the client')
+        else request.log.error({ err: error }, 'WebSocket stream failed')
+        socket.terminate()
+      },
       // A `send` frame carries a message: it may be as large as a REST body.
       options: { maxPayload: config.maxMessageBytes },
       // Tell live streams why they end, so clients reconnect elsewhere with their cursor.
@@ -78,8 +105,13 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
       },
     })
   })
+  serveInOrder(app.server)
+  gateUpgrades(app.server, (url) => STREAM_PATH.test(url))
   return app
 }
+
+/** Where WebSocket handshakes are taken (routes/clients.ts); elsewhere an Upgrade header is ignored (upgrade-gate.ts). */
+const STREAM_PATH = /^\/clients\/[^/?#]+\/stream(?:[?#]|$)/
 
 /**
  * CORS for browser apps on the configured origins (CORS_ORIGINS): their pages may call every

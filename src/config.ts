@@ -24,6 +24,8 @@ export interface ClaimLimit {
 export interface Config {
   readonly host: string
   readonly httpPort: number
+  /** A REST request must be received in full within this; 0 never. */
+  readonly httpRequestTimeoutSeconds: number
   /** Web origins allowed to call the REST API from a browser (CORS); ['*'] for any, [] for none. */
   readonly corsOrigins: readonly string[]
   readonly tcpPort: number
@@ -72,6 +74,7 @@ const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
 export const OPTIONS = [
   option({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', help: 'Address both listeners bind to (0.0.0.0 for all interfaces)', parse: parseHost }),
   option({ key: 'httpPort', env: 'HTTP_PORT', flag: 'http-port', default: '3000', help: 'REST API port (0 = a free port)', parse: parsePort }),
+  option({ key: 'httpRequestTimeoutSeconds', env: 'HTTP_REQUEST_TIMEOUT', flag: 'http-request-timeout', default: '60s', help: 'A REST request (headers and body) must arrive in full within this, or it is answered 408 and its connection closed: seconds, or a number with s, m, h or d; 0 never', parse: parseDurationOrNever }),
   option({ key: 'corsOrigins', env: 'CORS_ORIGINS', flag: 'cors-origins', default: '', help: 'Web origins whose pages may call the REST API (CORS) and open streams: a comma list such as https://chat.example.com, or * for any; empty for none', parse: parseCorsOrigins }),
   option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),

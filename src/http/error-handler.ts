@@ -1,7 +1,9 @@
+import type { Duplex } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { ERRORS, isServiceError, type ErrorCode } from '../errors.js'
+import { ERRORS, isServiceError, ServiceError, type ErrorCode } from '../errors.js'
 import { MAX_ID_LENGTH } from '../service/ids.js'
 import type { ServiceMetrics } from '../service/metrics.js'
+import { pendingResponse, whenAnswered } from './request-order.js'
 import { describeInvalid } from './validation.js'
 
 /** Fastify's own error codes that are a client's mistake, mapped to ours. */
@@ -56,19 +58,46 @@ export function registerErrorHandlers(app: FastifyInstance, metrics: Pick<Servic
     return answer(500, { error: 'internal', message: ERRORS.internal.message })
   })
 
-  app.setNotFoundHandler((request, reply) => {
-    metrics.rejected('rest', 'not_found')
-    reply.status(404).send({ error: 'not_found', message: `Route ${request.method} ${request.url.split('?')[0]} not found` })
+  // A known path asked with another method is a 405 that lists the methods it takes (RFC 9110 §15.5.6).
+  const routes: { pattern: RegExp; methods: readonly string[] }[] = []
+  app.addHook('onRoute', (route) => {
+    const methods = ([] as string[]).concat(route.method)
+    routes.push({ pattern: routePattern(route.url ?? route.path), methods })
   })
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0]!
+    const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort()
+    if (allowed.length > 0) {
+      metrics.rejected('rest', 'method_not_allowed')
+      void reply.header('allow', allowed.join(', '))
+      return reply.status(405).send({ error: 'method_not_allowed', message: `${path} takes ${allowed.join(', ')}, not ${request.method}` })
+    }
+    metrics.rejected('rest', 'not_found')
+    return reply.status(404).send({ error: 'not_found', message: `Route ${request.method} ${path} not found` })
+  })
+}
+
+/** A route's path (`/groups/:group/messages`) as a regular expression over request paths. */
+function routePattern(url: string): RegExp {
+  const source = url.split('/').map((segment) => (segment.startsWith(':') ? '[^/]+' : segment === '*' ? '.*' : segment.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('/')
+  return new RegExp(`^${source}$`)
 }
 
 function clientErrorMessage(err: FastifyError, code: ErrorCode, bodyLimit: number | undefined): string {
   if (err instanceof SyntaxError) return `body is not valid JSON: ${err.message}`
-  // Fastify's parser refuses prototype keys as invalid JSON without saying which it was.
-  if (err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') return 'body is not valid JSON (a "__proto__" key, or "constructor" with "prototype", is refused as such)'
   if (code === 'payload_too_large') return `body is larger than the limit of ${bodyLimit} bytes (MAX_MESSAGE_BYTES)`
   if (code === 'unsupported_media_type') return `${err.message}; send application/json (or message/mls where documented)`
   return err.message
+}
+
+/** A body Fastify's JSON parser refused: a syntax error (with the parser's words), or a prototype key. */
+export function invalidJson(body: string): ServiceError {
+  try {
+    JSON.parse(body)
+  } catch (err) {
+    return new ServiceError('bad_request', `body is not valid JSON: ${(err as Error).message}`)
+  }
+  return new ServiceError('bad_request', 'body has a "__proto__" key, or "constructor" with "prototype": refused, as a way to pollute prototypes')
 }
 
 /**
@@ -92,5 +121,43 @@ export function frameworkErrors(metrics: Pick<ServiceMetrics, 'rejected'>) {
         request.log.error({ err: error }, 'request failed before routing')
         void reply.status(500).send({ error: 'internal', message: ERRORS.internal.message })
     }
+  }
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refuses (malformed, headers too
+ * large, or not complete within HTTP_REQUEST_TIMEOUT), answered in our shape and counted, after
+ * the answers to the requests before it on the connection (a good request followed by garbage
+ * still gets its own answer), and then the connection is closed: its place in the stream is lost.
+ */
+export function clientErrorHandler(metrics: Pick<ServiceMetrics, 'rejected'>) {
+  return (err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void => {
+    // A reset connection, or one already gone: nobody to answer.
+    if (err.code === 'ECONNRESET' || socket.destroyed) return
+    const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
+    const message = code === 'request_timeout'
+      ? 'the request did not arrive in full within HTTP_REQUEST_TIMEOUT'
+      : code === 'headers_too_large'
+        ? 'the request\'s headers are larger than the server reads'
+        : `malformed HTTP request: ${err.reason ?? err.message}${err.code ? ` (${err.code})` : ''}`
+    metrics.rejected('rest', code)
+    const body = JSON.stringify({ error: code, message })
+    const answer = () => {
+      // Not while another response is half written: then only closing is left.
+      const writing = pendingResponse(socket)
+      if (!socket.writable || writing?.headersSent) {
+        socket.destroy()
+        return
+      }
+      const { status } = ERRORS[code]
+      socket.end(`HTTP/1.1 ${status} ${ERRORS[code].message}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`)
+      // A peer that never reads its answer does not keep the socket.
+      setTimeout(() => socket.destroy(), 2000).unref()
+    }
+    // When the request still being received is the one that failed (a body that never came, a bad
+    // chunk), its handler waits for the rest: answer now. Otherwise the failure comes after whole
+    // requests, whose answers go first.
+    if (pendingResponse(socket)?.req.complete === false) answer()
+    else whenAnswered(socket, answer)
   }
 }

@@ -34,7 +34,7 @@ export const CommitBodySchema = Type.Object(
 
 export const PageQuerySchema = Type.Object(
   {
-    after: Type.Integer({ minimum: 0, default: 0, description: 'Return entries with seq greater than this' }),
+    after: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Return entries with seq greater than this' }),
     limit: Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, default: DEFAULT_READ_LIMIT }),
   },
   { additionalProperties: false },
@@ -112,6 +112,6 @@ export const AckReplySchema = Type.Object({
 })
 
 export const StreamQuerySchema = Type.Object(
-  { after: Type.Integer({ minimum: 0, default: 0, description: 'Replay deliveries with seq greater than this, then stream' }) },
+  { after: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Replay deliveries with seq greater than this, then stream' }) },
   { additionalProperties: false },
 )

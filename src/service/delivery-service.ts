@@ -301,10 +301,15 @@ export class DeliveryService {
     return { ackedUpTo: result.ackedUpTo, remaining: result.remaining }
   }
 
-  /** A live stream of the client's queue after `after`; call start() once the sink is ready. */
-  subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
+  /** Throws what subscribe() would refuse, so a transport can answer before it commits (a WebSocket before its upgrade). */
+  checkSubscription(clientId: string, after: number): void {
     assertId('client_id', clientId)
     assertWhole('after', after)
+  }
+
+  /** A live stream of the client's queue after `after`; call start() once the sink is ready. */
+  subscribe(clientId: string, after: number, sink: DeliverySink): Subscription {
+    this.checkSubscription(clientId, after)
     return new Subscription({ reader: this.#streamReads, bus: this.#bus, clientId, after, sink, log: this.#log, gauge: this.metrics })
   }
 

@@ -11,6 +11,7 @@ test('defaults', () => {
   assert.deepEqual(rest, {
     host: '127.0.0.1',
     httpPort: 3000,
+    httpRequestTimeoutSeconds: 60,
     corsOrigins: [],
     tcpPort: 8080,
     tcpEnabled: true,

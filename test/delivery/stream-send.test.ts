@@ -161,3 +161,20 @@ describe('send frames at shutdown', () => {
     await receiver.close()
   })
 })
+
+test('a frame beyond the limit is the client\'s mistake: closed with 1009 and not logged as an error of the service', async () => {
+  const lines: Array<{ level: number; msg: string }> = []
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) })
+  const running = await startTestService({ mlsValidation: 'permissive', maxMessageBytes: 64 * 1024 }, logger)
+  try {
+    const stream = await StreamClient.connect(running.httpPort, 'loud')
+    stream.send({ type: 'send', id: 1, group_id: 'g', message: text64('x'.repeat(64 * 1024)), message_type: 'Application' })
+    await stream.waitFor(() => stream.closeCode !== undefined, 'the close')
+    assert.equal(stream.closeCode, 1009)
+    await new Promise((r) => setTimeout(r, 100))
+    assert.deepEqual(lines.filter((l) => l.level >= 50).map((l) => l.msg), [])
+    assert.ok(lines.some((l) => l.level === 20 && /bad frame from the client/.test(l.msg)), 'logged at debug')
+  } finally {
+    await running.close()
+  }
+})

@@ -65,12 +65,18 @@ describe('REST limits and broken requests (real HTTP)', () => {
     assert.equal((await long.json() as { error: string }).error, 'bad_request')
   })
 
-  test('a body with a __proto__ key is refused as invalid JSON, and says why', async () => {
+  test('a body with a __proto__ key is refused, and says why; a syntax error says where', async () => {
     const res = await post('/groups/g/messages', '{"sender_id":"a","message":"AAAA","__proto__":{"admin":true}}')
     assert.equal(res.status, 400)
     const body = await res.json() as { error: string; message: string }
     assert.equal(body.error, 'bad_request')
-    assert.match(body.message, /not valid JSON.*__proto__/)
+    assert.match(body.message, /^body has a "__proto__" key/)
+    const truncated = await post('/groups', '{"group_id":"a",')
+    assert.equal(truncated.status, 400)
+    const refused = await truncated.json() as { error: string; message: string }
+    assert.equal(refused.error, 'bad_request')
+    assert.match(refused.message, /^body is not valid JSON: /)
+    assert.doesNotMatch(refused.message, /__proto__/)
   })
 
   test('a body just under the limit is accepted', async () => {
@@ -95,13 +101,14 @@ describe('REST limits and broken requests (real HTTP)', () => {
     assert.equal(health.status, 200)
   })
 
-  test('an unknown route is a 404 in the error shape', async () => {
+  test('an unknown route is a 404 in the error shape; a known one with a wrong method a 405', async () => {
     const res = await fetch(`${base}/nothing/here?x=1`)
     assert.equal(res.status, 404)
     assert.deepEqual(await res.json(), { error: 'not_found', message: 'Route GET /nothing/here not found' })
     const wrongMethod = await fetch(`${base}/health`, { method: 'PATCH' })
-    assert.equal(wrongMethod.status, 404)
-    assert.equal((await wrongMethod.json() as { error: string }).error, 'not_found')
+    assert.equal(wrongMethod.status, 405)
+    assert.equal(wrongMethod.headers.get('allow'), 'GET, HEAD')
+    assert.equal((await wrongMethod.json() as { error: string }).error, 'method_not_allowed')
   })
 
   test('health, docs and the OpenAPI document are served', async () => {

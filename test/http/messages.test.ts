@@ -64,11 +64,11 @@ describe('REST messages', () => {
       assert.equal(res.json().error, 'bad_request')
       assert.match(res.json().message, /^query/, bad)
     }
-    // Integers, but beyond what a seq can be: the service names the bound.
+    // Integers, but beyond what a seq can be: the schema names the bound.
     for (const bad of ['after=9007199254740993', 'after=1e309']) {
       res = await app.inject({ method: 'GET', url: `/groups/big/messages?${bad}` })
       assert.equal(res.statusCode, 400, bad)
-      assert.deepEqual(res.json(), { error: 'bad_request', message: 'after must be a whole number from 0 to 9007199254740991' }, bad)
+      assert.deepEqual(res.json(), { error: 'bad_request', message: "query field 'after' must be <= 9007199254740991" }, bad)
     }
   })
 

@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import { ServiceError } from '../../errors.js'
 import { ClientParamsSchema, errorResponses } from '../../schemas/common.js'
 import {
   AckBodySchema,
@@ -60,11 +61,16 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     return { client_id: client, acked_up_to: result.ackedUpTo, remaining: result.remaining }
   })
 
-  app.get('/clients/:client/stream', {
-    websocket: true,
+  app.route({
+    method: 'GET',
+    url: '/clients/:client/stream',
     // Before anything else: a page of another site gets a 403 and no WebSocket.
     onRequest: async (request) => assertStreamOrigin(request.headers.origin, request.headers.host, corsOrigins),
+    // What subscribing would refuse (an `after` or id the store cannot take) is a 400 before the upgrade.
+    preHandler: async (request) => service.checkSubscription(request.params.client, request.query.after),
     schema: {
+      // OpenAPI cannot describe a WebSocket; the README does.
+      hide: true,
       summary: "Live stream of the client's queue over WebSocket",
       description: 'Replays what is queued after `after`, then streams new deliveries as they are accepted, in order, with no gap ' +
         'and no duplicate. One JSON text frame per delivery (the delivery object at the top level, as in the pull answer); a ' +
@@ -81,12 +87,18 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       params: ClientParamsSchema,
       querystring: StreamQuerySchema,
       // Answers before the upgrade: a bad query or a foreign page (no store is read, so no 503).
-      response: { 400: errorResponses(400)[400], 403: errorResponses(403)[403] },
+      response: { 400: errorResponses(400)[400], 403: errorResponses(403)[403], 426: errorResponses(426)[426] },
     },
-  }, (socket, request) => {
-    const served = serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
-    streams.add(served)
-    void served.closed.then(() => streams.delete(served))
+    // A plain GET (no WebSocket handshake).
+    handler: async (request, reply) => {
+      void reply.header('upgrade', 'websocket')
+      throw new ServiceError('upgrade_required', `GET ${request.url.split('?')[0]} is a WebSocket stream: open it with a WebSocket client (Upgrade: websocket)`)
+    },
+    wsHandler: (socket, request) => {
+      const served = serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
+      streams.add(served)
+      void served.closed.then(() => streams.delete(served))
+    },
   })
   // On shutdown the sockets are told 1001 first (preClose); here, before the store closes, every
   // stream stops reading from it and finishes the frames it is answering.

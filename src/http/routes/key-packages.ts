@@ -44,6 +44,8 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
   })
 
   app.get('/key-packages/:client', {
+    // A claim takes a KeyPackage: HEAD, which must change nothing, is a 405 rather than a claim without its answer.
+    exposeHeadRoute: false,
     schema: {
       summary: 'Claim one KeyPackage of a client',
       description: 'Hands out one KeyPackage and removes it, atomically: two claims never get the same one. A last-resort KeyPackage ' +
