@@ -21,6 +21,7 @@ export const ERRORS = {
   stale_epoch: { status: 409, message: 'Stale epoch' },
   payload_too_large: { status: 413, message: 'Payload too large' },
   unsupported_media_type: { status: 415, message: 'Unsupported media type' },
+  idempotency_key_reused: { status: 422, message: 'Idempotency-Key reused for another message' },
   upgrade_required: { status: 426, message: 'Upgrade required' },
   rate_limited: { status: 429, message: 'Too many requests' },
   headers_too_large: { status: 431, message: 'Request header fields too large' },

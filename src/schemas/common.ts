@@ -40,6 +40,7 @@ export function errorResponses<const S extends readonly number[]>(...given: S): 
     409: 'Conflict with the current state',
     413: 'Body larger than MAX_MESSAGE_BYTES',
     415: 'Unsupported Content-Type',
+    422: 'The Idempotency-Key was used for another message (error "idempotency_key_reused", with the seq it stands for)',
     426: 'Not a WebSocket handshake (error "upgrade_required")',
     429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header)',
     503: 'The database is unreachable (error "unavailable"); retry later',

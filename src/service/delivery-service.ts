@@ -344,6 +344,7 @@ export class DeliveryService {
     const { senderMustBeMember, epoch } = classified.condition
     const result = await this.#store.appendMessage(groupId, message, { senderMustBeMember, epoch, retry }, effects)
     if (result.ok) {
+      if (result.duplicate && idempotencyKey !== undefined) await this.#assertRetryOf(groupId, senderId, result.seq, data, idempotencyKey)
       if (result.duplicate) this.metrics.messageRetried()
       else this.metrics.messageAccepted(classified.contentType, result.recipients.length)
       this.#bus.publish(result.recipients)
@@ -361,6 +362,22 @@ export class DeliveryService {
           { current_epoch: result.currentEpoch },
         )
     }
+  }
+
+  /**
+   * A retry found by its Idempotency-Key must carry the bytes it stood for: a key used again for
+   * other bytes (a client bug) would otherwise be answered with the earlier message's seq, and
+   * its sender would take a message, or a Commit, that was never stored as accepted. Read back
+   * only on a retry; logged messages never change, so the answer cannot go stale.
+   */
+  async #assertRetryOf(groupId: string, senderId: string, seq: number, data: Uint8Array, key: string): Promise<void> {
+    const [stored] = (await this.#store.readMessages(groupId, seq - 1, 1)) ?? []
+    if (stored && Buffer.from(stored.data.buffer, stored.data.byteOffset, stored.data.byteLength).equals(data)) return
+    throw new ServiceError(
+      'idempotency_key_reused',
+      `Idempotency-Key ${JSON.stringify(key)} was used by ${senderId} for another message of this group (seq ${seq}) within IDEMPOTENCY_WINDOW; a new message needs a new key`,
+      { seq },
+    )
   }
 
   /**

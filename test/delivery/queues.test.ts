@@ -80,17 +80,27 @@ describe('per-client queues: pull, ack, retention, idempotent publish', () => {
     for (let i = 0; i < 5; i++) results.push(await send('idem', 's', 'exactly once', key))
     assert.ok(results.every((r) => r.status === 201))
     assert.deepEqual(new Set(results.map((r) => r.body.seq)), new Set([1]))
-    // Concurrent retries too, and the key wins even when the bytes differ.
-    const concurrent = await Promise.all(Array.from({ length: 5 }, (_, i) => send('idem', 's', `racing retry ${i}`, { 'idempotency-key': 'order-43' })))
+    // Concurrent retries too.
+    const concurrent = await Promise.all(Array.from({ length: 5 }, () => send('idem', 's', 'racing retry', { 'idempotency-key': 'order-43' })))
+    assert.deepEqual(concurrent.map((r) => r.status), [201, 201, 201, 201, 201])
     assert.deepEqual(new Set(concurrent.map((r) => r.body.seq)), new Set([2]))
+    // The key used again for other bytes is refused, with the seq it stands for; nothing is stored.
+    const reused = await send('idem', 's', 'another message', { 'idempotency-key': 'order-43' })
+    assert.equal(reused.status, 422)
+    assert.equal(reused.body.error, 'idempotency_key_reused')
+    assert.equal(reused.body.seq, 2)
+    const racing = await Promise.all(Array.from({ length: 5 }, (_, i) => send('idem', 's', `racing ${i}`, { 'idempotency-key': 'order-44' })))
+    assert.deepEqual(racing.map((r) => r.status).sort(), [201, 422, 422, 422, 422], 'one of them is stored, under the key')
+    const stored = racing.find((r) => r.status === 201)!.body.seq
+    assert.equal(stored, 3)
     // Opaque legacy bytes without a key keep the original's semantics: each relay is a message.
-    assert.equal((await send('idem', 's', 'placeholder')).body.seq, 3)
     assert.equal((await send('idem', 's', 'placeholder')).body.seq, 4)
+    assert.equal((await send('idem', 's', 'placeholder')).body.seq, 5)
     for (const member of ['r1', 'r2']) {
       const deliveries = (await service.api.call('GET', `/clients/${member}/messages`)).body.deliveries
-      assert.deepEqual(deliveries.map((d: { group_seq: number }) => d.group_seq), [1, 2, 3, 4], member)
+      assert.deepEqual(deliveries.map((d: { group_seq: number }) => d.group_seq), [1, 2, 3, 4, 5], member)
     }
-    assert.equal((await service.api.call('GET', '/groups/idem')).body.next_seq, 5)
+    assert.equal((await service.api.call('GET', '/groups/idem')).body.next_seq, 6)
     const bad = await send('idem', 's', 'x', { 'idempotency-key': 'k'.repeat(300) })
     assert.equal(bad.status, 400)
   })

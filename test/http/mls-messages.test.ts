@@ -42,6 +42,26 @@ describe('MLS messages over REST (strict)', () => {
     return { member, keyPackage: await service.api.claimBytes(name) }
   }
 
+  test('an Idempotency-Key used again for a Commit is a 422, not the earlier message\'s answer: the group stays at its epoch', async () => {
+    const alice = await newGroup('reuse')
+    const app = b64(await alice.client.sendApplication('hello'))
+    const key = { 'idempotency-key': 'k-1' }
+    assert.equal((await service.api.call('POST', '/groups/reuse/messages', { sender_id: 'alice', message: app }, key)).status, 201)
+    const bundle = await alice.client.selfUpdate()
+    const body = { sender_id: 'alice', commit: b64(bundle.commit), group_info: b64(bundle.groupInfo), ratchet_tree: b64(bundle.ratchetTree) }
+    const reused = await service.api.call('POST', '/groups/reuse/commits', body, key)
+    assert.equal(reused.status, 422, JSON.stringify(reused.body))
+    assert.equal(reused.body.error, 'idempotency_key_reused')
+    assert.equal(reused.body.seq, 1)
+    assert.equal((await service.api.call('GET', '/groups/reuse')).body.epoch, 0)
+    assert.equal((await service.api.call('GET', '/groups/reuse/group-info')).status, 404)
+    // The real retry is still one; the Commit under a key of its own is accepted.
+    const retried = await service.api.call('POST', '/groups/reuse/messages', { sender_id: 'alice', message: app }, key)
+    assert.deepEqual([retried.status, retried.body.seq], [201, 1])
+    const accepted = await service.api.call('POST', '/groups/reuse/commits', body, { 'idempotency-key': 'k-2' })
+    assert.deepEqual([accepted.status, accepted.body.seq, accepted.body.epoch], [201, 2, 1])
+  })
+
   test('truncated, padded or random bytes are a 400 (never a 500) and store nothing', async () => {
     const alice = await newGroup('fuzz')
     const app = await alice.client.sendApplication('hello')

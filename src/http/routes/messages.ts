@@ -27,7 +27,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,
       body: RelayBodySchema,
-      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422) },
     },
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
@@ -47,7 +47,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,
       body: CommitBodySchema,
-      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415) },
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422) },
     },
   }, async (request, reply) => {
     const body = request.body
