@@ -28,7 +28,39 @@ for (const ajv of [bodyAjv, textAjv]) {
 export const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart, contentType }) => {
   // Raw MLS bytes are checked by the service, not by a JSON schema.
   if (httpPart === 'body' && contentType === 'message/mls') return () => true
-  return (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object)
+  if (httpPart === 'body') return bodyAjv.compile(schema as object)
+  return decimalIntegers(schema as JsonObjectSchema, textAjv.compile(schema as object))
+}
+
+interface JsonObjectSchema {
+  readonly properties?: Record<string, { readonly type?: unknown }>
+}
+
+/** An integer in a query string or path, written as Ajv would not coerce it by itself: digits, and a sign. */
+const DECIMAL_INTEGER = /^-?\d+$/
+
+/**
+ * Ajv coerces text to a number as `Number()` does, so ` `, `0x10`, `1e2` and `1.0` passed as
+ * 0, 16, 100 and 1. An integer field of the query string or path takes decimal digits only.
+ */
+function decimalIntegers(schema: JsonObjectSchema, validate: ValidateFunction): ValidateFunction {
+  const integers = Object.entries(schema.properties ?? {}).filter(([, property]) => property.type === 'integer').map(([name]) => name)
+  if (integers.length === 0) return validate
+  const checked = ((data: unknown) => {
+    if (data !== null && typeof data === 'object') {
+      for (const name of integers) {
+        const value = (data as Record<string, unknown>)[name]
+        if (typeof value === 'string' && !DECIMAL_INTEGER.test(value)) {
+          checked.errors = [{ keyword: 'format', instancePath: `/${name}`, schemaPath: `#/properties/${name}/type`, params: { format: 'integer' }, message: 'must be a whole number in decimal digits' }]
+          return false
+        }
+      }
+    }
+    const valid = validate(data)
+    checked.errors = validate.errors
+    return valid
+  }) as ValidateFunction
+  return checked
 }
 
 /** A strict validator for a JSON document that is not an HTTP body (e.g. a WebSocket frame). */
