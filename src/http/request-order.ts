@@ -24,17 +24,17 @@ export function serveInOrder(server: Server): void {
   const listeners = server.listeners('request') as RequestListener[]
   if (listeners.length === 0) throw new Error('serveInOrder: the server has no request listener yet')
   server.removeAllListeners('request')
+  const serve = (request: IncomingMessage, response: ServerResponse) => {
+    for (const listener of listeners) listener.call(server, request, response)
+  }
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket as Connection
     const earlier = lastResponse(socket, response)
-    const serve = () => {
-      for (const listener of listeners) listener.call(server, request, response)
-    }
-    if (!earlier) return serve()
+    if (!earlier) return serve(request, response)
     socket[LAST_RESPONSE] = response
     earlier.once('close', () => {
       if (socket[LAST_RESPONSE] === response) socket[LAST_RESPONSE] = undefined
-      serve()
+      serve(request, response)
     })
   })
 }
