@@ -1,7 +1,9 @@
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ValidationMode } from '../config.js'
+import { ServiceError } from '../errors.js'
 import { gapView } from '../schemas/views.js'
 import { deliveryFrame } from './delivery-frames.js'
 import { answerStreamFrame } from './stream-requests.js'
@@ -27,6 +29,23 @@ export interface StreamOptions extends BackpressureLimits {
 
 /** Frames a client may have waiting for an answer before its socket is no longer read. */
 export const MAX_UNANSWERED_FRAMES = 64
+
+/** A Sec-WebSocket-Key: 16 bytes in base64 (RFC 6455 §4.1). */
+const HANDSHAKE_KEY = /^[+/0-9A-Za-z]{22}==$/
+
+/**
+ * The handshake headers the WebSocket library would refuse, refused first in the service's error
+ * shape (the library answers such a handshake with an HTML page).
+ */
+export function assertHandshake(headers: IncomingHttpHeaders): void {
+  if (headers.upgrade?.toLowerCase() !== 'websocket') throw new ServiceError('bad_request', 'Upgrade must be websocket, alone')
+  const key = headers['sec-websocket-key']
+  if (key === undefined || !HANDSHAKE_KEY.test(key)) {
+    throw new ServiceError('bad_request', 'Sec-WebSocket-Key must be 16 bytes in base64 (RFC 6455 §4.1)')
+  }
+  const version = Number(headers['sec-websocket-version'])
+  if (version !== 13 && version !== 8) throw new ServiceError('bad_request', 'Sec-WebSocket-Version must be 13 (RFC 6455; 8 is taken too)')
+}
 
 /**
  * Serves one WebSocket: a Subscription writes deliveries as JSON text frames (the delivery at

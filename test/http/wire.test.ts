@@ -118,6 +118,15 @@ describe('requests with an Upgrade header', () => {
     }
   })
 
+  test('a broken WebSocket handshake to the stream is a 400 in the error shape, not the library\'s HTML page', async () => {
+    for (const headers of [{ ...handshake, 'Sec-WebSocket-Key': 'short' }, { ...handshake, 'Sec-WebSocket-Version': '7' }, { ...handshake, Upgrade: 'websocket, h2c' }]) {
+      const [answer] = await exchange(port(), request('GET', '/clients/carol/stream', { ...headers, Connection: 'Upgrade, close' }))
+      assert.equal(answer?.status, 400, JSON.stringify(headers))
+      assert.match(answer!.headers['content-type'] ?? '', /^application\/json/)
+      assert.equal(JSON.parse(answer!.body).error, 'bad_request')
+    }
+  })
+
   test('a stream handshake the stream would refuse is a 400 before the upgrade', async () => {
     const base = `ws://127.0.0.1:${port()}`
     for (const path of ['/clients/dave/stream?after=1e20', '/clients/dave/stream?after=1e309', '/clients/%00/stream']) {

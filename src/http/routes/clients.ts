@@ -12,7 +12,7 @@ import {
 import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 import { assertStreamOrigin } from '../stream-origin.js'
-import { CLOSE_CODES, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
+import { assertHandshake, CLOSE_CODES, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
 
 const tags = ['clients']
 
@@ -67,7 +67,10 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     // Before anything else: a page of another site gets a 403 and no WebSocket.
     onRequest: async (request) => assertStreamOrigin(request.headers.origin, request.headers.host, corsOrigins),
     // What subscribing would refuse (an `after` or id the store cannot take) is a 400 before the upgrade.
-    preHandler: async (request) => service.checkSubscription(request.params.client, request.query.after),
+    preHandler: async (request) => {
+      service.checkSubscription(request.params.client, request.query.after)
+      if (request.ws) assertHandshake(request.headers)
+    },
     schema: {
       // OpenAPI cannot describe a WebSocket; the README does.
       hide: true,
