@@ -61,8 +61,10 @@ export function registerErrorHandlers(app: FastifyInstance, metrics: Pick<Servic
   // A known path asked with another method is a 405 that lists the methods it takes (RFC 9110 §15.5.6).
   const routes: { pattern: RegExp; methods: readonly string[] }[] = []
   app.addHook('onRoute', (route) => {
-    const methods = ([] as string[]).concat(route.method)
-    routes.push({ pattern: routePattern(route.url ?? route.path), methods })
+    const url = route.url ?? route.path
+    // A catch-all (CORS's `OPTIONS *`) does not make every path a known one.
+    if (url === '*' || url === '/*') return
+    routes.push({ pattern: routePattern(url), methods: ([] as string[]).concat(route.method) })
   })
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!

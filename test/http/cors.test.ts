@@ -41,6 +41,15 @@ describe('CORS with CORS_ORIGINS listing one origin', () => {
   before(async () => ({ app, base } = await listen([CHAT, 'http://localhost:5173'])))
   after(() => app.close())
 
+  test('an unknown path is still a 404, though the preflight route takes any path', async () => {
+    const res = await fetch(`${base}/nothing/here`)
+    assert.equal(res.status, 404)
+    assert.equal((await res.json() as { error: string }).error, 'not_found')
+    const wrong = await fetch(`${base}/groups/g`, { method: 'PATCH' })
+    assert.equal(wrong.status, 405)
+    assert.equal(wrong.headers.get('allow'), 'DELETE, GET, HEAD')
+  })
+
   test('a preflight from a listed origin allows the methods and headers the API uses, for 10 minutes', async () => {
     const res = await preflight(base, '/groups/g/messages', CHAT)
     assert.equal(res.status, 204)
