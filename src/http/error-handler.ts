@@ -69,6 +69,10 @@ export function registerErrorHandlers(app: FastifyInstance, metrics: Pick<Servic
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split('?')[0]!
     const allowed = [...new Set(routes.filter((r) => r.pattern.test(path)).flatMap((r) => r.methods))].sort()
+    if (allowed.length > 0 && request.method === 'OPTIONS') {
+      // RFC 9110 §9.3.7: what the path takes. (Without CORS_ORIGINS a browser preflight stops here.)
+      return reply.header('allow', [...allowed, 'OPTIONS'].join(', ')).status(204).send()
+    }
     if (allowed.length > 0) {
       metrics.rejected('rest', 'method_not_allowed')
       void reply.header('allow', allowed.join(', '))

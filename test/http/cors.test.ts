@@ -131,15 +131,16 @@ describe('CORS by default (no origin listed)', () => {
   before(async () => ({ app, base } = await listen([])))
   after(() => app.close())
 
-  test('no CORS header is sent, and a preflight is a 405 (with Allow) in the usual error shape', async () => {
+  test('no CORS header is sent; a preflight is a plain OPTIONS: 204 with Allow and nothing for CORS', async () => {
     const res = await fetch(`${base}/health`, { headers: { origin: CHAT } })
     assert.equal(res.status, 200)
     assert.equal(res.headers.get('access-control-allow-origin'), null)
     const pre = await preflight(base, '/groups', CHAT)
-    assert.equal(pre.status, 405)
-    assert.equal(pre.headers.get('allow'), 'POST')
+    assert.equal(pre.status, 204)
+    assert.equal(pre.headers.get('allow'), 'POST, OPTIONS')
     assert.equal(pre.headers.get('access-control-allow-origin'), null)
-    assert.equal((await pre.json() as { error: string }).error, 'method_not_allowed')
+    assert.equal(pre.headers.get('access-control-allow-methods'), null)
+    assert.equal((await fetch(`${base}/nothing`, { method: 'OPTIONS' })).status, 404)
   })
 
   test('streams open only for clients without an Origin and pages of the service itself', async () => {
