@@ -18,7 +18,7 @@ type Connection = Duplex & {
  * could delete before the create, and the create then succeeds after a 204. RFC 9112 §9.3.2 lets
  * a server work on pipelined requests at once only when all of them are safe. Here a request
  * waits until every earlier request on its connection is answered; a connection without
- * pipelining (nearly all) pays one property read per request.
+ * pipelining (nearly all) pays two property reads per request.
  */
 export function serveInOrder(server: Server): void {
   const listeners = server.listeners('request') as RequestListener[]
