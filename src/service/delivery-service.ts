@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
-import { isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
+import { equalBytes, isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
 import type {
   GroupInfoRecord,
   GroupRecord,
@@ -372,7 +372,7 @@ export class DeliveryService {
    */
   async #assertRetryOf(groupId: string, senderId: string, seq: number, data: Uint8Array, key: string): Promise<void> {
     const [stored] = (await this.#store.readMessages(groupId, seq - 1, 1)) ?? []
-    if (stored && Buffer.from(stored.data.buffer, stored.data.byteOffset, stored.data.byteLength).equals(data)) return
+    if (stored && equalBytes(stored.data, data)) return
     throw new ServiceError(
       'idempotency_key_reused',
       `Idempotency-Key ${JSON.stringify(key)} was used by ${senderId} for another message of this group (seq ${seq}) within IDEMPOTENCY_WINDOW; a new message needs a new key`,
