@@ -46,6 +46,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     log: logger,
     mls: { allowedCiphersuites: config.mlsCiphersuites, maxLifetimeSeconds: config.keyPackageMaxLifetimeSeconds },
     inspectKeyPackage: keyPackages.inspect,
+    // The largest request also bounds the message data of one page of a read, on both doors.
+    pageMaxBytes: config.maxMessageBytes,
   })
   const app = await buildApp({ config, service, logger })
   app.addHook('onClose', () => keyPackages.close())

@@ -35,7 +35,12 @@ export const CommitBodySchema = Type.Object(
 export const PageQuerySchema = Type.Object(
   {
     after: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Return entries with seq greater than this' }),
-    limit: Type.Integer({ minimum: 1, maximum: MAX_READ_LIMIT, default: DEFAULT_READ_LIMIT }),
+    limit: Type.Integer({
+      minimum: 1,
+      maximum: MAX_READ_LIMIT,
+      default: DEFAULT_READ_LIMIT,
+      description: 'At most this many; a page also holds at most MAX_MESSAGE_BYTES of message data (always at least one), so read on with `after` = the last seq until a page is empty',
+    }),
   },
   { additionalProperties: false },
 )

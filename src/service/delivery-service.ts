@@ -26,6 +26,8 @@ import { checkGroupInfo, classifyMessage, inspectOrReject, type ClassifiedMessag
 
 export const DEFAULT_READ_LIMIT = 100
 export const MAX_READ_LIMIT = 1000
+/** The default MAX_MESSAGE_BYTES. */
+export const DEFAULT_PAGE_BYTES = 1024 * 1024
 const DAY = 86400
 
 export interface MlsPolicy {
@@ -47,6 +49,11 @@ export interface ServiceOptions {
   readonly metrics?: ServiceMetrics
   /** Counts the claims of each client's KeyPackages for KEY_PACKAGE_CLAIM_LIMIT (the backend's, shared by its instances); no limit when not given. */
   readonly claimLimiter?: ClaimLimiter
+  /**
+   * The most message data one page of a read holds, over both doors and live streams (always at
+   * least one message, page-budget.ts); MAX_MESSAGE_BYTES in the runtime, DEFAULT_PAGE_BYTES if not given.
+   */
+  readonly pageMaxBytes?: number
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -109,6 +116,7 @@ export class DeliveryService {
   readonly metrics: ServiceMetrics
   /** KEY_PACKAGE_CLAIM_LIMIT: fixed windows per claimed client. */
   readonly #claims: ClaimLimiter | undefined
+  readonly #pageMaxBytes: number
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
@@ -118,7 +126,8 @@ export class DeliveryService {
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
     this.#bus = options.bus ?? new LocalDeliveryBus()
     this.#now = options.now ?? Date.now
-    this.#streamReads = new QueueReader(this.#store, STREAM_PAGE, this.#now)
+    this.#pageMaxBytes = options.pageMaxBytes ?? DEFAULT_PAGE_BYTES
+    this.#streamReads = new QueueReader(this.#store, { limit: STREAM_PAGE, maxBytes: this.#pageMaxBytes }, this.#now)
     this.#inspectKeyPackage = options.inspectKeyPackage
   }
 
@@ -277,20 +286,20 @@ export class DeliveryService {
   async readMessages(groupId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<StoredMessage[]> {
     assertId('group_id', groupId)
     assertPage(after, limit)
-    return orNotFound(await this.#store.readMessages(groupId, after, limit), groupId)
+    return orNotFound(await this.#store.readMessages(groupId, after, limit, this.#pageMaxBytes), groupId)
   }
 
   async readWelcomes(clientId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<WelcomeRecord[]> {
     assertId('client_id', clientId)
     assertPage(after, limit)
-    return this.#store.readWelcomes(clientId, after, limit, this.#now())
+    return this.#store.readWelcomes(clientId, after, limit, this.#now(), this.#pageMaxBytes)
   }
 
   /** The client's queue after a seq; `gap` says when retention dropped deliveries it never acknowledged. */
   async readDeliveries(clientId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<DeliveryPage> {
     assertId('client_id', clientId)
     assertPage(after, limit)
-    return this.#store.readDeliveries(clientId, after, limit, this.#now())
+    return this.#store.readDeliveries(clientId, after, limit, this.#now(), this.#pageMaxBytes)
   }
 
   async ack(clientId: string, upTo: number): Promise<{ ackedUpTo: number; remaining: number }> {

@@ -14,17 +14,17 @@ interface Pending {
  */
 export class QueueReader {
   readonly #store: Store
-  readonly #limit: number
+  readonly #page: { readonly limit: number; readonly maxBytes: number }
   readonly #now: () => number
   #pending: Pending[] = []
 
-  constructor(store: Store, limit: number, now: () => number) {
+  constructor(store: Store, page: { readonly limit: number; readonly maxBytes: number }, now: () => number) {
     this.#store = store
-    this.#limit = limit
+    this.#page = page
     this.#now = now
   }
 
-  /** The client's queue after `after`, at most `limit` deliveries, as Store.readDeliveries answers. */
+  /** The client's queue after `after`, a page of at most `limit` deliveries within `maxBytes`, as Store.readDeliveries answers. */
   read(clientId: string, after: number): Promise<DeliveryPage> {
     return new Promise((resolve, reject) => {
       if (this.#pending.push({ read: { clientId, after }, resolve, reject }) === 1) setImmediate(() => this.#flush())
@@ -35,7 +35,7 @@ export class QueueReader {
     const batch = this.#pending
     this.#pending = []
     // Through a promise even if the store throws at once: every stream of the batch hears of it.
-    Promise.resolve().then(() => this.#store.readDeliveryPages(batch.map((p) => p.read), this.#limit, this.#now())).then(
+    Promise.resolve().then(() => this.#store.readDeliveryPages(batch.map((p) => p.read), this.#page.limit, this.#now(), this.#page.maxBytes)).then(
       (pages) => batch.forEach((p, i) => p.resolve(pages[i]!)),
       (err: unknown) => batch.forEach((p) => p.reject(err)),
     )

@@ -135,9 +135,10 @@ export class Subscription {
           if (page.deliveries.length === 0) break
           const delivered = await this.#deliver(page.deliveries)
           if (delivered === 'closed') return
-          // A short page was the whole queue when it was read: no read to find it empty (a
-          // database round trip per wake per stream). Whatever came later woke us: #dirty.
-          if (delivered === 'all' && page.deliveries.length < STREAM_PAGE) break
+          // A page that reached the queue's last seq was the whole queue when it was read: no read
+          // to find it empty (a database round trip per wake per stream). Whatever came later woke
+          // us: #dirty. A page cut short by its limit or its byte budget is read on.
+          if (delivered === 'all' && page.deliveries.at(-1)!.seq >= page.lastSeq) break
         }
       } while (this.#dirty && !this.#closed)
     } catch (err) {

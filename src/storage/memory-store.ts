@@ -22,6 +22,7 @@ import type {
   StoredMessage,
   WelcomeRecord,
 } from './store.js'
+import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { WelcomeInbox } from './welcome-inbox.js'
 
 interface KeyPackagePool {
@@ -226,14 +227,15 @@ export class MemoryStore implements Store {
     return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 
-  async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
+  async readDeliveries(clientId: string, after: number, limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage> {
     const queue = this.#queues.get(clientId)
     if (!queue) return { deliveries: [], lastSeq: 0 }
-    return queue.read(after, limit, this.#options.retention, now)
+    const page = queue.read(after, limit, this.#options.retention, now)
+    return maxBytes === NO_BYTE_LIMIT ? page : { ...page, deliveries: withinBudget(page.deliveries, dataSize, maxBytes) }
   }
 
-  async readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
-    return Promise.all(reads.map((r) => this.readDeliveries(r.clientId, r.after, limit, now)))
+  async readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes?: number): Promise<DeliveryPage[]> {
+    return Promise.all(reads.map((r) => this.readDeliveries(r.clientId, r.after, limit, now, maxBytes)))
   }
 
   async ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {
@@ -249,19 +251,19 @@ export class MemoryStore implements Store {
     return queue
   }
 
-  async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
     const state = this.#groups.get(groupId)
     if (!state) return undefined
     const start = Math.max(0, after)
-    return state.messages.slice(start, start + limit)
+    return withinBudget(state.messages.slice(start, start + limit), dataSize, maxBytes)
   }
 
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {
     return this.#groups.get(groupId)?.groupInfo
   }
 
-  async readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
-    return this.#welcomes.get(clientId)?.read(after, limit, this.#options.retention, now) ?? []
+  async readWelcomes(clientId: string, after: number, limit: number, now = Date.now(), maxBytes = NO_BYTE_LIMIT): Promise<WelcomeRecord[]> {
+    return withinBudget(this.#welcomes.get(clientId)?.read(after, limit, this.#options.retention, now) ?? [], dataSize, maxBytes)
   }
 
   async close(): Promise<void> {

@@ -8,6 +8,7 @@ import { migrate } from './postgres/migrations.js'
 import { ackDeliveries, readDeliveryPages } from './postgres/queues.js'
 import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
+import { NO_BYTE_LIMIT } from './page-budget.js'
 import type { ClaimLimiter } from './claim-limiter.js'
 import type { ClaimLimit } from '../config.js'
 import type {
@@ -135,24 +136,24 @@ export class PostgresStore implements Store {
     return this.#appends.append(groupId, message, condition, effects)
   }
 
-  readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
-    return groups.readMessages(this.#pool, groupId, after, limit)
+  readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
+    return groups.readMessages(this.#pool, groupId, after, limit, maxBytes)
   }
 
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {
     return groups.getGroupInfo(this.#pool, groupId)
   }
 
-  readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
-    return readWelcomes(this.#pool, this.#options.retention, clientId, after, limit, now)
+  readWelcomes(clientId: string, after: number, limit: number, now = Date.now(), maxBytes = NO_BYTE_LIMIT): Promise<WelcomeRecord[]> {
+    return readWelcomes(this.#pool, this.#options.retention, clientId, after, limit, now, maxBytes)
   }
 
-  async readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
-    return (await readDeliveryPages(this.#pool, this.#options.retention, [{ clientId, after }], limit, now))[0]!
+  async readDeliveries(clientId: string, after: number, limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage> {
+    return (await readDeliveryPages(this.#pool, this.#options.retention, [{ clientId, after }], limit, now, maxBytes))[0]!
   }
 
-  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
-    return readDeliveryPages(this.#pool, this.#options.retention, reads, limit, now)
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage[]> {
+    return readDeliveryPages(this.#pool, this.#options.retention, reads, limit, now, maxBytes)
   }
 
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {

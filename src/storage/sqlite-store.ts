@@ -3,6 +3,7 @@ import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
 import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
+import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { retryKeys } from './retry-keys.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
@@ -243,12 +244,12 @@ export class SqliteStore implements Store {
     })
   }
 
-  async readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
     return this.#db.transaction(() => {
       if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return undefined
-      const rows = this.#db.prepare('SELECT * FROM messages WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(groupId, after, limit) as
-        { seq: number; sender_id: string; message_type: MessageType; data: Buffer; received_at: number; epoch: number | null; content_type: ContentType | null }[]
-      return rows.map((r) => ({ seq: r.seq, senderId: r.sender_id, messageType: r.message_type, data: new Uint8Array(r.data), receivedAt: r.received_at, epoch: r.epoch, contentType: r.content_type }))
+      const cursor = this.#db.prepare('SELECT * FROM messages WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(groupId, after, limit) as
+        IterableIterator<{ seq: number; sender_id: string; message_type: MessageType; data: Buffer; received_at: number; epoch: number | null; content_type: ContentType | null }>
+      return withinBudget(cursor, dataSize, maxBytes).map((r) => ({ seq: r.seq, senderId: r.sender_id, messageType: r.message_type, data: new Uint8Array(r.data), receivedAt: r.received_at, epoch: r.epoch, contentType: r.content_type }))
     })()
   }
 
@@ -258,16 +259,16 @@ export class SqliteStore implements Store {
     return row && { epoch: row.group_info_epoch, data: new Uint8Array(row.group_info), ratchetTree: row.ratchet_tree && new Uint8Array(row.ratchet_tree), storedAt: row.group_info_stored_at }
   }
 
-  readWelcomes(clientId: string, after: number, limit: number, now = Date.now()): Promise<WelcomeRecord[]> {
-    return this.#tx(() => readWelcomes(this.#db, this.#options.retention, clientId, after, limit, now))
+  readWelcomes(clientId: string, after: number, limit: number, now = Date.now(), maxBytes = NO_BYTE_LIMIT): Promise<WelcomeRecord[]> {
+    return this.#tx(() => readWelcomes(this.#db, this.#options.retention, clientId, after, limit, now, maxBytes))
   }
 
-  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage> {
-    return this.#tx(() => readDeliveries(this.#db, this.#options.retention, clientId, after, limit, now))
+  readDeliveries(clientId: string, after: number, limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage> {
+    return this.#tx(() => readDeliveries(this.#db, this.#options.retention, clientId, after, limit, now, maxBytes))
   }
 
-  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
-    return this.#tx(() => reads.map((r) => readDeliveries(this.#db, this.#options.retention, r.clientId, r.after, limit, now)))
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage[]> {
+    return this.#tx(() => reads.map((r) => readDeliveries(this.#db, this.#options.retention, r.clientId, r.after, limit, now, maxBytes)))
   }
 
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult> {

@@ -232,8 +232,12 @@ export interface Store {
    * pool); a Welcome whose data is message.data is kept as that same copy.
    */
   appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects?: AppendEffects): Promise<AppendResult>
-  /** Messages with seq > after, in seq order, at most `limit`; undefined when there is no such group. */
-  readMessages(groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined>
+  /**
+   * Messages with seq > after, in seq order, at most `limit` and, after the first, at most
+   * `maxBytes` of data in all (page-budget.ts; none when not given); undefined when there is no
+   * such group. Every read below takes `maxBytes` alike: what does not fit is not loaded.
+   */
+  readMessages(groupId: string, after: number, limit: number, maxBytes?: number): Promise<StoredMessage[] | undefined>
   /** The latest GroupInfo of the group; undefined when there is no group or no GroupInfo. */
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined>
   /**
@@ -241,19 +245,19 @@ export interface Store {
    * the queues' retention (applied on append and here at `now`, unix ms, the wall clock when not
    * given): the oldest go first, and seqs are never renumbered.
    */
-  readWelcomes(clientId: string, after: number, limit: number, now?: number): Promise<WelcomeRecord[]>
+  readWelcomes(clientId: string, after: number, limit: number, now?: number, maxBytes?: number): Promise<WelcomeRecord[]>
 
   /**
    * The client's queued deliveries with seq > after, in order (retention applied at `now`): at
-   * most `limit`, and fewer only when no more were queued (live streams rely on it).
+   * most `limit` and within `maxBytes`. A page ends before `lastSeq` only because of those two.
    */
-  readDeliveries(clientId: string, after: number, limit: number, now: number): Promise<DeliveryPage>
+  readDeliveries(clientId: string, after: number, limit: number, now: number, maxBytes?: number): Promise<DeliveryPage>
   /**
    * Several queues at once, each page exactly as readDeliveries would answer it, in the order
    * asked (a client may appear twice, at two cursors): live streams woken by one message read
    * together, in one database round trip where the store has a database.
    */
-  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]>
+  readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes?: number): Promise<DeliveryPage[]>
   /** Drops the client's deliveries up to `upTo`; refused when upTo is beyond its last delivery. */
   ackDeliveries(clientId: string, upTo: number): Promise<AckResult>
 

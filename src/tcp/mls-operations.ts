@@ -1,7 +1,7 @@
 import * as S from '../schemas/tcp.js'
 import { groupInfoView, keyPackageCountView, toByteArray, welcomeView } from '../schemas/views.js'
 import type { RelayResult } from '../service/delivery-service.js'
-import { op, success, withinBudget, type Operation, type OperationContext } from './operation.js'
+import { op, success, type Operation, type OperationContext } from './operation.js'
 
 const bytes = (array: readonly number[]) => Uint8Array.from(array)
 const optionalBytes = (array: readonly number[] | undefined) => (array === undefined ? undefined : bytes(array))
@@ -15,7 +15,7 @@ const commitResponse = (r: RelayResult): S.CommitResponse => ({
 })
 
 /** The MLS operations of the REST API, over TCP (documented in protocol.ts). */
-export function mlsOperations({ service, validation, maxMessageBytes }: OperationContext): Array<[string, Operation]> {
+export function mlsOperations({ service, validation }: OperationContext): Array<[string, Operation]> {
   return [
     op(S.StoreKeyPackagesRequestSchema, 'store key packages', async (r) => {
       const result = await service.storeKeyPackages(r.client_id, r.key_packages.map(bytes), { validation })
@@ -44,8 +44,7 @@ export function mlsOperations({ service, validation, maxMessageBytes }: Operatio
       welcomeRecipients: r.welcome_recipients,
     }))),
     op(S.ReadWelcomesRequestSchema, 'read welcomes', async (r) => {
-      const stored = await service.readWelcomes(r.client_id, r.after, r.limit)
-      const welcomes = withinBudget(stored, (w) => w.data.length, maxMessageBytes).map((w) => welcomeView(w, toByteArray))
+      const welcomes = (await service.readWelcomes(r.client_id, r.after, r.limit)).map((w) => welcomeView(w, toByteArray))
       return { type: 'WelcomesResponse', client_id: r.client_id, welcomes }
     }),
     op(S.GetGroupInfoRequestSchema, 'get group info', async (r) => ({

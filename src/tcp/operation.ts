@@ -8,9 +8,8 @@ import { describeSchemaError } from './describe.js'
 
 /** What every request handler may use: the one service, and the limits of this door. */
 export interface OperationContext {
+  /** Also bounds the data in one ReadMessages or ReadWelcomes answer (its pageMaxBytes). */
   readonly service: DeliveryService
-  /** Also bounds the data in one ReadMessages or ReadWelcomes answer. */
-  readonly maxMessageBytes: number
   /** How the service treats bytes that are not MLS; the original clients send placeholders, so 'permissive'. */
   readonly validation: ValidationMode
 }
@@ -75,20 +74,3 @@ export function isByteArray(value: unknown): boolean {
 }
 
 export const success = (message: string) => ({ type: 'MessageResponse', success: true, message }) as const
-
-/**
- * The leading entries whose data fits in `budget` bytes (always at least one): an array of
- * byte values is up to 4 bytes of JSON per byte, so one answer stays bounded. The reader
- * reads on with `after` = the last seq it received.
- */
-export function withinBudget<T>(entries: readonly T[], size: (entry: T) => number, budget: number): T[] {
-  const kept: T[] = []
-  let left = budget
-  for (const entry of entries) {
-    const bytes = size(entry)
-    if (kept.length > 0 && bytes > left) break
-    left -= bytes
-    kept.push(entry)
-  }
-  return kept
-}

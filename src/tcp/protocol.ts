@@ -113,7 +113,7 @@ import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorRe
 import { describeValue, unknownVariant } from './describe.js'
 import type { Frame } from './framing.js'
 import { mlsOperations } from './mls-operations.js'
-import { op, success, withinBudget, type Operation, type OperationContext, type Session } from './operation.js'
+import { op, success, type Operation, type OperationContext, type Session } from './operation.js'
 import { streamOperations } from './stream-operations.js'
 
 export interface ProtocolOptions extends OperationContext {
@@ -136,7 +136,7 @@ export function refusal(message: string, code: ErrorCode, details: Readonly<Reco
 }
 
 export function createProtocol(options: ProtocolOptions): Protocol {
-  const { service, log, maxMessageBytes, validation } = options
+  const { service, log, validation } = options
   const fullGroup = (group: Parameters<typeof groupView>[0]): GroupDetailsResponse => ({ type: 'GroupResponse', ...groupView(group) })
   // The original's GroupResponse carried only these two fields.
   const legacyGroup = (group: Parameters<typeof groupView>[0]): GroupResponse => {
@@ -171,8 +171,7 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     op(S.GetGroupRequestSchema, 'get group', async (r) => fullGroup(await service.getGroup(r.group_id))),
     op(S.LeaveGroupRequestSchema, 'leave group', async (r) => fullGroup(await service.leaveGroup(r.group_id, r.client_id))),
     op(S.ReadMessagesRequestSchema, 'read messages', async (r) => {
-      const stored = await service.readMessages(r.group_id, r.after, r.limit)
-      const messages = withinBudget(stored, (m) => m.data.length, maxMessageBytes).map((m) => messageView(m, toByteArray))
+      const messages = (await service.readMessages(r.group_id, r.after, r.limit)).map((m) => messageView(m, toByteArray))
       return { type: 'MessagesResponse', group_id: r.group_id, messages }
     }),
     op(S.DeleteGroupRequestSchema, 'delete group', async (r) => {

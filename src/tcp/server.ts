@@ -33,7 +33,7 @@ const DEFAULT_CLOSE_GRACE_MS = 1500
 /** The legacy TCP-JSON listener (LEGACY-TCP.md): framing per connection, one protocol for all. */
 export function createTcpServer(options: TcpServerOptions): TcpServer {
   const { log, maxMessageBytes } = options
-  const protocol = createProtocol({ service: options.service, log, maxMessageBytes, validation: options.mlsValidation ?? 'permissive' })
+  const protocol = createProtocol({ service: options.service, log, validation: options.mlsValidation ?? 'permissive' })
   const stream: LiveStreamOptions = { ...DEFAULT_LIVE_STREAM, ...options.stream }
   const connections = new Set<Connection>()
   let closing: Promise<void> | undefined

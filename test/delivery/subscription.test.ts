@@ -35,14 +35,27 @@ async function until(condition: () => boolean): Promise<void> {
 }
 
 /** A service over a counting memory store, with group g of `members`; relay(i) sends `m<i>` from the first. */
-async function groupOf(members: readonly string[]) {
+async function groupOf(members: readonly string[], options: { pageMaxBytes?: number } = {}) {
   const store = new CountingStore()
-  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }) })
+  const service = new DeliveryService({ store, bus: new LocalDeliveryBus(), log: pino({ level: 'silent' }), ...options })
   await service.createGroup('g', members[0]!)
   for (const member of members.slice(1)) await service.joinGroup('g', member)
   const relay = (i: number | string) => service.relayMessage({ groupId: 'g', senderId: members[0]!, message: new TextEncoder().encode(typeof i === 'number' ? `m${i}` : i), messageType: 'Application' }, { validation: 'permissive' })
   return { store, service, relay }
 }
+
+test('pages cut by the byte budget are read on: a stream delivers the whole backlog, then stops reading at its last seq', async () => {
+  // m1 … m9 are 2 bytes, m10 … m40 3: a page of at most 10 bytes holds 3 or 4 of them.
+  const { store, service, relay } = await groupOf(['alice', 'bob'], { pageMaxBytes: 10 })
+  for (let i = 1; i <= 40; i++) await relay(i)
+  const sink = collectingSink()
+  service.subscribe('bob', 0, sink).start()
+  await until(() => sink.got.length === 40)
+  await turn()
+  assert.deepEqual(sink.got.map((d) => d.seq), Array.from({ length: 40 }, (_, i) => i + 1))
+  assert.equal(store.reads, 2 + Math.ceil(31 / 3), 'one read per page of 10 bytes, none after the page that reached seq 40')
+  assert.deepEqual((await service.readDeliveries('bob', 0, 100)).deliveries.map((d) => d.seq), [1, 2, 3, 4, 5], 'a pull reads the same pages')
+})
 
 test('a live stream reads its queue once per wake, not again to find it empty; long backlogs in pages of 100', async () => {
   const { store, service, relay } = await groupOf(['alice', 'bob'])

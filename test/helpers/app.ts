@@ -15,7 +15,7 @@ export const silentLogger = pino({ level: 'silent' })
 export async function buildTestApp(overrides: Partial<Config> = {}): Promise<{ app: FastifyInstance; service: DeliveryService }> {
   const config = { ...testConfig(), ...(await testStoreConfig(overrides)), ...overrides }
   const backend = await createBackend(config, silentLogger)
-  const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger })
+  const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger, pageMaxBytes: config.maxMessageBytes })
   let app: FastifyInstance
   try {
     app = await buildApp({ config, service, logger: silentLogger })

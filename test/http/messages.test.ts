@@ -71,6 +71,34 @@ describe('REST messages', () => {
     assert.deepEqual([res.statusCode, res.json()], [400, { error: 'bad_request', message: "query field 'after' must be a whole number in decimal digits" }])
   })
 
+  test('a page holds at most MAX_MESSAGE_BYTES of message data, at least one message; the rest is read on with after', async (t) => {
+    // Before, a page was `limit` messages whatever their size: 1,000 large ones were a 500
+    // (more JSON than a string can hold) after gigabytes of memory.
+    const { app: small } = await buildTestApp({ mlsValidation: 'permissive', maxMessageBytes: 64 * 1024 })
+    t.after(() => small.close())
+    await small.inject({ method: 'POST', url: '/groups', payload: { group_id: 'large', creator_id: 'alice' } })
+    await small.inject({ method: 'POST', url: '/groups/large/members', payload: { client_id: 'bob' } })
+    for (let i = 0; i < 10; i++) {
+      const res = await small.inject({ method: 'POST', url: '/groups/large/messages', payload: { sender_id: 'alice', message: b64(String(i).repeat(20 * 1024)), message_type: 'Application' } })
+      assert.equal(res.statusCode, 201)
+    }
+    const pages: number[][] = []
+    for (let after = 0; ;) {
+      const res = await small.inject({ method: 'GET', url: `/groups/large/messages?after=${after}&limit=1000` })
+      assert.equal(res.statusCode, 200)
+      const seqs = res.json().messages.map((m: { seq: number }) => m.seq)
+      if (seqs.length === 0) break
+      pages.push(seqs)
+      after = seqs.at(-1)
+    }
+    assert.deepEqual(pages, [[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]], '3 × 20 KiB fit in 64 KiB, 4 do not')
+
+    const queue = (await small.inject({ method: 'GET', url: '/clients/bob/messages?limit=1000' })).json()
+    assert.deepEqual([queue.deliveries.map((d: { seq: number }) => d.seq), queue.next_after], [[1, 2, 3], 3])
+    const rest = (await small.inject({ method: 'GET', url: `/clients/bob/messages?after=${queue.next_after}&limit=2` })).json()
+    assert.deepEqual([rest.deliveries.map((d: { seq: number }) => d.seq), rest.next_after], [[4, 5], 5], 'and the limit still holds')
+  })
+
   test('concurrent senders get gap-free seqs', async () => {
     await app.inject({ method: 'POST', url: '/groups', payload: { group_id: 'race', creator_id: 's0' } })
     for (let s = 1; s < 10; s++) await app.inject({ method: 'POST', url: '/groups/race/members', payload: { client_id: `s${s}` } })

@@ -7,6 +7,7 @@ import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, Append
 import { createPool } from '../../src/storage/postgres/database.js'
 import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
 import { readWelcomes } from '../../src/storage/postgres/welcomes.js'
+import { NO_BYTE_LIMIT } from '../../src/storage/page-budget.js'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
 import type { AppendCondition } from '../../src/storage/store.js'
@@ -253,11 +254,11 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       }
       const read = async (retention: { maxMessages: number; maxAgeMs: number }, now: number) => {
         statements.length = 0
-        const seqs = (await readWelcomes(pool, retention, 'carol', 0, 10, now)).map((w) => w.seq)
+        const seqs = (await readWelcomes(pool, retention, 'carol', 0, 10, now, NO_BYTE_LIMIT)).map((w) => w.seq)
         return { seqs, statements: [...statements] }
       }
       assert.deepEqual(await read({ maxMessages: 10, maxAgeMs: 10_000 }, 4000), { seqs: [1, 2, 3], statements: ['read'] })
-      assert.deepEqual(await readWelcomes(pool, { maxMessages: 10, maxAgeMs: 10_000 }, 'nobody', 0, 10, 4000), [], 'no inbox: nothing, and no write')
+      assert.deepEqual(await readWelcomes(pool, { maxMessages: 10, maxAgeMs: 10_000 }, 'nobody', 0, 10, 4000, NO_BYTE_LIMIT), [], 'no inbox: nothing, and no write')
       assert.deepEqual(await read({ maxMessages: 2, maxAgeMs: 10_000 }, 4000), { seqs: [2, 3], statements: ['read', 'enforce', 'read'] }, 'one too many')
       assert.deepEqual(await read({ maxMessages: 2, maxAgeMs: 10_000 }, 4000), { seqs: [2, 3], statements: ['read'] }, 'dropped once')
       assert.deepEqual(await read({ maxMessages: 10, maxAgeMs: 10_000 }, 12_500), { seqs: [3], statements: ['read', 'enforce', 'read'] }, 'the oldest kept is too old')

@@ -20,8 +20,10 @@ export interface Harness {
  */
 export async function startServer(overrides: Partial<TcpServerOptions> = {}): Promise<Harness> {
   const backend = await createBackend({ ...testConfig(), ...(await testStoreConfig()) }, silentLogger)
-  const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger })
-  const tcp = createTcpServer({ service, maxMessageBytes: 1024 * 1024, log: silentLogger, ...overrides })
+  const maxMessageBytes = overrides.maxMessageBytes ?? 1024 * 1024
+  // As the runtime has it: the largest request also bounds the data of one page.
+  const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger, pageMaxBytes: maxMessageBytes })
+  const tcp = createTcpServer({ service, maxMessageBytes, log: silentLogger, ...overrides })
   let port: number
   try {
     port = (await tcp.listen(0, '127.0.0.1')).port

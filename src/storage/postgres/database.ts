@@ -126,3 +126,18 @@ export function toBytes(value: Buffer): Uint8Array {
 export function toBuffer(value: Uint8Array): Buffer {
   return Buffer.from(value.buffer, value.byteOffset, value.byteLength)
 }
+
+/**
+ * A page query cut to a byte budget (page-budget.ts): `rows` is a query in seq order with a
+ * `seq` and a `data` column and its own LIMIT; of its rows, the leading ones whose data fit in
+ * `maxBytes` (a parameter, e.g. '$4') are kept, and always the first. The running sum takes each
+ * row's size from its header (octet_length does not fetch TOASTed bytes), so the data of the
+ * rows left out is never read.
+ */
+export function withinBytes(rows: string, maxBytes: string): string {
+  return `SELECT b.* FROM (
+      SELECT p.*, sum(octet_length(p.data)) OVER (ORDER BY p.seq ROWS UNBOUNDED PRECEDING) AS page_bytes,
+        row_number() OVER (ORDER BY p.seq) AS page_row
+      FROM (${rows}) p
+    ) b WHERE b.page_row = 1 OR b.page_bytes <= ${maxBytes}::bigint`
+}

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import type { ContentType, GroupInfoRecord, GroupRecord, MessageType, NewGroup, RemoveMemberResult, StoredMessage } from '../store.js'
-import { query, toBytes, transaction, type Queryable } from './database.js'
+import { query, toBytes, transaction, withinBytes, type Queryable } from './database.js'
 
 interface GroupRow {
   group_id: string
@@ -89,14 +89,16 @@ interface MessageRow {
   content_type: ContentType | null
 }
 
-export async function readMessages(pool: pg.Pool, groupId: string, after: number, limit: number): Promise<StoredMessage[] | undefined> {
+const READ_MESSAGES = `
+  SELECT m.seq, m.sender_id, m.message_type, m.data, m.received_at, m.epoch, m.content_type
+  FROM groups g LEFT JOIN LATERAL (${withinBytes(`
+    SELECT * FROM messages WHERE group_id = g.group_id AND seq > $2 ORDER BY seq LIMIT $3`, '$4')}
+  ) m ON true
+  WHERE g.group_id = $1 ORDER BY m.seq`
+
+export async function readMessages(pool: pg.Pool, groupId: string, after: number, limit: number, maxBytes: number): Promise<StoredMessage[] | undefined> {
   // One statement: the group's existence and its page come from the same snapshot.
-  const { rows } = await query<MessageRow>(pool, `
-    SELECT m.seq, m.sender_id, m.message_type, m.data, m.received_at, m.epoch, m.content_type
-    FROM groups g LEFT JOIN LATERAL (
-      SELECT * FROM messages WHERE group_id = g.group_id AND seq > $2 ORDER BY seq LIMIT $3
-    ) m ON true
-    WHERE g.group_id = $1 ORDER BY m.seq`, [groupId, after, limit])
+  const { rows } = await query<MessageRow>(pool, READ_MESSAGES, [groupId, after, limit, maxBytes])
   if (rows.length === 0) return undefined
   return rows.filter((r) => r.seq !== null).map((r) => ({
     seq: r.seq!,

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, QueueRead } from '../store.js'
-import { query, toBytes, transaction } from './database.js'
+import { query, toBytes, transaction, withinBytes } from './database.js'
 
 /**
  * Retention for the given clients at `now`, as ClientQueue does: drop the oldest beyond
@@ -57,28 +57,28 @@ const PAGES = `
     d.*
   FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(client_id, after, i)
   LEFT JOIN client_queues q ON q.client_id = r.client_id
-  LEFT JOIN LATERAL (
+  LEFT JOIN LATERAL (${withinBytes(`
     SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
       COALESCE(d.data, m.data) AS data, d.received_at
     FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
-    WHERE d.client_id = q.client_id AND d.seq > r.after ORDER BY d.seq LIMIT $3
+    WHERE d.client_id = q.client_id AND d.seq > r.after ORDER BY d.seq LIMIT $3`, '$4')}
   ) d ON true
   ORDER BY r.i, d.seq`
 
 /** Reads in one statement at most: enough for the streams one message wakes in a large group. */
 const MAX_READS_PER_STATEMENT = 1000
 
-export async function readDeliveryPages(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+export async function readDeliveryPages(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number, maxBytes: number): Promise<DeliveryPage[]> {
   const pages: DeliveryPage[] = []
   for (let from = 0; from < reads.length; from += MAX_READS_PER_STATEMENT) {
-    pages.push(...(await readChunk(pool, retention, reads.slice(from, from + MAX_READS_PER_STATEMENT), limit, now)))
+    pages.push(...(await readChunk(pool, retention, reads.slice(from, from + MAX_READS_PER_STATEMENT), limit, now, maxBytes)))
   }
   return pages
 }
 
-async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number): Promise<DeliveryPage[]> {
+async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number, maxBytes: number): Promise<DeliveryPage[]> {
   const read = async (subset: readonly QueueRead[]) => {
-    const { rows } = await query<PageRow>(pool, PAGES, [subset.map((r) => r.clientId), subset.map((r) => r.after), limit])
+    const { rows } = await query<PageRow>(pool, PAGES, [subset.map((r) => r.clientId), subset.map((r) => r.after), limit, maxBytes])
     return groupRows(rows, subset.length)
   }
   const pages = await read(reads)

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { WelcomeRecord } from '../store.js'
-import { query, toBytes } from './database.js'
+import { query, toBytes, withinBytes } from './database.js'
 import { retentionDue } from './queues.js'
 
 /**
@@ -34,9 +34,9 @@ const PAGE = `
     w.seq, w.group_id, w.sender_id, w.data, w.received_at
   FROM (SELECT $1::text AS client_id) r
   LEFT JOIN client_queues q ON q.client_id = r.client_id
-  LEFT JOIN LATERAL (
+  LEFT JOIN LATERAL (${withinBytes(`
     SELECT seq, group_id, sender_id, data, received_at FROM welcomes
-    WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3
+    WHERE client_id = q.client_id AND seq > $2 ORDER BY seq LIMIT $3`, '$4')}
   ) w ON true
   ORDER BY w.seq`
 
@@ -56,8 +56,8 @@ interface PageRow {
  * row that appends lock too) only when the page shows it would drop something, then the page
  * is read again; appends to the inbox enforce it as well.
  */
-export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): Promise<WelcomeRecord[]> {
-  const read = async () => (await query<PageRow>(pool, PAGE, [clientId, after, limit])).rows
+export async function readWelcomes(pool: pg.Pool, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number): Promise<WelcomeRecord[]> {
+  const read = async () => (await query<PageRow>(pool, PAGE, [clientId, after, limit, maxBytes])).rows
   let rows = await read()
   const head = rows[0]
   if (head && head.first_welcome !== null && head.last_welcome !== null &&

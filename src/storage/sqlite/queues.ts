@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { RetentionPolicy } from '../options.js'
+import { dataSize, withinBudget } from '../page-budget.js'
 import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, NewMessage, WelcomeRecord } from '../store.js'
 
 type Db = BetterSqlite3.Database
@@ -58,15 +59,15 @@ interface DeliveryRow {
   message_type: MessageType; epoch: number | null; content_type: ContentType | null; data: Buffer; received_at: number
 }
 
-export function readDeliveries(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): DeliveryPage {
+export function readDeliveries(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number): DeliveryPage {
   enforceRetention(db, clientId, retention, now)
   const q = queueRow(db, clientId)
   if (!q) return { deliveries: [], lastSeq: 0 }
-  const rows = db.prepare(`SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
+  const cursor = db.prepare(`SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
       COALESCE(d.data, m.data) AS data, d.received_at
     FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
-    WHERE d.client_id = ? AND d.seq > ? ORDER BY d.seq LIMIT ?`).all(clientId, after, limit) as DeliveryRow[]
-  const deliveries = rows.map((r) => ({
+    WHERE d.client_id = ? AND d.seq > ? ORDER BY d.seq LIMIT ?`).iterate(clientId, after, limit) as IterableIterator<DeliveryRow>
+  const deliveries = withinBudget(cursor, dataSize, maxBytes).map((r) => ({
     seq: r.seq, groupId: r.group_id, groupSeq: r.group_seq, senderId: r.sender_id, kind: r.kind, messageType: r.message_type,
     epoch: r.epoch, contentType: r.content_type, data: new Uint8Array(r.data), receivedAt: r.received_at,
   }))
@@ -101,9 +102,9 @@ function enforceWelcomeRetention(db: Db, clientId: string, retention: RetentionP
   db.prepare('UPDATE client_queues SET first_welcome = ? WHERE client_id = ?').run(through + 1, clientId)
 }
 
-export function readWelcomes(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number): WelcomeRecord[] {
+export function readWelcomes(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number): WelcomeRecord[] {
   enforceWelcomeRetention(db, clientId, retention, now)
-  const rows = db.prepare('SELECT * FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').all(clientId, after, limit) as
-    { seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }[]
-  return rows.map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: new Uint8Array(r.data), receivedAt: r.received_at }))
+  const cursor = db.prepare('SELECT * FROM welcomes WHERE client_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(clientId, after, limit) as
+    IterableIterator<{ seq: number; group_id: string; sender_id: string; data: Buffer; received_at: number }>
+  return withinBudget(cursor, dataSize, maxBytes).map((r) => ({ seq: r.seq, groupId: r.group_id, senderId: r.sender_id, data: new Uint8Array(r.data), receivedAt: r.received_at }))
 }

@@ -118,6 +118,33 @@ export function queueContract(factory: StoreFactory): void {
       assert.deepEqual(summary(await store.readDeliveries('b', 2, 10, T0 + 2 * HOUR)), { seqs: [], texts: [], gap: { missedFrom: 3, firstAvailableSeq: 6 }, lastSeq: 5 })
     })
 
+    test('a byte budget cuts every read to the leading entries that fit, always the first; the rest is read on with after', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['a', 'b'])
+      // 10, 20, 30, 40 and 50 bytes.
+      for (let i = 1; i <= 5; i++) await store.appendMessage('g', message('a', String(i).repeat(10 * i)), MEMBER)
+      const sizes = (entries: readonly { data: Uint8Array }[]) => entries.map((e) => e.data.length)
+      assert.deepEqual(sizes((await store.readMessages('g', 0, 10, 60))!), [10, 20, 30], 'exactly full')
+      assert.deepEqual(sizes((await store.readMessages('g', 0, 10, 59))!), [10, 20])
+      assert.deepEqual(sizes((await store.readMessages('g', 3, 10, 5))!), [40], 'one larger than the budget still comes alone')
+      assert.deepEqual(sizes((await store.readMessages('g', 0, 2, 1000))!), [10, 20], 'the limit still holds')
+      assert.deepEqual(sizes((await store.readMessages('g', 0, 10))!), [10, 20, 30, 40, 50], 'no budget: the whole page')
+      assert.deepEqual(await store.readMessages('nothing', 0, 10, 5), undefined)
+
+      const page = await store.readDeliveries('b', 1, 10, T0, 75)
+      assert.deepEqual(page.deliveries.map((d) => [d.seq, d.data.length]), [[2, 20], [3, 30]])
+      assert.equal(page.lastSeq, 5, 'the page says that more were queued')
+      const pages = await store.readDeliveryPages([{ clientId: 'b', after: 3 }, { clientId: 'b', after: 0 }, { clientId: 'nobody', after: 0 }], 10, T0, 45)
+      assert.deepEqual(pages.map((p) => p.deliveries.map((d) => d.seq)), [[4], [1, 2], []])
+      assert.deepEqual(pages.map((p) => p.lastSeq), [5, 5, 0])
+
+      for (const label of ['w1', 'w22', 'w333']) await welcome(store, 'carol', label)
+      // 2, 3 and 4 bytes.
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, T0, 4)).map((w) => text(w.data)), ['w1'])
+      assert.deepEqual((await store.readWelcomes('carol', 0, 10, T0, 5)).map((w) => text(w.data)), ['w1', 'w22'])
+      assert.deepEqual((await store.readWelcomes('carol', 2, 10, T0, 1)).map((w) => text(w.data)), ['w333'])
+    })
+
     test('Welcome inboxes keep the queue retention by count: the newest stay, with their seqs', async (t) => {
       const store = await openStore(t, factory, { retention: { maxMessages: 3, maxAgeMs: 24 * HOUR } })
       for (let i = 1; i <= 5; i++) await welcome(store, 'carol', `w${i}`)
