@@ -7,6 +7,7 @@ import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, Append
 import { createPool } from '../../src/storage/postgres/database.js'
 import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
 import { readWelcomes } from '../../src/storage/postgres/welcomes.js'
+import { readDeliveryPages } from '../../src/storage/postgres/queues.js'
 import { NO_BYTE_LIMIT } from '../../src/storage/page-budget.js'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
@@ -233,6 +234,40 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       const bob = (await store.readDeliveries('bob', 0, 100, 1000)).deliveries.map((d) => new TextDecoder().decode(d.data))
       assert.deepEqual(bob, ['first', ...accepted], 'each acknowledged message once, with its own bytes, in order')
     } finally {
+      await store.close()
+    }
+  })
+
+  test('live streams woken together get a message\'s bytes once per statement, as one array, not once per member', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'page_bytes' })
+    const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'page_bytes' }, () => {})
+    const carried: number[] = []
+    const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>
+    ;(pool as unknown as { query: typeof query }).query = async (text, values) => {
+      const result = await query(text, values)
+      carried.push(result.rows.filter((r: { data?: Buffer | null }) => r.data != null).length)
+      return result
+    }
+    try {
+      const members = Array.from({ length: 40 }, (_, i) => `m${i}`)
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      for (const m of members) await store.addMember('g', m)
+      const big = new Uint8Array(32 * 1024).fill(7)
+      const condition = { senderMustBeMember: true }
+      await store.appendMessage('g', { senderId: 'alice', messageType: 'Commit', data: big, receivedAt: 1000, epoch: null, contentType: null }, condition,
+        { welcome: { data: new Uint8Array([1, 2, 3]), recipients: ['carol'] } })
+      await store.appendMessage('g', { senderId: 'alice', messageType: 'Application', data: new Uint8Array([9]), receivedAt: 1000, epoch: null, contentType: null }, condition)
+      const reads = [...members, 'carol'].map((clientId) => ({ clientId, after: 0 }))
+      const pages = await readDeliveryPages(pool, DEFAULT_STORE_OPTIONS.retention, reads, 100, 2000, NO_BYTE_LIMIT)
+      assert.deepEqual(carried, [3], 'one statement; the two messages and the Welcome carry bytes, once each')
+      const firsts = new Set(pages.slice(0, 40).map((p) => p.deliveries[0]!.data))
+      assert.equal(firsts.size, 1, 'every member has the same array of the first message')
+      assert.deepEqual([...firsts][0], big)
+      assert.equal(new Set(pages.slice(0, 40).map((p) => p.deliveries[1]!.data)).size, 1)
+      assert.deepEqual(pages[40]!.deliveries.map((d) => [d.kind, [...d.data]]), [['welcome', [1, 2, 3]], ['message', [9]]], 'carol joined with the Welcome: its own bytes, then the next message')
+      assert.deepEqual(pages.map((p) => p.deliveries.length), Array.from({ length: 41 }, () => 2))
+    } finally {
+      await pool.end()
       await store.close()
     }
   })

@@ -41,7 +41,10 @@ interface PageRow {
   message_type: MessageType
   epoch: number | null
   content_type: ContentType | null
-  data: Buffer
+  /** A message's bytes (shared) only on the first row of it in the statement: null on the others. */
+  data: Buffer | null
+  /** Whether the bytes are the log's message (deliveries of kind message), not the delivery's own. */
+  shared: boolean | null
   received_at: number
 }
 
@@ -49,17 +52,20 @@ interface PageRow {
  * The pages of several reads in one statement, one snapshot: each page, its queue's lastSeq, the
  * gap and what retention needs to know (the queue's length and oldest delivery) agree. `i` is
  * the read's position (from 1) in the arrays; a client without a queue gives one row of nulls.
- * A message's delivery keeps no bytes of its own (data NULL, migration 8): they are the log's.
+ * A message's delivery keeps no bytes of its own (data NULL, migration 8): they are the log's,
+ * and they come once per statement (`shared`: the first row of the message carries them, the
+ * others none), so a message that wakes a thousand streams is not a thousand copies in one result.
  */
 const PAGES = `
   SELECT r.i, q.last_seq, q.first_seq, q.dropped_up_to,
     (SELECT h.received_at FROM deliveries h WHERE h.client_id = q.client_id ORDER BY h.seq LIMIT 1) AS head_received_at,
-    d.*
+    d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type, d.received_at, d.shared,
+    CASE WHEN NOT d.shared OR row_number() OVER (PARTITION BY d.shared, d.group_id, d.group_seq ORDER BY r.i, d.seq) = 1 THEN d.data END AS data
   FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS r(client_id, after, i)
   LEFT JOIN client_queues q ON q.client_id = r.client_id
   LEFT JOIN LATERAL (${withinBytes(`
     SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
-      COALESCE(d.data, m.data) AS data, d.received_at
+      COALESCE(d.data, m.data) AS data, d.data IS NULL AS shared, d.received_at
     FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
     WHERE d.client_id = q.client_id AND d.seq > r.after ORDER BY d.seq LIMIT $3`, '$4')}
   ) d ON true
@@ -79,7 +85,7 @@ export async function readDeliveryPages(pool: pg.Pool, retention: RetentionPolic
 async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: readonly QueueRead[], limit: number, now: number, maxBytes: number): Promise<DeliveryPage[]> {
   const read = async (subset: readonly QueueRead[]) => {
     const { rows } = await query<PageRow>(pool, PAGES, [subset.map((r) => r.clientId), subset.map((r) => r.after), limit, maxBytes])
-    return groupRows(rows, subset.length)
+    return groupRows(withSharedBytes(rows), subset.length)
   }
   const pages = await read(reads)
   // Retention is enforced (a write) only for queues whose read shows it would drop something: a
@@ -97,14 +103,34 @@ async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: reado
   return pages.map((rows, i) => toPage(rows, reads[i]!.after))
 }
 
+/**
+ * The rows with their bytes: a message's deliveries (`shared`) get one Uint8Array, made from the
+ * first row of it in the statement, which alone carries the bytes (PAGES). As the memory store
+ * does, and delivery frames are cached per array, so the stream frame is encoded once too.
+ */
+function withSharedBytes(rows: readonly PageRow[]): Array<PageRow & { bytes: Uint8Array }> {
+  const messages = new Map<string, Map<number, Uint8Array>>()
+  return rows.map((row) => {
+    if (row.seq === null) return { ...row, bytes: EMPTY }
+    if (!row.shared) return { ...row, bytes: toBytes(row.data!) }
+    let group = messages.get(row.group_id)
+    if (!group) messages.set(row.group_id, (group = new Map()))
+    let bytes = group.get(row.group_seq)
+    if (!bytes) group.set(row.group_seq, (bytes = toBytes(row.data!)))
+    return { ...row, bytes }
+  })
+}
+
+const EMPTY = new Uint8Array(0)
+
 /** Rows by read position (i from 1), in seq order. */
-function groupRows(rows: readonly PageRow[], count: number): PageRow[][] {
-  const byRead: PageRow[][] = Array.from({ length: count }, () => [])
+function groupRows<R extends PageRow>(rows: readonly R[], count: number): R[][] {
+  const byRead: R[][] = Array.from({ length: count }, () => [])
   for (const row of rows) byRead[Number(row.i) - 1]!.push(row)
   return byRead
 }
 
-function toPage(rows: readonly PageRow[], after: number): DeliveryPage {
+function toPage(rows: ReadonlyArray<PageRow & { bytes: Uint8Array }>, after: number): DeliveryPage {
   const head = rows[0]
   if (!head || head.last_seq === null) return { deliveries: [], lastSeq: 0 }
   const deliveries = rows.filter((r) => r.seq !== null).map((r) => ({
@@ -116,7 +142,7 @@ function toPage(rows: readonly PageRow[], after: number): DeliveryPage {
     messageType: r.message_type,
     epoch: r.epoch,
     contentType: r.content_type,
-    data: toBytes(r.data),
+    data: r.bytes,
     receivedAt: r.received_at,
   }))
   const gap = after < head.dropped_up_to ? { missedFrom: after + 1, firstAvailableSeq: head.first_seq } : undefined
