@@ -112,6 +112,29 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('streams woken together read a message once: its deliveries share one array; a Welcome keeps its own bytes', async () => {
+    const store = SqliteStore.open({ path: join(dir, 'page-bytes.sqlite') })
+    try {
+      const members = Array.from({ length: 40 }, (_, i) => `m${i}`)
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      for (const m of members) await store.addMember('g', m)
+      const big = new Uint8Array(32 * 1024).fill(7)
+      await store.appendMessage('g', { senderId: 'alice', messageType: 'Commit', data: big, receivedAt: 1000, epoch: null, contentType: null }, { senderMustBeMember: true },
+        { welcome: { data: new Uint8Array([1, 2, 3]), recipients: ['carol'] } })
+      await store.appendMessage('g', { senderId: 'alice', messageType: 'Application', data: new Uint8Array([9]), receivedAt: 1000, epoch: null, contentType: null }, { senderMustBeMember: true })
+      const pages = await store.readDeliveryPages([...members, 'carol'].map((clientId) => ({ clientId, after: 0 })), 100, 2000)
+      const firsts = new Set(pages.slice(0, 40).map((p) => p.deliveries[0]!.data))
+      assert.equal(firsts.size, 1, 'every member has the same array of the first message')
+      assert.deepEqual([...firsts][0], big)
+      assert.equal(new Set(pages.slice(0, 40).map((p) => p.deliveries[1]!.data)).size, 1)
+      assert.deepEqual(pages[40]!.deliveries.map((d) => [d.kind, [...d.data]]), [['welcome', [1, 2, 3]], ['message', [9]]])
+      assert.notEqual((await store.readDeliveries('m0', 0, 10, 2000)).deliveries[0]!.data, [...firsts][0], 'a later read has arrays of its own')
+      assert.deepEqual((await store.readDeliveries('m0', 0, 10, 2000, 1)).deliveries.map((d) => d.data.length), [32 * 1024], 'the budget counts the log\'s bytes')
+    } finally {
+      await store.close()
+    }
+  })
+
   test('a file from before this version migrates: old refs route for a week, old Welcomes keep their seqs', async () => {
     const path = join(dir, 'version-1.sqlite')
     const old = new Database(path)

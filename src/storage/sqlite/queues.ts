@@ -56,23 +56,52 @@ export function fanOut(
 
 interface DeliveryRow {
   seq: number; group_id: string; group_seq: number; sender_id: string; kind: DeliveryKind
-  message_type: MessageType; epoch: number | null; content_type: ContentType | null; data: Buffer; received_at: number
+  message_type: MessageType; epoch: number | null; content_type: ContentType | null
+  /** The delivery's own bytes (a Welcome, or a message of a deleted group); null: the log's message. */
+  data: Buffer | null
+  size: number
+  received_at: number
 }
 
-export function readDeliveries(db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number): DeliveryPage {
+/**
+ * The bytes of the log's messages that reads in one transaction have met, by group and seq: a
+ * message's deliveries share one array, as in the memory store, so the streams one message wakes
+ * hold it once, not once per member (and its stream frame is encoded once).
+ */
+export type MessageBytes = Map<string, Map<number, Uint8Array>>
+
+export function readDeliveries(
+  db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number,
+  messageBytes: MessageBytes = new Map(),
+): DeliveryPage {
   enforceRetention(db, clientId, retention, now)
   const q = queueRow(db, clientId)
   if (!q) return { deliveries: [], lastSeq: 0 }
+  // length() reads a blob's size from its record header: the bytes of what is left out are never read.
   const cursor = db.prepare(`SELECT d.seq, d.group_id, d.group_seq, d.sender_id, d.kind, d.message_type, d.epoch, d.content_type,
-      COALESCE(d.data, m.data) AS data, d.received_at
+      d.data, length(COALESCE(d.data, m.data)) AS size, d.received_at
     FROM deliveries d LEFT JOIN messages m ON d.data IS NULL AND m.group_id = d.group_id AND m.seq = d.group_seq
     WHERE d.client_id = ? AND d.seq > ? ORDER BY d.seq LIMIT ?`).iterate(clientId, after, limit) as IterableIterator<DeliveryRow>
-  const deliveries = withinBudget(cursor, dataSize, maxBytes).map((r) => ({
+  const deliveries = withinBudget(cursor, (r) => r.size, maxBytes).map((r) => ({
     seq: r.seq, groupId: r.group_id, groupSeq: r.group_seq, senderId: r.sender_id, kind: r.kind, messageType: r.message_type,
-    epoch: r.epoch, contentType: r.content_type, data: new Uint8Array(r.data), receivedAt: r.received_at,
+    epoch: r.epoch, contentType: r.content_type,
+    data: r.data ? new Uint8Array(r.data) : logBytes(db, messageBytes, r.group_id, r.group_seq),
+    receivedAt: r.received_at,
   }))
   const gap = after < q.dropped_up_to ? { missedFrom: after + 1, firstAvailableSeq: q.first_seq } : undefined
   return { deliveries, gap, lastSeq: q.last_seq }
+}
+
+/** Message `seq` of the group's log, read once per transaction (MessageBytes). */
+function logBytes(db: Db, messageBytes: MessageBytes, groupId: string, seq: number): Uint8Array {
+  let group = messageBytes.get(groupId)
+  if (!group) messageBytes.set(groupId, (group = new Map()))
+  let bytes = group.get(seq)
+  if (!bytes) {
+    const row = db.prepare('SELECT data FROM messages WHERE group_id = ? AND seq = ?').get(groupId, seq) as { data: Buffer }
+    group.set(seq, (bytes = new Uint8Array(row.data)))
+  }
+  return bytes
 }
 
 export function ackDeliveries(db: Db, clientId: string, upTo: number): AckResult {
