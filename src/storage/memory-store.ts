@@ -111,8 +111,10 @@ export class MemoryStore implements Store {
 
   async listKeyPackageClients(now: number): Promise<string[]> {
     const clients: string[] = []
+    // Whether a client has one is known at its first package that has not expired: the list costs
+    // one look per client, not one per KeyPackage stored (anyone may ask for it).
     for (const [clientId, pool] of this.#keyPackages) {
-      if (this.#count(pool, now).total > 0) clients.push(clientId)
+      if (pool.legacy || someValid(pool.packages.values(), now)) clients.push(clientId)
     }
     return clients.sort()
   }
@@ -286,6 +288,11 @@ export class MemoryStore implements Store {
     }
     return { total, byCiphersuite, lastResort, legacy: pool.legacy ? 1 : 0 }
   }
+}
+
+function someValid(records: Iterable<KeyPackageRecord>, now: number): boolean {
+  for (const record of records) if (!isExpired(record, now)) return true
+  return false
 }
 
 function isExpired(record: KeyPackageRecord, now: number): boolean {
