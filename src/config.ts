@@ -71,6 +71,14 @@ interface Option<K extends keyof Config> {
 
 const option = <K extends keyof Config>(o: Option<K>): Option<K> => o
 
+/**
+ * The highest MAX_MESSAGE_BYTES: a TCP answer spells a page of that much message data as byte
+ * values, up to 4 characters per byte, and the JSON of one answer must fit in a JavaScript string
+ * (buffer.constants.MAX_STRING_LENGTH, ~512 Mi characters); above ~128 MiB a ReadMessages answer
+ * could not be written at all, and a REST body or answer of a few hundred MiB cannot be either.
+ */
+export const MAX_MESSAGE_BYTES_LIMIT = 64 * 1024 * 1024
+
 export const OPTIONS = [
   option({ key: 'host', env: 'HOST', flag: 'host', default: '127.0.0.1', help: 'Address both listeners bind to (0.0.0.0 for all interfaces)', parse: parseHost }),
   option({ key: 'httpPort', env: 'HTTP_PORT', flag: 'http-port', default: '3000', help: 'REST API port (0 = a free port)', parse: parsePort }),
@@ -82,7 +90,7 @@ export const OPTIONS = [
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),
-  option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes; also the most message data one page of a read holds', parse: (raw) => parseInteger(raw, 64, 1024 * 1024 * 1024) }),
+  option({ key: 'maxMessageBytes', env: 'MAX_MESSAGE_BYTES', flag: 'max-message-bytes', default: String(1024 * 1024), help: 'Largest HTTP body and largest TCP request, in bytes (at most 64 MiB); also the most message data one page of a read holds', parse: (raw) => parseInteger(raw, 64, MAX_MESSAGE_BYTES_LIMIT) }),
   option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
   option({ key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: '', help: 'PostgreSQL connection string (postgres://user:password@host:5432/db); required with STORE=postgres', parse: parseDatabaseUrl, secret: true }),
   option({ key: 'databasePoolSize', env: 'DATABASE_POOL_SIZE', flag: 'database-pool-size', default: '10', help: 'Most PostgreSQL connections per instance (one more is kept for notifications)', parse: (raw) => parseInteger(raw, 1, 1000) }),

@@ -1,7 +1,8 @@
+import { constants } from 'node:buffer'
 import assert from 'node:assert/strict'
 import { availableParallelism } from 'node:os'
 import { test } from 'node:test'
-import { ConfigError, helpText, loadConfig, OPTIONS, type Config } from '../../src/config.js'
+import { ConfigError, helpText, loadConfig, MAX_MESSAGE_BYTES_LIMIT, OPTIONS, type Config } from '../../src/config.js'
 
 const load = (env: Record<string, string> = {}, argv: string[] = []) => loadConfig(env, argv) as Config
 
@@ -106,6 +107,13 @@ test('RUST_LOG is honoured when LOG_LEVEL is unset, in the original\'s forms', (
   assert.equal(load({ RUST_LOG: 'hyper=info,error' }).logLevel, 'error')
   assert.equal(load({ RUST_LOG: 'off' }).logLevel, 'silent')
   assert.equal(load({ RUST_LOG: 'debug', LOG_LEVEL: 'warn' }).logLevel, 'warn')
+})
+
+test('MAX_MESSAGE_BYTES is at most 64 MiB: a TCP answer of that much data, as byte values, must fit in a string', () => {
+  assert.equal(load({ MAX_MESSAGE_BYTES: String(64 * 1024 * 1024) }).maxMessageBytes, 64 * 1024 * 1024)
+  assert.throws(() => load({ MAX_MESSAGE_BYTES: String(64 * 1024 * 1024 + 1) }), (err) => err instanceof ConfigError && /^MAX_MESSAGE_BYTES=.*must be a whole number from 64 to 67108864/.test(err.problems[0]!))
+  // Four characters per byte of a page, and room for the rest of the answer.
+  assert.ok(4 * MAX_MESSAGE_BYTES_LIMIT + 1024 * 1024 < constants.MAX_STRING_LENGTH)
 })
 
 test('every bad value is reported on its own line, naming the variable', () => {
