@@ -202,7 +202,8 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       const result = operation.run(request, session)
       return typeof result === 'string' ? invalidFormat(result) : await result
     } catch (err) {
-      if (isServiceError(err) && err.status < 500) return refusal(`Failed to ${operation.what}: ${err.message}`, err.code, err.details)
+      // A client's mistake, or the store unreachable (503 `unavailable`, as REST answers it): said as it is.
+      if (isServiceError(err) && (err.status < 500 || err.code === 'unavailable')) return refusal(`Failed to ${operation.what}: ${err.message}`, err.code, err.details)
       log.error({ err, type }, 'TCP request failed')
       // As on REST, the details of a 5xx stay in the log.
       return refusal(`Failed to ${operation.what}: Internal server error`, 'internal')

@@ -6,6 +6,7 @@ import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { RestApi } from '../helpers/rest-api.js'
 import { startTestService } from '../helpers/service.js'
 import { StreamClient } from '../helpers/stream-client.js'
+import { request } from '../tcp/helpers.js'
 
 const text64 = (text: string) => Buffer.from(text).toString('base64')
 
@@ -95,6 +96,17 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
       const claim = await apiB.call('GET', '/key-packages/grace')
       assert.equal(claim.status, 503, 'a claim that cannot be counted is not handed out')
       assert.equal(claim.body.error, 'unavailable')
+      // The TCP door says the same: `unavailable`, not `internal`.
+      for (const body of [
+        { type: 'RelayMessage', group_id: 'shared', sender_id: 'alice', message: [1, 2, 3], message_type: 'Application' },
+        { type: 'JoinGroup', group_id: 'shared', client_id: 'carol' },
+        { type: 'FetchKeyPackage', client_id: 'grace' },
+      ]) {
+        const answer = await request(a.tcpPort!, body)
+        assert.equal(answer.type, 'Error', body.type)
+        assert.equal(answer.code, 'unavailable', body.type)
+        assert.match(answer.message, /database is unavailable; retry later/, body.type)
+      }
       assert.ok(Date.now() - started < 10_000, 'no hang')
       assert.equal((await apiA.call('GET', '/health')).status, 200, 'liveness does not depend on the database')
 
