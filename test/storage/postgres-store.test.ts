@@ -238,6 +238,24 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a join racing the delete of its group finds no group (it was a foreign key violation, a 500)', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 4, schema: 'join_delete' })
+    try {
+      const outcomes = { joined: 0, noGroup: 0 }
+      for (let i = 0; i < 60; i++) {
+        await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+        const [joined, deleted] = await Promise.all([store.addMember('g', 'bob'), store.deleteGroup('g')])
+        assert.equal(deleted, true)
+        if (joined) outcomes.joined++
+        else outcomes.noGroup++
+      }
+      assert.equal(outcomes.joined + outcomes.noGroup, 60)
+      assert.equal(await store.getGroup('g'), undefined)
+    } finally {
+      await store.close()
+    }
+  })
+
   test('live streams woken together get a message\'s bytes once per statement, as one array, not once per member', async () => {
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'page_bytes' })
     const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'page_bytes' }, () => {})

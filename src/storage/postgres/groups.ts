@@ -55,7 +55,21 @@ export async function deleteGroup(pool: pg.Pool, groupId: string): Promise<boole
   })
 }
 
+/** SQLSTATE foreign_key_violation. */
+const FOREIGN_KEY_VIOLATION = '23503'
+
 export async function addMember(pool: pg.Pool, groupId: string, clientId: string): Promise<GroupRecord | undefined> {
+  try {
+    return await joinGroup(pool, groupId, clientId)
+  } catch (err) {
+    // The group was deleted while the join waited for its row (the foreign key check): the join
+    // found a group that is gone by the time it would be a member of it. No such group, not a 500.
+    if ((err as { code?: unknown }).code === FOREIGN_KEY_VIOLATION) return undefined
+    throw err
+  }
+}
+
+function joinGroup(pool: pg.Pool, groupId: string, clientId: string): Promise<GroupRecord | undefined> {
   return transaction(pool, async (client) => {
     // The foreign key check takes a KEY SHARE lock on the group row, so a join waits for an
     // append in progress (which holds FOR UPDATE) and fan-out sees a consistent member list.
