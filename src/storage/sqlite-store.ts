@@ -5,6 +5,7 @@ import { ackDeliveries, fanOut, readDeliveries, readWelcomes, type MessageBytes 
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { retryKeys } from './retry-keys.js'
+import { StoreUnavailableError } from './errors.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
   KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
@@ -21,6 +22,34 @@ const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data
 const USABLE = '(legacy OR not_after IS NULL OR not_after >= @now)'
 /** Expired packages a claim deletes, at most: bounded work per claim, more than the one it takes (see postgres/key-packages.ts). */
 const EXPIRED_PURGE_BATCH = 16
+
+/** How long an operation waits for a write lock another process holds (SQLITE_BUSY after it). */
+export const BUSY_TIMEOUT_MS = 100
+
+/**
+ * The store, with SQLITE_BUSY and SQLITE_LOCKED (the file locked by another process beyond
+ * BUSY_TIMEOUT_MS) turned into StoreUnavailableError, which both doors answer 503 `unavailable`
+ * (retry later), as a PostgreSQL outage is; any other error stays as it is.
+ */
+function unavailableWhenLocked(store: SqliteStore): SqliteStore {
+  const translate = (err: unknown): unknown =>
+    typeof (err as { code?: unknown })?.code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test((err as { code: string }).code)
+      ? new StoreUnavailableError((err as Error).message, { cause: err })
+      : err
+  return new Proxy(store, {
+    get(target, property) {
+      const value: unknown = Reflect.get(target, property, target)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        try {
+          return Promise.resolve(value.apply(target, args)).catch((err: unknown) => Promise.reject(translate(err)))
+        } catch (err) {
+          return Promise.reject(translate(err))
+        }
+      }
+    },
+  })
+}
 
 /**
  * The durable store for one machine without a database server. better-sqlite3 is synchronous,
@@ -43,13 +72,15 @@ export class SqliteStore implements Store {
     // Every acknowledged write is on disk before the answer (a 201 survives a power cut).
     db.pragma('synchronous = FULL')
     db.pragma('foreign_keys = ON')
-    db.pragma('busy_timeout = 5000')
+    // Another process holding the write lock (a backup, a sqlite3 shell): better-sqlite3 waits
+    // synchronously, so every request of the process waits with it. Briefly, then 503 (below).
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`)
     db.transaction(() => {
       const version = db.pragma('user_version', { simple: true }) as number
       SQLITE_MIGRATIONS.slice(version).forEach((sql) => db.exec(sql))
       db.pragma(`user_version = ${SQLITE_MIGRATIONS.length}`)
     }).immediate()
-    return new SqliteStore(db, { ...DEFAULT_STORE_OPTIONS, ...withoutPath(options) })
+    return unavailableWhenLocked(new SqliteStore(db, { ...DEFAULT_STORE_OPTIONS, ...withoutPath(options) }))
   }
 
   #tx<T>(fn: () => T): Promise<T> {

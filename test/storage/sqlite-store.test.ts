@@ -7,6 +7,8 @@ import Database from 'better-sqlite3'
 import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/schema.js'
 import { SqliteStore } from '../../src/storage/sqlite-store.js'
+import { StoreUnavailableError } from '../../src/storage/errors.js'
+import { buildTestApp } from '../helpers/app.js'
 import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
@@ -131,6 +133,32 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
       assert.notEqual((await store.readDeliveries('m0', 0, 10, 2000)).deliveries[0]!.data, [...firsts][0], 'a later read has arrays of its own')
       assert.deepEqual((await store.readDeliveries('m0', 0, 10, 2000, 1)).deliveries.map((d) => d.data.length), [32 * 1024], 'the budget counts the log\'s bytes')
     } finally {
+      await store.close()
+    }
+  })
+
+  test('a write lock held by another process: 503 unavailable after a short wait, not a 500 after 5 s; then back to normal', async () => {
+    const path = join(dir, 'locked.sqlite')
+    const store = SqliteStore.open({ path })
+    const { app } = await buildTestApp({ store: 'sqlite', sqlitePath: path })
+    const other = new Database(path)
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      other.exec('BEGIN IMMEDIATE')
+      const started = Date.now()
+      await assert.rejects(store.addMember('g', 'bob'), (err) => err instanceof StoreUnavailableError && (err as StoreUnavailableError).code === 'unavailable')
+      await assert.rejects(store.createGroup({ groupId: 'h', creatorId: 'alice', epoch: 0, createdAt: 1 }), StoreUnavailableError)
+      const res = await app.inject({ method: 'POST', url: '/groups', payload: { group_id: 'h', creator_id: 'alice' } })
+      assert.deepEqual([res.statusCode, res.json().error], [503, 'unavailable'])
+      assert.ok(Date.now() - started < 3000, `waited ${Date.now() - started} ms`)
+      assert.equal((await store.getGroup('g'))?.groupId, 'g', 'reads need no write lock (WAL)')
+      other.exec('COMMIT')
+      assert.deepEqual((await store.addMember('g', 'bob'))?.members, ['alice', 'bob'])
+      assert.equal((await app.inject({ method: 'POST', url: '/groups', payload: { group_id: 'h', creator_id: 'alice' } })).statusCode, 201)
+    } finally {
+      if (other.inTransaction) other.exec('ROLLBACK')
+      other.close()
+      await app.close()
       await store.close()
     }
   })
