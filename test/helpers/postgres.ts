@@ -5,7 +5,7 @@
  * database on that server instead, dropped afterwards.
  */
 import { execFileSync, spawnSync } from 'node:child_process'
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -17,7 +17,7 @@ export interface TestPostgres {
   /** A connection string for a database of its own. */
   readonly url: string
   /** Only for a cluster of our own: stop and start it again (outage tests). */
-  readonly cluster: { stop(): void; start(): void } | undefined
+  readonly cluster: { stop(): void; start(): void; freeze(): void; thaw(): void } | undefined
   /** Stops the cluster and removes its folder, or drops the database. Safe to call twice. */
   close(): Promise<void>
 }
@@ -77,10 +77,19 @@ export async function startCluster(): Promise<TestPostgres> {
       started = true
     }
     start()
+    // A server that does not answer at all (frozen, or cut off by the network): SIGSTOP on the
+    // postmaster and its backends, SIGCONT to resume.
+    const processes = () => {
+      const postmaster = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0])
+      const children = spawnSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean).map(Number)
+      return [postmaster, ...children]
+    }
+    const freeze = () => processes().forEach((pid) => process.kill(pid, 'SIGSTOP'))
+    const thaw = () => processes().forEach((pid) => process.kill(pid, 'SIGCONT'))
     const url = `postgresql://postgres@127.0.0.1:${port}/postgres`
     return {
       url,
-      cluster: { stop, start },
+      cluster: { stop, start, freeze, thaw },
       close: async () => {
         process.removeListener('exit', remove)
         remove()

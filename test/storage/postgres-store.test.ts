@@ -8,6 +8,7 @@ import { createPool } from '../../src/storage/postgres/database.js'
 import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
 import { readWelcomes } from '../../src/storage/postgres/welcomes.js'
 import { readDeliveryPages } from '../../src/storage/postgres/queues.js'
+import { StoreUnavailableError } from '../../src/storage/errors.js'
 import { NO_BYTE_LIMIT } from '../../src/storage/page-budget.js'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import { DEFAULT_STORE_OPTIONS } from '../../src/storage/options.js'
@@ -234,6 +235,36 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       const bob = (await store.readDeliveries('bob', 0, 100, 1000)).deliveries.map((d) => new TextDecoder().decode(d.data))
       assert.deepEqual(bob, ['first', ...accepted], 'each acknowledged message once, with its own bytes, in order')
     } finally {
+      await store.close()
+    }
+  })
+
+  test('a server that does not answer (frozen): every request is unavailable within the query timeout, appends queued behind it at once', async (t) => {
+    if (!db.cluster) return t.skip('DATABASE_URL was given: this test needs a cluster of its own to freeze')
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 3, schema: 'frozen', statementTimeoutMs: 500, queryTimeoutMs: 1500, connectTimeoutMs: 1500 })
+    const send = (i: number) => store.appendMessage('g', { senderId: 'alice', messageType: 'Application', data: new Uint8Array([i]), receivedAt: 1000, epoch: null, contentType: null }, { senderMustBeMember: true })
+    try {
+      await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
+      await Promise.all([send(1), send(2), store.getGroup('g')])
+      db.cluster.freeze()
+      const started = Date.now()
+      const outcomes = await Promise.allSettled([...Array.from({ length: 20 }, (_, i) => send(10 + i)), store.getGroup('g'), store.readMessages('g', 0, 10)])
+      const waited = Date.now() - started
+      db.cluster.thaw()
+      assert.deepEqual(outcomes.map((o) => o.status === 'rejected' && o.reason instanceof StoreUnavailableError), outcomes.map(() => true), 'each one 503 unavailable')
+      // Before, no client-side timeout: each waited until the thaw, whenever that came.
+      assert.ok(waited < 6000, `answered after ${waited} ms`)
+      const deadline = Date.now() + 20_000
+      for (;;) {
+        const after = await send(100).catch((err: unknown) => err)
+        if (!(after instanceof StoreUnavailableError)) {
+          assert.ok(after && (after as { ok?: boolean }).ok, 'appends work again after the thaw')
+          break
+        }
+        assert.ok(Date.now() < deadline, 'back within 20 s')
+      }
+    } finally {
+      db.cluster.thaw()
       await store.close()
     }
   })

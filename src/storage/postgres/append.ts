@@ -3,6 +3,7 @@ import type { StoreOptions } from '../options.js'
 import type { AppendCondition, AppendEffects, AppendResult, MessageType, NewMessage } from '../store.js'
 import { retryKeys } from '../retry-keys.js'
 import { statement, toBuffer } from './database.js'
+import { StoreUnavailableError } from '../errors.js'
 
 /** Expired idempotency keys of the group one append deletes, at most: more than an append adds, so a backlog drains. */
 export const IDEMPOTENCY_PURGE_BATCH = 64
@@ -155,8 +156,20 @@ export class AppendQueue {
     if (waiting) return new Promise((resolve, reject) => waiting.push({ message, condition, resolve, reject }))
     this.#waiting.set(groupId, [])
     const alone = appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
-    alone.then((result) => this.#next(groupId, [result]), () => this.#next(groupId, []))
+    alone.then((result) => this.#next(groupId, [result]), (err: unknown) => this.#failed(groupId, err))
     return alone
+  }
+
+  /**
+   * The call in flight failed. When the database is unavailable, what waits for the group fails
+   * with it at once: sent batch after batch, each would wait for its own timeout, a queue of
+   * messages growing in memory for as long as the outage lasts.
+   */
+  #failed(groupId: string, err: unknown): void {
+    if (err instanceof StoreUnavailableError) {
+      for (const waiting of this.#waiting.get(groupId)!.splice(0)) waiting.reject(err)
+    }
+    this.#next(groupId, [])
   }
 
   /** Sends what waited for the group, or marks it idle; `results` are those of the call that just ended. */
@@ -177,7 +190,7 @@ export class AppendQueue {
       },
       (err: unknown) => {
         batch.forEach((a) => a.reject(err))
-        this.#next(groupId, [])
+        this.#failed(groupId, err)
       },
     )
   }

@@ -10,6 +10,11 @@ export interface DatabaseOptions {
   readonly connectTimeoutMs?: number
   /** Server-side limit per statement, so a stuck query becomes a 503 instead of a hang. */
   readonly statementTimeoutMs?: number
+  /**
+   * Client-side limit per query, for a server that does not answer at all (frozen, or cut off
+   * without a reset): then no statement timeout can fire. The statement timeout + 5 s by default.
+   */
+  readonly queryTimeoutMs?: number
 }
 
 export type Queryable = Pick<pg.PoolClient, 'query'>
@@ -24,6 +29,10 @@ export function createPool(options: DatabaseOptions, onError: (err: Error) => vo
     max: options.poolSize,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
     statement_timeout: options.statementTimeoutMs ?? 15_000,
+    // "Query read timeout" (isUnavailable): a 503, and the connection is discarded.
+    query_timeout: options.queryTimeoutMs ?? (options.statementTimeoutMs ?? 15_000) + 5000,
+    // Notices a server gone from the network under an idle connection.
+    keepAlive: true,
     // A transaction left open by a crashed request must not hold group locks forever.
     idle_in_transaction_session_timeout: 30_000,
     options: options.schema ? `-c search_path=${quoteIdent(options.schema)}` : undefined,
