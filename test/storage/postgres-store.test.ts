@@ -60,6 +60,19 @@ describe('PostgreSQL specifics', () => {
   })
 })
 
+/** A pool of one connection on the schema that tells of each query (text form) it sends, and of its result. */
+function watchedPool(schema: string, watch: { sent?: (text: string) => void; answered?: (result: pg.QueryResult) => void }): pg.Pool {
+  const pool = createPool({ connectionString: db.url, poolSize: 1, schema }, () => {})
+  const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>
+  ;(pool as unknown as { query: typeof query }).query = async (text, values) => {
+    watch.sent?.(text)
+    const result = await query(text, values)
+    watch.answered?.(result)
+    return result
+  }
+  return pool
+}
+
 describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
   const inspect = async <T extends pg.QueryResultRow>(sql: string, values: unknown[] = []): Promise<T[]> => {
     const client = new pg.Client({ connectionString: db.url })
@@ -289,14 +302,8 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
 
   test('live streams woken together get a message\'s bytes once per statement, as one array, not once per member', async () => {
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'page_bytes' })
-    const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'page_bytes' }, () => {})
     const carried: number[] = []
-    const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>
-    ;(pool as unknown as { query: typeof query }).query = async (text, values) => {
-      const result = await query(text, values)
-      carried.push(result.rows.filter((r: { data?: Buffer | null }) => r.data != null).length)
-      return result
-    }
+    const pool = watchedPool('page_bytes', { answered: (result) => carried.push(result.rows.filter((r: { data?: Buffer | null }) => r.data != null).length) })
     try {
       const members = Array.from({ length: 40 }, (_, i) => `m${i}`)
       await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
@@ -323,13 +330,8 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
 
   test('reading a Welcome inbox writes only when retention has something to drop', async () => {
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'welcome_reads' })
-    const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'welcome_reads' }, () => {})
     const statements: string[] = []
-    const query = pool.query.bind(pool) as (text: string, values?: unknown[]) => Promise<pg.QueryResult>
-    ;(pool as unknown as { query: typeof query }).query = (text, values) => {
-      statements.push(/^\s*WITH cut AS/.test(text) ? 'enforce' : /^\s*SELECT/.test(text) ? 'read' : text)
-      return query(text, values)
-    }
+    const pool = watchedPool('welcome_reads', { sent: (text) => statements.push(/^\s*WITH cut AS/.test(text) ? 'enforce' : /^\s*SELECT/.test(text) ? 'read' : text) })
     try {
       await store.createGroup({ groupId: 'g', creatorId: 'alice', epoch: 0, createdAt: 1 })
       for (const [i, at] of [[1, 1000], [2, 2000], [3, 3000]] as const) {
