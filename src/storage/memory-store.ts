@@ -233,7 +233,7 @@ export class MemoryStore implements Store {
     const queue = this.#queues.get(clientId)
     if (!queue) return { deliveries: [], lastSeq: 0 }
     const page = queue.read(after, limit, this.#options.retention, now)
-    return maxBytes === NO_BYTE_LIMIT ? page : { ...page, deliveries: withinBudget(page.deliveries, dataSize, maxBytes) }
+    return { ...page, deliveries: withinBudget(page.deliveries, dataSize, maxBytes) }
   }
 
   async readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes?: number): Promise<DeliveryPage[]> {

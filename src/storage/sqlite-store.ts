@@ -1,7 +1,8 @@
 import Database from 'better-sqlite3'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
-import { ackDeliveries, fanOut, readDeliveries, readWelcomes, type MessageBytes } from './sqlite/queues.js'
+import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
+import { MessageBytes } from './message-bytes.js'
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { retryKeys } from './retry-keys.js'
@@ -301,7 +302,7 @@ export class SqliteStore implements Store {
   readDeliveryPages(reads: readonly QueueRead[], limit: number, now: number, maxBytes = NO_BYTE_LIMIT): Promise<DeliveryPage[]> {
     return this.#tx(() => {
       // One message's bytes once for all the streams it woke (MessageBytes).
-      const messageBytes: MessageBytes = new Map()
+      const messageBytes = new MessageBytes()
       return reads.map((r) => readDeliveries(this.#db, this.#options.retention, r.clientId, r.after, limit, now, maxBytes, messageBytes))
     })
   }

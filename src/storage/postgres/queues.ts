@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { RetentionPolicy } from '../options.js'
 import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, QueueRead } from '../store.js'
+import { MessageBytes } from '../message-bytes.js'
 import { query, toBytes, transaction, withinBytes } from './database.js'
 
 /**
@@ -104,20 +105,15 @@ async function readChunk(pool: pg.Pool, retention: RetentionPolicy, reads: reado
 }
 
 /**
- * The rows with their bytes: a message's deliveries (`shared`) get one Uint8Array, made from the
- * first row of it in the statement, which alone carries the bytes (PAGES). As the memory store
- * does, and delivery frames are cached per array, so the stream frame is encoded once too.
+ * The rows with their bytes: a message's deliveries (`shared`) get one Uint8Array (MessageBytes),
+ * made from the first row of it in the statement, which alone carries the bytes (PAGES).
  */
 function withSharedBytes(rows: readonly PageRow[]): Array<PageRow & { bytes: Uint8Array }> {
-  const messages = new Map<string, Map<number, Uint8Array>>()
+  const messages = new MessageBytes()
   return rows.map((row) => {
     if (row.seq === null) return { ...row, bytes: EMPTY }
     if (!row.shared) return { ...row, bytes: toBytes(row.data!) }
-    let group = messages.get(row.group_id)
-    if (!group) messages.set(row.group_id, (group = new Map()))
-    let bytes = group.get(row.group_seq)
-    if (!bytes) group.set(row.group_seq, (bytes = toBytes(row.data!)))
-    return { ...row, bytes }
+    return { ...row, bytes: messages.of(row.group_id, row.group_seq, () => toBytes(row.data!)) }
   })
 }
 

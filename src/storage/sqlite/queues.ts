@@ -1,5 +1,6 @@
 import type BetterSqlite3 from 'better-sqlite3'
 import type { RetentionPolicy } from '../options.js'
+import { MessageBytes } from '../message-bytes.js'
 import { dataSize, withinBudget } from '../page-budget.js'
 import type { AckResult, ContentType, DeliveryKind, DeliveryPage, MessageType, NewMessage, WelcomeRecord } from '../store.js'
 
@@ -63,16 +64,9 @@ interface DeliveryRow {
   received_at: number
 }
 
-/**
- * The bytes of the log's messages that reads in one transaction have met, by group and seq: a
- * message's deliveries share one array, as in the memory store, so the streams one message wakes
- * hold it once, not once per member (and its stream frame is encoded once).
- */
-export type MessageBytes = Map<string, Map<number, Uint8Array>>
-
 export function readDeliveries(
   db: Db, retention: RetentionPolicy, clientId: string, after: number, limit: number, now: number, maxBytes: number,
-  messageBytes: MessageBytes = new Map(),
+  messageBytes = new MessageBytes(),
 ): DeliveryPage {
   enforceRetention(db, clientId, retention, now)
   const q = queueRow(db, clientId)
@@ -85,23 +79,16 @@ export function readDeliveries(
   const deliveries = withinBudget(cursor, (r) => r.size, maxBytes).map((r) => ({
     seq: r.seq, groupId: r.group_id, groupSeq: r.group_seq, senderId: r.sender_id, kind: r.kind, messageType: r.message_type,
     epoch: r.epoch, contentType: r.content_type,
-    data: r.data ? new Uint8Array(r.data) : logBytes(db, messageBytes, r.group_id, r.group_seq),
+    data: r.data ? new Uint8Array(r.data) : messageBytes.of(r.group_id, r.group_seq, () => logBytes(db, r.group_id, r.group_seq)),
     receivedAt: r.received_at,
   }))
   const gap = after < q.dropped_up_to ? { missedFrom: after + 1, firstAvailableSeq: q.first_seq } : undefined
   return { deliveries, gap, lastSeq: q.last_seq }
 }
 
-/** Message `seq` of the group's log, read once per transaction (MessageBytes). */
-function logBytes(db: Db, messageBytes: MessageBytes, groupId: string, seq: number): Uint8Array {
-  let group = messageBytes.get(groupId)
-  if (!group) messageBytes.set(groupId, (group = new Map()))
-  let bytes = group.get(seq)
-  if (!bytes) {
-    const row = db.prepare('SELECT data FROM messages WHERE group_id = ? AND seq = ?').get(groupId, seq) as { data: Buffer }
-    group.set(seq, (bytes = new Uint8Array(row.data)))
-  }
-  return bytes
+/** The bytes of message `seq` of the group's log. */
+function logBytes(db: Db, groupId: string, seq: number): Uint8Array {
+  return new Uint8Array((db.prepare('SELECT data FROM messages WHERE group_id = ? AND seq = ?').get(groupId, seq) as { data: Buffer }).data)
 }
 
 export function ackDeliveries(db: Db, clientId: string, upTo: number): AckResult {
