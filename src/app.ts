@@ -3,24 +3,27 @@ import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
+import { MemberAccess, OPEN_ACCESS, type AccessPolicy } from './auth/access-policy.js'
+import { TokenVerifier, type TokenOptions } from './auth/token-verifier.js'
 import type { Config } from './config.js'
 import { ServiceError } from './errors.js'
+import { requireBearerTokens } from './http/authentication.js'
 import { clientErrorHandler, frameworkErrors, invalidJson, registerErrorHandlers } from './http/error-handler.js'
-import { LevelAwareLogController } from './http/log-controller.js'
+import { LevelAwareLogController, serializeRequest } from './http/log-controller.js'
 import { clientRoutes } from './http/routes/clients.js'
 import { groupRoutes } from './http/routes/groups.js'
 import { healthRoutes } from './http/routes/health.js'
 import { keyPackageRoutes } from './http/routes/key-packages.js'
 import { messageRoutes } from './http/routes/messages.js'
 import { metricsRoutes } from './http/routes/metrics.js'
-import { registerDocs } from './http/swagger.js'
+import { documentBearerAuth, registerDocs } from './http/swagger.js'
 import { serveInOrder } from './http/request-order.js'
 import { gateUpgrades } from './http/upgrade-gate.js'
 import { describeValidationError, validatorCompiler } from './http/validation.js'
 import type { DeliveryService } from './service/delivery-service.js'
 
 export interface AppOptions {
-  readonly config: Pick<Config, 'corsOrigins' | 'httpRequestTimeoutSeconds' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
+  readonly config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience' | 'corsOrigins' | 'httpRequestTimeoutSeconds' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: Logger
 }
@@ -29,7 +32,7 @@ export interface AppOptions {
 export async function buildApp({ config, service, logger }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const app = Fastify({
-    loggerInstance: logger as FastifyBaseLogger,
+    loggerInstance: logger.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: config.maxMessageBytes,
     // Ids may be 256 characters, percent-encoded up to 12 bytes each.
     routerOptions: { maxParamLength: 4096 },
@@ -71,9 +74,24 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   await app.register(healthRoutes, { service })
   if (config.metrics) await app.register(metricsRoutes, { service })
   const validation = config.mlsValidation
-  await app.register(keyPackageRoutes, { service, validation })
-  await app.register(groupRoutes, { service })
-  await app.register(messageRoutes, { service, validation })
+  const verifier = config.auth === 'jwt' ? new TokenVerifier(tokenOptions(config)) : undefined
+  const access = verifier ? new MemberAccess(service) : OPEN_ACCESS
+  // The API's routes, behind bearer tokens with AUTH=jwt; health, readiness, metrics and the docs stay open.
+  await app.register(async (api) => {
+    documentBearerAuth(api)
+    if (verifier) requireBearerTokens(api, verifier, { queryTokenRoutes: new Set([STREAM_ROUTE]) })
+    await registerApiRoutes(api, { config, service, access })
+  })
+  serveInOrder(app.server)
+  gateUpgrades(app.server, (url) => STREAM_PATH.test(url))
+  return app
+}
+
+async function registerApiRoutes(app: FastifyInstance, { config, service, access }: Pick<AppOptions, 'config' | 'service'> & { access: AccessPolicy }): Promise<void> {
+  const validation = config.mlsValidation
+  await app.register(keyPackageRoutes, { service, validation, access })
+  await app.register(groupRoutes, { service, access })
+  await app.register(messageRoutes, { service, validation, access })
   // @fastify/websocket adds an onRequest and an onResponse hook and wraps the handler of every
   // route in its scope: keep it to the routes that stream, so relaying pays none of that.
   await app.register(async (streaming) => {
@@ -96,6 +114,7 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
     })
     await streaming.register(clientRoutes, {
       service,
+      access,
       corsOrigins: config.corsOrigins,
       stream: {
         maxBufferedBytes: config.streamMaxBufferedBytes,
@@ -105,11 +124,17 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
       },
     })
   })
-  serveInOrder(app.server)
-  gateUpgrades(app.server, (url) => STREAM_PATH.test(url))
-  return app
 }
 
+function tokenOptions(config: AppOptions['config']): TokenOptions {
+  return {
+    ...(config.authJwtSecret ? { secret: config.authJwtSecret } : { jwksUrl: config.authJwksUrl }),
+    ...(config.authJwtIssuer ? { issuer: config.authJwtIssuer } : {}),
+    ...(config.authJwtAudience ? { audience: config.authJwtAudience } : {}),
+  }
+}
+
+const STREAM_ROUTE = '/clients/:client/stream'
 /** Where WebSocket handshakes are taken (routes/clients.ts); elsewhere an Upgrade header is ignored (upgrade-gate.ts). */
 const STREAM_PATH = /^\/clients\/[^/?#]+\/stream(?:[?#]|$)/
 
@@ -122,7 +147,7 @@ async function registerCors(app: FastifyInstance, origins: readonly string[]): P
   await app.register(cors, {
     origin: origins.includes('*') ? '*' : [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
-    allowedHeaders: ['content-type', 'accept', 'idempotency-key'],
+    allowedHeaders: ['content-type', 'accept', 'idempotency-key', 'authorization'],
     maxAge: 600,
     // An OPTIONS request without CORS headers (curl) gets the headers, not a text/plain 400.
     strictPreflight: false,

@@ -16,6 +16,9 @@ export const VALIDATION_MODES = ['strict', 'permissive'] as const
 /** What happens to bytes that do not decode as MLS at all: rejected, or kept as opaque legacy data. */
 export type ValidationMode = (typeof VALIDATION_MODES)[number]
 
+export const AUTH_MODES = ['none', 'jwt'] as const
+export type AuthMode = (typeof AUTH_MODES)[number]
+
 export interface ClaimLimit {
   readonly claims: number
   readonly windowSeconds: number
@@ -56,6 +59,16 @@ export interface Config {
   readonly streamPingIntervalSeconds: number
   readonly streamMaxBufferedBytes: number
   readonly streamStallTimeoutSeconds: number
+  /** jwt: every API route needs a bearer token whose `sub` is the client it acts as. */
+  readonly auth: AuthMode
+  /** HMAC secret of the tokens (AUTH=jwt), or ''. */
+  readonly authJwtSecret: string
+  /** The token issuer's JWKS URL (AUTH=jwt), or ''. */
+  readonly authJwksUrl: string
+  /** A token's `iss` must be this when not ''. */
+  readonly authJwtIssuer: string
+  /** A token's `aud` must be or include this when not ''. */
+  readonly authJwtAudience: string
 }
 
 interface Option<K extends keyof Config> {
@@ -108,6 +121,11 @@ export const OPTIONS = [
   option({ key: 'streamPingIntervalSeconds', env: 'STREAM_PING_INTERVAL', flag: 'stream-ping-interval', default: '30s', help: 'Keep-alive ping period of live streams; a peer that misses a ping is dropped', parse: parseDuration }),
   option({ key: 'streamMaxBufferedBytes', env: 'STREAM_MAX_BUFFERED_BYTES', flag: 'stream-max-buffered-bytes', default: String(1024 * 1024), help: 'Bytes a live stream may have unsent before it waits for the consumer', parse: (raw) => parseInteger(raw, 1024, 1024 * 1024 * 1024) }),
   option({ key: 'streamStallTimeoutSeconds', env: 'STREAM_STALL_TIMEOUT', flag: 'stream-stall-timeout', default: '10s', help: 'A consumer that reads nothing for this long while behind is disconnected (close code 4008) and resumes from its cursor', parse: parseDuration }),
+  option({ key: 'auth', env: 'AUTH', flag: 'auth', default: 'none', help: "Client authentication of the REST API: none, or jwt (every API route needs Authorization: Bearer <JWT> whose sub is the client id it acts as; needs AUTH_JWT_SECRET or AUTH_JWKS_URL, and TCP_ENABLED=false: the legacy protocol has no credentials)", parse: (raw) => oneOf(raw, AUTH_MODES) }),
+  option({ key: 'authJwtSecret', env: 'AUTH_JWT_SECRET', flag: 'auth-jwt-secret', default: '', help: 'AUTH=jwt: the shared secret of HS256/HS384/HS512 tokens, at least 32 characters', parse: parseJwtSecret, secret: true }),
+  option({ key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', default: '', help: "AUTH=jwt: the token issuer's public keys (JWKS) for RS*, PS*, ES* and EdDSA tokens, e.g. https://id.example.com/.well-known/jwks.json", parse: parseJwksUrl }),
+  option({ key: 'authJwtIssuer', env: 'AUTH_JWT_ISSUER', flag: 'auth-jwt-issuer', default: '', help: "AUTH=jwt: when set, a token's iss must be this", parse: (raw) => raw }),
+  option({ key: 'authJwtAudience', env: 'AUTH_JWT_AUDIENCE', flag: 'auth-jwt-audience', default: '', help: "AUTH=jwt: when set, a token's aud must be or include this", parse: (raw) => raw }),
 ] as const
 
 export class ConfigError extends Error {
@@ -161,6 +179,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
   if (problems.length === 0 && values.store === 'postgres' && values.databaseUrl === '') {
     problems.push('DATABASE_URL is required with STORE=postgres (e.g. postgres://mls:secret@127.0.0.1:5432/mls)')
   }
+  if (problems.length === 0) problems.push(...authProblems(values as unknown as Config))
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
 }
@@ -205,16 +224,19 @@ function parseDurationOrNever(raw: string): number {
   return raw === '0' ? 0 : parseDuration(raw)
 }
 
-function parseDatabaseUrl(raw: string): string {
+/** '' (not set), or a URL of one of `protocols`; `problem` says what is expected. */
+function parseOptionalUrl(raw: string, protocols: readonly string[], problem: string): string {
   if (raw === '') return ''
-  let url: URL
+  let url: URL | undefined
   try {
     url = new URL(raw)
-  } catch {
-    throw new Error('must be a URL like postgres://user:password@host:5432/database')
-  }
-  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') throw new Error('must start with postgres:// or postgresql://')
+  } catch { /* reported below */ }
+  if (!url || !protocols.includes(url.protocol)) throw new Error(problem)
   return raw
+}
+
+function parseDatabaseUrl(raw: string): string {
+  return parseOptionalUrl(raw, ['postgres:', 'postgresql:'], 'must be a URL like postgres://user:password@host:5432/database')
 }
 
 function parsePath(raw: string): string {
@@ -232,6 +254,29 @@ function parseClaimLimit(raw: string): ClaimLimit | null {
   const windowSeconds = parseDuration(match[2]!)
   if (windowSeconds > 86400) throw new Error('the window must be at most 1d')
   return { claims, windowSeconds }
+}
+
+/** The settings of AUTH=jwt belong together: one key source, no TCP door without credentials. */
+function authProblems(config: Config): string[] {
+  const keys = [config.authJwtSecret && 'AUTH_JWT_SECRET', config.authJwksUrl && 'AUTH_JWKS_URL'].filter(Boolean)
+  if (config.auth === 'none') {
+    const set = [...keys, config.authJwtIssuer && 'AUTH_JWT_ISSUER', config.authJwtAudience && 'AUTH_JWT_AUDIENCE'].filter(Boolean)
+    return set.length > 0 ? [`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but AUTH=none: set AUTH=jwt to require tokens, or unset ${set.length > 1 ? 'them' : 'it'}`] : []
+  }
+  const problems: string[] = []
+  if (keys.length !== 1) problems.push('AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer\'s public keys)')
+  if (config.tcpEnabled) problems.push('AUTH=jwt needs TCP_ENABLED=false: the legacy TCP protocol carries no credentials, so its door would let anyone act as any client')
+  return problems
+}
+
+function parseJwtSecret(raw: string): string {
+  // RFC 7518 §3.2: an HMAC key at least as long as the hash (32 bytes for HS256).
+  if (raw !== '' && Buffer.byteLength(raw) < 32) throw new Error('must be at least 32 characters (RFC 7518 §3.2)')
+  return raw
+}
+
+function parseJwksUrl(raw: string): string {
+  return parseOptionalUrl(raw, ['https:', 'http:'], 'must be an http(s) URL such as https://id.example.com/.well-known/jwks.json')
 }
 
 function parseWorkers(raw: string): number {

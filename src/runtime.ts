@@ -63,7 +63,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     await backend.close()
     throw new ListenError('HTTP_PORT', config.httpPort, config.host, err as NodeJS.ErrnoException)
   }
-  logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (HTTP REST API)`)
+  logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (HTTP REST API${config.auth === 'jwt' ? ', bearer tokens required' : ''})`)
   if (tcp) {
     try {
       tcpPort = (await tcp.listen(config.tcpPort, config.host)).port

@@ -23,3 +23,22 @@ export class LevelAwareLogController extends LogController {
     if (error || this.#logger.isLevelEnabled('info')) super.requestCompleted(error, request, reply, metadata)
   }
 }
+
+/**
+ * Fastify's `req` log serializer, with a bearer token carried in the query (`access_token`, a
+ * WebSocket stream under AUTH=jwt) replaced by `[redacted]`: request lines must not hand out
+ * credentials to whoever reads the logs.
+ */
+export function serializeRequest(request: FastifyRequest): Record<string, unknown> {
+  return {
+    method: request.method,
+    url: redactQueryToken(request.url),
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket?.remotePort,
+  }
+}
+
+export function redactQueryToken(url: string): string {
+  return url.includes('access_token=') ? url.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]') : url
+}

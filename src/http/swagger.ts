@@ -9,7 +9,10 @@ export const OPENAPI_INFO = {
     'Live delivery is a WebSocket, which OpenAPI cannot describe: `GET /clients/{client}/stream?after=N` replays the ' +
     "client's queue after N and then streams it; on the same socket the client may send `ack` and `send` frames " +
     '(see the README, section Delivery). Browser pages may open it from the service\'s own origin or one listed in ' +
-    'CORS_ORIGINS (403 `forbidden_origin` otherwise).',
+    'CORS_ORIGINS (403 `forbidden_origin` otherwise). ' +
+    'A service run with AUTH=jwt needs `Authorization: Bearer <JWT>` on every route but health, readiness, metrics and the docs ' +
+    '(401 `unauthenticated` without a valid one): the token\'s `sub` is the client it acts as, which may act only as itself and ' +
+    'read a group only while a member (403 `forbidden`). Without AUTH=jwt no token is needed and one sent is ignored.',
   version: '0.1.0',
 }
 
@@ -26,8 +29,23 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
         { name: 'clients', description: 'What is routed to one client (Welcomes)' },
         { name: 'operations', description: 'Health and documentation' },
       ],
+      components: {
+        securitySchemes: {
+          bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'AUTH=jwt: a JWT whose sub is the client id it acts as (RFC 6750)' },
+        },
+      },
     },
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}
+
+/** RFC 6750 bearer tokens, needed when the service runs with AUTH=jwt (and optional otherwise). */
+export const API_SECURITY = [{ bearerAuth: [] }, {}]
+
+/** Marks every route `app` adds from now on as taking the bearer token, in the OpenAPI document. */
+export function documentBearerAuth(app: FastifyInstance): void {
+  app.addHook('onRoute', (route) => {
+    if (route.schema && !route.schema.hide) route.schema = { ...route.schema, security: API_SECURITY } as typeof route.schema
+  })
 }

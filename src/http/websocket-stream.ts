@@ -19,7 +19,27 @@ export const CLOSE_CODES = {
   missedPing: 4000,
   /** The store failed; reconnect with your cursor. */
   internalError: 1011,
+  /** AUTH=jwt: the stream's token expired; reconnect with a fresh one and your cursor. */
+  tokenExpired: 4001,
 } as const
+
+/** setTimeout's longest delay (~24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** A stream opened with a token lives no longer than the token: closed with 4001 when it expires. */
+export function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
+  let timer: NodeJS.Timeout
+  const arm = () => {
+    const left = expiresAt - Date.now()
+    if (left <= 0) {
+      socket.close(CLOSE_CODES.tokenExpired, 'token expired: reconnect with a new token and your cursor')
+      return
+    }
+    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
+  }
+  arm()
+  socket.once('close', () => clearTimeout(timer))
+}
 
 export interface StreamOptions extends BackpressureLimits {
   readonly pingIntervalMs: number

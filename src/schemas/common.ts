@@ -28,22 +28,30 @@ export const GroupParamsSchema = Type.Object({ group: IdSchema })
 export const GroupMemberParamsSchema = Type.Object({ group: IdSchema, client: IdSchema })
 
 /**
- * Error responses by status, for route schemas. Every route reads or writes the store, so
- * every route may answer 503 while a database store is unreachable: it is always declared.
+ * Error responses by status, for the API's route schemas. Every such route reads or writes the
+ * store, so it may answer 503 while a database store is unreachable, and with AUTH=jwt it needs a
+ * bearer token (401): both are always declared. (The operations routes use `errorResponse`.)
  */
-export function errorResponses<const S extends readonly number[]>(...given: S): Record<S[number] | 503, typeof ErrorSchema> {
-  const statuses = [...new Set([...given, 503])]
-  const descriptions: Record<number, string> = {
-    400: 'Bad input; the message names the field',
-    403: 'Not allowed (e.g. the sender is not a member)',
-    404: 'No such resource',
-    409: 'Conflict with the current state',
-    413: 'Body larger than MAX_MESSAGE_BYTES',
-    415: 'Unsupported Content-Type',
-    422: 'The Idempotency-Key was used for another message (error "idempotency_key_reused", with the seq it stands for)',
-    426: 'Not a WebSocket handshake (error "upgrade_required")',
-    429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header)',
-    503: 'The database is unreachable (error "unavailable"); retry later',
-  }
-  return Object.fromEntries(statuses.map((s) => [s, { ...ErrorSchema, description: descriptions[s] ?? 'Error' }])) as unknown as Record<S[number] | 503, typeof ErrorSchema>
+export function errorResponses<const S extends readonly number[]>(...given: S): Record<S[number] | 401 | 503, typeof ErrorSchema> {
+  const statuses = [...new Set([...given, 401, 503])].sort((a, b) => a - b)
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(s)])) as unknown as Record<S[number] | 401 | 503, typeof ErrorSchema>
+}
+
+const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
+  400: 'Bad input; the message names the field',
+  401: 'AUTH=jwt: no bearer token, or one that does not verify (error "unauthenticated", with a WWW-Authenticate header)',
+  403: 'Not allowed: the sender is not a member ("not_member"), or the token\'s client may not do this ("forbidden")',
+  404: 'No such resource',
+  409: 'Conflict with the current state',
+  413: 'Body larger than MAX_MESSAGE_BYTES',
+  415: 'Unsupported Content-Type',
+  422: 'The Idempotency-Key was used for another message (error "idempotency_key_reused", with the seq it stands for)',
+  426: 'Not a WebSocket handshake (error "upgrade_required")',
+  429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header)',
+  503: 'The database (or, with AUTH_JWKS_URL, the token issuer\'s keys) cannot be reached (error "unavailable"); retry later',
+}
+
+/** The error response of one status, described. */
+export function errorResponse(status: number): typeof ErrorSchema {
+  return { ...ErrorSchema, description: ERROR_DESCRIPTIONS[status] ?? 'Error' } as typeof ErrorSchema
 }

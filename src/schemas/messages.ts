@@ -117,6 +117,9 @@ export const AckReplySchema = Type.Object({
 })
 
 export const StreamQuerySchema = Type.Object(
-  { after: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Replay deliveries with seq greater than this, then stream' }) },
+  {
+    after: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: 'Replay deliveries with seq greater than this, then stream' }),
+    access_token: Type.Optional(Type.String({ minLength: 1, maxLength: 16384, description: 'AUTH=jwt: the bearer token, for clients that cannot set an Authorization header on a WebSocket (browsers); RFC 6750 §2.3' })),
+  },
   { additionalProperties: false },
 )

@@ -1,7 +1,7 @@
 import { constants } from 'node:buffer'
 import assert from 'node:assert/strict'
 import { availableParallelism } from 'node:os'
-import { test } from 'node:test'
+import { describe, test } from 'node:test'
 import { ConfigError, helpText, loadConfig, MAX_MESSAGE_BYTES_LIMIT, OPTIONS, type Config } from '../../src/config.js'
 
 const load = (env: Record<string, string> = {}, argv: string[] = []) => loadConfig(env, argv) as Config
@@ -37,6 +37,42 @@ test('defaults', () => {
     streamPingIntervalSeconds: 30,
     streamMaxBufferedBytes: 1024 * 1024,
     streamStallTimeoutSeconds: 10,
+    auth: 'none',
+    authJwtSecret: '',
+    authJwksUrl: '',
+    authJwtIssuer: '',
+    authJwtAudience: '',
+  })
+})
+
+describe('AUTH=jwt', () => {
+  const SECRET = 'x'.repeat(32)
+  const problems = (env: Record<string, string>, argv: string[] = []) => {
+    try {
+      load(env, argv)
+    } catch (err) {
+      return (err as ConfigError).problems
+    }
+    return []
+  }
+
+  test('with a secret or a JWKS URL, and the TCP door off', () => {
+    const withSecret = load({ AUTH: 'jwt', AUTH_JWT_SECRET: SECRET, TCP_ENABLED: 'false', AUTH_JWT_ISSUER: 'https://id.example.com', AUTH_JWT_AUDIENCE: 'mls' })
+    assert.deepEqual([withSecret.auth, withSecret.authJwtSecret, withSecret.authJwtIssuer, withSecret.authJwtAudience], ['jwt', SECRET, 'https://id.example.com', 'mls'])
+    const withJwks = load({}, ['--auth', 'jwt', '--auth-jwks-url', 'https://id.example.com/jwks.json', '--tcp-enabled', 'false'])
+    assert.equal(withJwks.authJwksUrl, 'https://id.example.com/jwks.json')
+  })
+
+  test('each wrong combination is one clear problem, and the secret is never echoed', () => {
+    assert.deepEqual(problems({ AUTH: 'jwt', TCP_ENABLED: 'false' }), ["AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer's public keys)"])
+    assert.equal(problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: 'https://id.example.com/jwks.json' }).length, 1)
+    assert.match(problems({ AUTH: 'jwt', AUTH_JWT_SECRET: SECRET }).join('\n'), /AUTH=jwt needs TCP_ENABLED=false: the legacy TCP protocol carries no credentials/)
+    assert.deepEqual(problems({ AUTH_JWT_SECRET: SECRET }), ['AUTH_JWT_SECRET is set but AUTH=none: set AUTH=jwt to require tokens, or unset it'])
+    assert.match(problems({ AUTH_JWKS_URL: 'https://id.example.com/jwks.json', AUTH_JWT_AUDIENCE: 'mls' })[0]!, /^AUTH_JWKS_URL, AUTH_JWT_AUDIENCE are set but AUTH=none/)
+    const short = problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWT_SECRET: 'too-short-secret' })
+    assert.deepEqual(short, ['AUTH_JWT_SECRET=(hidden): must be at least 32 characters (RFC 7518 §3.2)'])
+    assert.match(problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWKS_URL: 'file:///etc/keys' })[0]!, /^AUTH_JWKS_URL="file:\/\/\/etc\/keys": must be an http\(s\) URL/)
+    assert.match(problems({ AUTH: 'oauth' })[0]!, /^AUTH="oauth": must be one of none, jwt/)
   })
 })
 

@@ -29,14 +29,22 @@ export interface CommitExtras {
 
 export class RestApi {
   readonly base: string
+  /** Sent as `Authorization: Bearer` on every call (a service with AUTH=jwt). */
+  readonly #token: string | undefined
 
-  constructor(port: number) {
+  constructor(port: number, token?: string) {
     this.base = `http://127.0.0.1:${port}`
+    this.#token = token
+  }
+
+  /** The same service, as the client `token` speaks for. */
+  as(token: string): RestApi {
+    return new RestApi(Number(new URL(this.base).port), token)
   }
 
   /** `path` is sent as given: build it with `at` so ids are percent-encoded. */
   async call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Reply> {
-    const init: RequestInit = { method, headers: { ...headers } }
+    const init: RequestInit = { method, headers: { ...this.#authorization(), ...headers } }
     if (body instanceof Uint8Array) {
       init.body = body
     } else if (body !== undefined) {
@@ -105,12 +113,16 @@ export class RestApi {
   }
 
   async groupInfoRaw(group: string): Promise<{ status: number; type: string | null; bytes: Uint8Array }> {
-    const res = await fetch(`${this.base}/groups/${at(group)}/group-info`, { headers: { accept: 'message/mls' } })
+    const res = await fetch(`${this.base}/groups/${at(group)}/group-info`, { headers: { ...this.#authorization(), accept: 'message/mls' } })
     return { status: res.status, type: res.headers.get('content-type'), bytes: new Uint8Array(await res.arrayBuffer()) }
   }
 
   async group(group: string): Promise<Body> {
     return (await this.call('GET', `/groups/${at(group)}`)).body
+  }
+
+  #authorization(): Record<string, string> {
+    return this.#token === undefined ? {} : { authorization: `Bearer ${this.#token}` }
   }
 }
 

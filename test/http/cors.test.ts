@@ -56,7 +56,7 @@ describe('CORS with CORS_ORIGINS listing one origin', () => {
     assert.equal(res.headers.get('access-control-allow-origin'), CHAT)
     assert.match(res.headers.get('vary') ?? '', /origin/i)
     assert.deepEqual(res.headers.get('access-control-allow-methods')?.split(/,\s*/), ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'])
-    assert.deepEqual(res.headers.get('access-control-allow-headers')?.split(/,\s*/), ['content-type', 'accept', 'idempotency-key'])
+    assert.deepEqual(res.headers.get('access-control-allow-headers')?.split(/,\s*/), ['content-type', 'accept', 'idempotency-key', 'authorization'])
     assert.equal(res.headers.get('access-control-max-age'), '600')
   })
 

@@ -84,6 +84,30 @@ test('a bad setting ends the start with a clear error and exit 2', async () => {
   assert.match(proc.output(), /HTTP_PORT="abc": must be a whole number/)
 })
 
+test('AUTH=jwt from the environment: only the REST listener, which asks for a token; without TCP_ENABLED=false it will not start', async () => {
+  const secret = 'a process-test secret of 32+ characters'
+  const refused = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: secret })
+  const [refusedCode] = await once(refused.child, 'exit')
+  assert.equal(refusedCode, 2)
+  assert.match(refused.output(), /AUTH=jwt needs TCP_ENABLED=false/)
+  assert.ok(!refused.output().includes(secret), 'the secret is not echoed')
+
+  const proc = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: secret, TCP_ENABLED: 'false', LOG_LEVEL: 'info' })
+  const port = await waitFor(() => proc.lines().map((l) => /running on [^:]+:(\d+) \(HTTP REST API, bearer tokens required\)/.exec(String(l.msg))).find(Boolean)?.[1], 'the REST listener')
+  const { hmacToken } = await import('../helpers/tokens.js')
+  const base = `http://127.0.0.1:${port}`
+  assert.equal((await fetch(`${base}/health`)).status, 200)
+  const anonymous = await fetch(`${base}/clients/bob/messages`)
+  assert.equal(anonymous.status, 401)
+  assert.equal(anonymous.headers.get('www-authenticate'), 'Bearer realm="mls-delivery-service"')
+  const bob = await fetch(`${base}/clients/bob/messages`, { headers: { authorization: `Bearer ${await hmacToken('bob', { secret })}` } })
+  assert.equal(bob.status, 200)
+  assert.ok(!proc.output().includes('legacy TCP'), 'no TCP listener')
+  proc.child.kill('SIGTERM')
+  const [code] = await once(proc.child, 'exit')
+  assert.equal(code, 0)
+})
+
 test('--help prints every setting and exits 0', async () => {
   const proc = startProcess({}, ['--help'])
   const [code] = await once(proc.child, 'exit')

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { ServiceError } from '../../errors.js'
-import { ClientParamsSchema, errorResponses } from '../../schemas/common.js'
+import { ClientParamsSchema, errorResponse, errorResponses } from '../../schemas/common.js'
 import {
   AckBodySchema,
   AckReplySchema,
@@ -11,8 +11,9 @@ import {
 } from '../../schemas/messages.js'
 import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import type { AccessPolicy } from '../../auth/access-policy.js'
 import { assertStreamOrigin } from '../stream-origin.js'
-import { assertHandshake, CLOSE_CODES, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
+import { assertHandshake, CLOSE_CODES, closeAtExpiry, serveStream, type ServedStream, type StreamOptions } from '../websocket-stream.js'
 
 const tags = ['clients']
 
@@ -21,9 +22,10 @@ export interface ClientRoutesOptions {
   readonly stream: StreamOptions
   /** CORS_ORIGINS: besides its own, the web origins whose pages may open streams. */
   readonly corsOrigins: readonly string[]
+  readonly access: AccessPolicy
 }
 
-export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = async (app, { service, stream, corsOrigins }) => {
+export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = async (app, { service, stream, corsOrigins, access }) => {
   const streams = new Set<ServedStream>()
   app.get('/clients/:client/messages', {
     schema: {
@@ -32,10 +34,11 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       tags,
       params: ClientParamsSchema,
       querystring: PageQuerySchema,
-      response: { 200: DeliveriesReplySchema, ...errorResponses(400) },
+      response: { 200: DeliveriesReplySchema, ...errorResponses(400, 403) },
     },
   }, async (request) => {
     const { client } = request.params
+    access.self(request.caller, client, 'read its queue')
     const page = await service.readDeliveries(client, request.query.after, request.query.limit)
     const last = page.deliveries.at(-1)?.seq
     const nextAfter = last ?? (page.gap ? page.gap.firstAvailableSeq - 1 : request.query.after)
@@ -53,10 +56,11 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       tags,
       params: ClientParamsSchema,
       body: AckBodySchema,
-      response: { 200: AckReplySchema, ...errorResponses(400, 413, 415) },
+      response: { 200: AckReplySchema, ...errorResponses(400, 403, 413, 415) },
     },
   }, async (request) => {
     const { client } = request.params
+    access.self(request.caller, client, 'acknowledge its deliveries')
     const result = await service.ack(client, request.body.up_to)
     return { client_id: client, acked_up_to: result.ackedUpTo, remaining: result.remaining }
   })
@@ -68,6 +72,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     onRequest: async (request) => assertStreamOrigin(request.headers.origin, request.headers.host, corsOrigins),
     // What subscribing would refuse (an `after` or id the store cannot take) is a 400 before the upgrade.
     preHandler: async (request) => {
+      access.self(request.caller, request.params.client, 'stream its queue')
       service.checkSubscription(request.params.client, request.query.after)
       if (request.ws) assertHandshake(request.headers)
     },
@@ -83,14 +88,16 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
         'POST /groups/{group}/messages does (answered in order with `{"type":"sent","id","group_id","seq","epoch","message_type"}` or ' +
         '`{"type":"error","id","error","message",…}`); frames up to MAX_MESSAGE_BYTES (1009 beyond). Keep-alive pings ' +
         `every STREAM_PING_INTERVAL. Close codes: ${CLOSE_CODES.slowConsumer} slow consumer (reconnect with your cursor), ` +
-        `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.internalError} internal error, 1001 server shutting down. ` +
+        `${CLOSE_CODES.missedPing} missed ping, ${CLOSE_CODES.tokenExpired} token expired (AUTH=jwt; reconnect with a new token), ` +
+        `${CLOSE_CODES.internalError} internal error, 1001 server shutting down. With AUTH=jwt the token may be sent as ?access_token= ` +
+        '(browsers cannot set headers on a WebSocket), and only the client itself may open its stream. ' +
         'A browser page may open a stream from the service\'s own origin or one listed in CORS_ORIGINS (403 `forbidden_origin` otherwise); ' +
         'clients that send no Origin header are not browsers and are not checked.',
       tags,
       params: ClientParamsSchema,
       querystring: StreamQuerySchema,
       // Answers before the upgrade: a bad query or a foreign page (no store is read, so no 503).
-      response: { 400: errorResponses(400)[400], 403: errorResponses(403)[403], 426: errorResponses(426)[426] },
+      response: { 400: errorResponse(400), 401: errorResponse(401), 403: errorResponse(403), 426: errorResponse(426) },
     },
     // A plain GET (no WebSocket handshake).
     handler: async (request, reply) => {
@@ -99,6 +106,7 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     },
     wsHandler: (socket, request) => {
       const served = serveStream(socket, request.raw.socket, service, request.params.client, request.query.after, stream, request.log)
+      if (request.caller) closeAtExpiry(socket, request.caller.expiresAt)
       streams.add(served)
       void served.closed.then(() => streams.delete(served))
     },
@@ -115,10 +123,11 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       tags,
       params: ClientParamsSchema,
       querystring: PageQuerySchema,
-      response: { 200: WelcomesReplySchema, ...errorResponses(400) },
+      response: { 200: WelcomesReplySchema, ...errorResponses(400, 403) },
     },
   }, async (request) => {
     const { client } = request.params
+    access.self(request.caller, client, 'read its Welcomes')
     const welcomes = await service.readWelcomes(client, request.query.after, request.query.limit)
     return { client_id: client, welcomes: welcomes.map((w) => welcomeView(w, toBase64)) }
   })

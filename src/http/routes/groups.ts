@@ -5,19 +5,21 @@ import { CreateGroupBodySchema, GroupSchema, JoinGroupBodySchema } from '../../s
 import { GroupInfoReplySchema } from '../../schemas/messages.js'
 import { groupInfoView, groupView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import type { AccessPolicy } from '../../auth/access-policy.js'
 
 const tags = ['groups']
 const NoContent = Type.Null({ description: 'Done' })
 
-export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }> = async (app, { service }) => {
+export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; access: AccessPolicy }> = async (app, { service, access }) => {
   app.post('/groups', {
     schema: {
       summary: 'Create a group; the creator is its first member',
       tags,
       body: CreateGroupBodySchema,
-      response: { 201: GroupSchema, ...errorResponses(400, 409, 413, 415) },
+      response: { 201: GroupSchema, ...errorResponses(400, 403, 409, 413, 415) },
     },
   }, async (request, reply) => {
+    access.self(request.caller, request.body.creator_id, 'create a group as its creator_id')
     const group = await service.createGroup(request.body.group_id, request.body.creator_id, { epoch: request.body.epoch })
     return reply.status(201).send(groupView(group))
   })
@@ -27,18 +29,22 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }
       summary: 'Read a group: its members and the next seq',
       tags,
       params: GroupParamsSchema,
-      response: { 200: GroupSchema, ...errorResponses(400, 404) },
+      response: { 200: GroupSchema, ...errorResponses(400, 403, 404) },
     },
-  }, async (request) => groupView(await service.getGroup(request.params.group)))
+  }, async (request) => {
+    await access.member(request.caller, request.params.group, 'read it')
+    return groupView(await service.getGroup(request.params.group))
+  })
 
   app.delete('/groups/:group', {
     schema: {
       summary: 'Delete a group and all its messages',
       tags,
       params: GroupParamsSchema,
-      response: { 204: NoContent, ...errorResponses(400, 404) },
+      response: { 204: NoContent, ...errorResponses(400, 403, 404) },
     },
   }, async (request, reply) => {
+    await access.member(request.caller, request.params.group, 'delete it')
     await service.deleteGroup(request.params.group)
     return reply.status(204).send(null)
   })
@@ -49,18 +55,22 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService }
       tags,
       params: GroupParamsSchema,
       body: JoinGroupBodySchema,
-      response: { 200: GroupSchema, ...errorResponses(400, 404, 413, 415) },
+      response: { 200: GroupSchema, ...errorResponses(400, 403, 404, 413, 415) },
     },
-  }, async (request) => groupView(await service.joinGroup(request.params.group, request.body.client_id)))
+  }, async (request) => {
+    await access.member(request.caller, request.params.group, 'add members')
+    return groupView(await service.joinGroup(request.params.group, request.body.client_id))
+  })
 
   app.delete('/groups/:group/members/:client', {
     schema: {
       summary: 'Leave a group',
       tags,
       params: GroupMemberParamsSchema,
-      response: { 204: NoContent, ...errorResponses(400, 404) },
+      response: { 204: NoContent, ...errorResponses(400, 403, 404) },
     },
   }, async (request, reply) => {
+    await access.selfOrMember(request.caller, request.params.client, request.params.group, 'remove others')
     await service.leaveGroup(request.params.group, request.params.client)
     return reply.status(204).send(null)
   })

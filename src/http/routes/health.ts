@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import { Type } from 'typebox'
-import { errorResponses } from '../../schemas/common.js'
+import { errorResponse } from '../../schemas/common.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 
 const StoreField = Type.String({ description: 'The storage backend: memory, postgres or sqlite' })
@@ -18,7 +18,7 @@ export const healthRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService 
     schema: {
       summary: 'Readiness: the store answers; 503 while the database is unreachable',
       tags: ['operations'],
-      response: { 200: Type.Object({ status: Type.Literal('ready'), store: StoreField }), ...errorResponses(503) },
+      response: { 200: Type.Object({ status: Type.Literal('ready'), store: StoreField }), 503: errorResponse(503) },
     },
   }, async () => {
     await service.ping()

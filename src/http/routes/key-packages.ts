@@ -15,10 +15,11 @@ import {
 import { fromBase64 } from '../../schemas/base64.js'
 import { keyPackageCountView, keyPackageView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import type { AccessPolicy } from '../../auth/access-policy.js'
 
 const tags = ['key-packages']
 
-export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
+export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode; access: AccessPolicy }> = async (app, { service, validation, access }) => {
   app.put('/key-packages/:client', {
     schema: {
       summary: "Add KeyPackages to a client's pool",
@@ -34,9 +35,10 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
           'message/mls': { schema: Type.String({ format: 'binary', description: 'The raw bytes of one KeyPackage' }) },
         },
       } as never,
-      response: { 200: StoreKeyPackagesReplySchema, ...errorResponses(400, 413, 415) },
+      response: { 200: StoreKeyPackagesReplySchema, ...errorResponses(400, 403, 413, 415) },
     },
   }, async (request) => {
+    access.self(request.caller, request.params.client, 'add KeyPackages to its pool')
     // A raw body may be a view into a larger socket buffer: keep a copy of its own.
     const packages = Buffer.isBuffer(request.body) ? [new Uint8Array(request.body)] : jsonKeyPackages(request.body as Record<string, unknown>)
     const result = await service.storeKeyPackages(request.params.client, packages, { validation })
@@ -70,18 +72,22 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
       summary: 'How many KeyPackages a client has available, by ciphersuite',
       tags,
       params: ClientParamsSchema,
-      response: { 200: KeyPackageCountReplySchema, ...errorResponses(400) },
+      response: { 200: KeyPackageCountReplySchema, ...errorResponses(400, 403) },
     },
-  }, async (request) => keyPackageCountView(request.params.client, await service.countKeyPackages(request.params.client)))
+  }, async (request) => {
+    access.self(request.caller, request.params.client, 'count its KeyPackages')
+    return keyPackageCountView(request.params.client, await service.countKeyPackages(request.params.client))
+  })
 
   app.delete('/key-packages/:client/:ref', {
     schema: {
       summary: 'Delete one KeyPackage of a client by its ref',
       tags,
       params: KeyPackageRefParamsSchema,
-      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 404) },
+      response: { 204: Type.Null({ description: 'Deleted' }), ...errorResponses(400, 403, 404) },
     },
   }, async (request, reply) => {
+    access.self(request.caller, request.params.client, 'delete its KeyPackages')
     await service.deleteKeyPackage(request.params.client, request.params.ref)
     return reply.status(204).send(null)
   })
@@ -90,7 +96,7 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
     schema: {
       summary: 'List the clients that have KeyPackages',
       tags,
-      response: { 200: KeyPackageListReplySchema },
+      response: { 200: KeyPackageListReplySchema, ...errorResponses() },
     },
   }, async () => ({ clients: await service.listKeyPackageClients() }))
 
@@ -99,9 +105,10 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
       summary: 'Delete all KeyPackages of a client',
       tags,
       params: ClientParamsSchema,
-      response: { 204: Type.Null({ description: 'Deleted (also when there were none)' }), ...errorResponses(400) },
+      response: { 204: Type.Null({ description: 'Deleted (also when there were none)' }), ...errorResponses(400, 403) },
     },
   }, async (request, reply) => {
+    access.self(request.caller, request.params.client, 'delete its KeyPackages')
     await service.deleteKeyPackages(request.params.client)
     return reply.status(204).send(null)
   })

@@ -6,6 +6,7 @@ import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema
 import { fromBase64 } from '../../schemas/base64.js'
 import { messageView, relayView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
+import type { AccessPolicy } from '../../auth/access-policy.js'
 
 const tags = ['messages']
 const IdempotencyHeadersSchema = Type.Object({
@@ -16,7 +17,7 @@ const IdempotencyHeadersSchema = Type.Object({
   })),
 })
 
-export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode }> = async (app, { service, validation }) => {
+export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; validation: ValidationMode; access: AccessPolicy }> = async (app, { service, validation, access }) => {
   app.post('/groups/:group/messages', {
     schema: {
       summary: 'Relay a message to a group',
@@ -31,6 +32,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
     },
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
+    access.self(request.caller, sender_id, 'send as its sender_id')
     const result = await service.relayMessage(
       { groupId: request.params.group, senderId: sender_id, message: fromBase64(message), messageType: message_type, idempotencyKey: request.headers['idempotency-key'] },
       { validation },
@@ -51,6 +53,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
     },
   }, async (request, reply) => {
     const body = request.body
+    access.self(request.caller, body.sender_id, 'commit as its sender_id')
     const result = await service.commit({
       groupId: request.params.group,
       senderId: body.sender_id,
@@ -70,10 +73,11 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       tags,
       params: GroupParamsSchema,
       querystring: PageQuerySchema,
-      response: { 200: MessagesReplySchema, ...errorResponses(400, 404) },
+      response: { 200: MessagesReplySchema, ...errorResponses(400, 403, 404) },
     },
   }, async (request) => {
     const { group } = request.params
+    await access.member(request.caller, group, "read the group's messages")
     const messages = await service.readMessages(group, request.query.after, request.query.limit)
     return { group_id: group, messages: messages.map((m) => messageView(m, toBase64)) }
   })

@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, test } from 'node:test'
+import { SignJWT, UnsecuredJWT } from 'jose'
+import { CLOCK_TOLERANCE_SECONDS, TokenVerifier } from '../../src/auth/token-verifier.js'
+import { ServiceError } from '../../src/errors.js'
+import { hmacToken, JwksIssuer, TEST_SECRET } from '../helpers/tokens.js'
+
+async function refusal(verifier: TokenVerifier, token: string): Promise<ServiceError> {
+  try {
+    await verifier.verify(token)
+  } catch (err) {
+    assert.ok(err instanceof ServiceError, `a ServiceError, not ${String(err)}`)
+    return err
+  }
+  assert.fail('the token was accepted')
+}
+
+describe('TokenVerifier with a shared secret (HS256)', () => {
+  const verifier = new TokenVerifier({ secret: TEST_SECRET, issuer: 'https://id.example.com', audience: 'mls-ds' })
+  const valid = { issuer: 'https://id.example.com', audience: 'mls-ds' }
+
+  test('a valid token names its client and when it stops being accepted', async () => {
+    const caller = await verifier.verify(await hmacToken('alice', { ...valid, expiresIn: 600 }))
+    assert.equal(caller.clientId, 'alice')
+    const expected = (Math.floor(Date.now() / 1000) + 600 + CLOCK_TOLERANCE_SECONDS) * 1000
+    assert.ok(Math.abs(caller.expiresAt - expected) <= 2000, `${caller.expiresAt} ≈ ${expected}`)
+    // Any client id is a subject, however it looks.
+    assert.equal((await verifier.verify(await hmacToken('__proto__', valid))).clientId, '__proto__')
+  })
+
+  test('every bad token is a 401 that says what is wrong', async () => {
+    const cases: Array<[string, Promise<string>, RegExp]> = [
+      ['expired', hmacToken('alice', { ...valid, expiresIn: -(CLOCK_TOLERANCE_SECONDS + 60) }), /expired/],
+      ['no exp', hmacToken('alice', { ...valid, noExpiry: true }), /exp claim is missing/],
+      ['no sub', hmacToken(undefined, valid), /sub claim is missing/],
+      ['empty sub', hmacToken('', valid), /sub/],
+      ['sub too long', hmacToken('x'.repeat(257), valid), /sub must be/],
+      ['another secret', hmacToken('alice', { ...valid, secret: 'another secret of at least 32 characters!!' }), /signature/],
+      ['another issuer', hmacToken('alice', { ...valid, issuer: 'https://evil.example.com' }), /iss claim is not accepted/],
+      ['no audience', hmacToken('alice', { issuer: valid.issuer }), /aud claim is missing/],
+      ['another audience', hmacToken('alice', { ...valid, audience: 'someone-else' }), /aud claim is not accepted/],
+      ['not before a minute from now', new SignJWT({ sub: 'alice', ...valid, iss: valid.issuer, aud: valid.audience }).setExpirationTime('1h').setNotBefore(Math.floor(Date.now() / 1000) + 120).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(TEST_SECRET)), /nbf/],
+      ['alg none', Promise.resolve(new UnsecuredJWT({ sub: 'alice', iss: valid.issuer, aud: valid.audience }).setExpirationTime('1h').encode()), /alg|well-formed/],
+      ['not a JWT', Promise.resolve('hello.world.again'), /well-formed/],
+      ['garbage', Promise.resolve('%%%'), /well-formed/],
+    ]
+    for (const [name, token, message] of cases) {
+      const err = await refusal(verifier, await token)
+      assert.equal(err.code, 'unauthenticated', name)
+      assert.equal(err.status, 401, name)
+      assert.match(err.message, message, name)
+    }
+  })
+
+  test('a token signed with a public-key algorithm is not taken by a secret verifier', async () => {
+    const issuer = await JwksIssuer.start()
+    try {
+      const err = await refusal(verifier, await issuer.sign('alice', valid))
+      assert.equal(err.code, 'unauthenticated')
+      assert.match(err.message, /alg/)
+    } finally {
+      await issuer.stop()
+    }
+  })
+})
+
+describe('TokenVerifier with an issuer JWKS (ES256) over HTTP', () => {
+  let issuer: JwksIssuer
+  let verifier: TokenVerifier
+  before(async () => {
+    issuer = await JwksIssuer.start()
+    verifier = new TokenVerifier({ jwksUrl: issuer.url })
+  })
+  after(() => issuer.stop())
+
+  test('tokens signed with the published key verify; the JWKS is fetched once and cached', async () => {
+    for (const client of ['alice', 'bob', 'carol']) assert.equal((await verifier.verify(await issuer.sign(client))).clientId, client)
+    assert.equal(issuer.fetches, 1)
+  })
+
+  test('an unknown kid is a 401, an HS256 token signed with the public key is not accepted (alg confusion)', async () => {
+    const unknownKid = await refusal(verifier, await issuer.sign('alice', { kid: 'not-published' }))
+    assert.equal(unknownKid.code, 'unauthenticated')
+    assert.match(unknownKid.message, /no key of the issuer matches/)
+    const hmac = await refusal(verifier, await hmacToken('alice'))
+    assert.equal(hmac.code, 'unauthenticated')
+    assert.match(hmac.message, /alg/)
+  })
+
+  test('when the JWKS cannot be fetched, a token is answered 503 unavailable, not 401', async () => {
+    const gone = await JwksIssuer.start()
+    const token = await gone.sign('alice')
+    const unreachable = new TokenVerifier({ jwksUrl: gone.url })
+    await gone.stop()
+    const err = await refusal(unreachable, token)
+    assert.equal(err.code, 'unavailable')
+    assert.equal(err.status, 503)
+  })
+})

@@ -1,0 +1,76 @@
+/**
+ * Bearer tokens as an identity provider issues them (jose): HS256 with a shared secret, or ES256
+ * with the public key published as a JWKS over real HTTP.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } from 'jose'
+
+export const TEST_SECRET = 'a test secret of at least 32 characters, never a real one'
+
+export interface TokenClaims {
+  /** Seconds from now; negative for a token already expired. Default one hour. */
+  readonly expiresIn?: number
+  /** Leave `exp` out entirely. */
+  readonly noExpiry?: boolean
+  readonly issuer?: string
+  readonly audience?: string
+  readonly extra?: JWTPayload
+}
+
+function claims(sub: string | undefined, options: TokenClaims): SignJWT {
+  const now = Math.floor(Date.now() / 1000)
+  const jwt = new SignJWT({ ...options.extra }).setIssuedAt(now)
+  if (sub !== undefined) jwt.setSubject(sub)
+  if (!options.noExpiry) jwt.setExpirationTime(now + (options.expiresIn ?? 3600))
+  if (options.issuer) jwt.setIssuer(options.issuer)
+  if (options.audience) jwt.setAudience(options.audience)
+  return jwt
+}
+
+/** An HS256 token for `sub` (none when undefined). */
+export function hmacToken(sub: string | undefined, options: TokenClaims & { secret?: string } = {}): Promise<string> {
+  return claims(sub, options).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(options.secret ?? TEST_SECRET))
+}
+
+/** An identity provider: ES256 keys, the public one served as a JWKS on a real port. */
+export class JwksIssuer {
+  readonly url: string
+  readonly #server: Server
+  readonly #privateKey: CryptoKey
+  readonly #kid: string
+  /** How many times the JWKS was fetched. */
+  fetches = 0
+
+  private constructor(server: Server, privateKey: CryptoKey, kid: string) {
+    this.#server = server
+    this.#privateKey = privateKey
+    this.#kid = kid
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`
+  }
+
+  static async start(): Promise<JwksIssuer> {
+    const { publicKey, privateKey } = await generateKeyPair('ES256')
+    const kid = 'test-key-1'
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] })
+    let issuer: JwksIssuer | undefined
+    const server = createServer((req, res) => {
+      issuer!.fetches++
+      if (req.url !== '/.well-known/jwks.json') return void res.writeHead(404).end()
+      res.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    issuer = new JwksIssuer(server, privateKey, kid)
+    return issuer
+  }
+
+  /** An ES256 token for `sub`, signed with the published key (or under another `kid`). */
+  sign(sub: string | undefined, options: TokenClaims & { kid?: string } = {}): Promise<string> {
+    return claims(sub, options).setProtectedHeader({ alg: 'ES256', kid: options.kid ?? this.#kid }).sign(this.#privateKey)
+  }
+
+  async stop(): Promise<void> {
+    this.#server.closeAllConnections()
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()))
+  }
+}
