@@ -44,6 +44,8 @@ export interface Config {
   /** PostgreSQL connection string; required with STORE=postgres, '' otherwise. */
   readonly databaseUrl: string
   readonly databasePoolSize: number
+  /** PostgreSQL statement_timeout; a query gets this + 5 s before its connection is given up. */
+  readonly databaseStatementTimeoutSeconds: number
   readonly sqlitePath: string
   readonly shutdownTimeoutMs: number
   readonly mlsValidation: ValidationMode
@@ -107,6 +109,7 @@ export const OPTIONS = [
   option({ key: 'store', env: 'STORE', flag: 'store', default: 'memory', help: `Storage backend: ${STORES.join('|')}`, parse: (raw) => oneOf(raw, STORES) }),
   option({ key: 'databaseUrl', env: 'DATABASE_URL', flag: 'database-url', default: '', help: 'PostgreSQL connection string (postgres://user:password@host:5432/db); required with STORE=postgres', parse: parseDatabaseUrl, secret: true }),
   option({ key: 'databasePoolSize', env: 'DATABASE_POOL_SIZE', flag: 'database-pool-size', default: '10', help: 'Most PostgreSQL connections per instance (one more is kept for notifications)', parse: (raw) => parseInteger(raw, 1, 1000) }),
+  option({ key: 'databaseStatementTimeoutSeconds', env: 'DATABASE_STATEMENT_TIMEOUT', flag: 'database-statement-timeout', default: '15s', help: 'Longest PostgreSQL statement before it is cancelled and the request answered 503; a server that does not answer at all is given this + 5 s: seconds, or a number with s, m, h or d', parse: parseDuration }),
   option({ key: 'sqlitePath', env: 'SQLITE_PATH', flag: 'sqlite-path', default: 'mls-ds.sqlite', help: 'SQLite database file for STORE=sqlite (created if missing)', parse: parsePath }),
   option({ key: 'shutdownTimeoutMs', env: 'SHUTDOWN_TIMEOUT_MS', flag: 'shutdown-timeout-ms', default: '5000', help: 'On SIGINT/SIGTERM, how long to let requests in flight finish', parse: (raw) => parseInteger(raw, 0, 600_000) }),
   option({ key: 'mlsValidation', env: 'MLS_VALIDATION', flag: 'mls-validation', default: 'strict', help: 'REST: bytes that are not MLS at all are rejected (strict) or kept as opaque legacy data (permissive)', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),

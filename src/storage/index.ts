@@ -11,7 +11,7 @@ import type { Store } from './store.js'
 export type { Store } from './store.js'
 export type { ClaimLimiter } from './claim-limiter.js'
 
-export type BackendConfig = Pick<Config, 'store' | 'databaseUrl' | 'databasePoolSize' | 'sqlitePath' | 'queueMaxMessages' | 'queueMaxAgeSeconds' | 'idempotencyWindowSeconds'>
+export type BackendConfig = Pick<Config, 'store' | 'databaseUrl' | 'databasePoolSize' | 'databaseStatementTimeoutSeconds' | 'sqlitePath' | 'queueMaxMessages' | 'queueMaxAgeSeconds' | 'idempotencyWindowSeconds'>
 
 /** Where state lives, how live streams are woken and where claims are counted: they go together (one database, one bus). */
 export interface Backend {
@@ -34,7 +34,7 @@ export async function createBackend(config: BackendConfig, log: Pick<Logger, 'wa
       return local(new MemoryStore(options))
     case 'postgres': {
       const onError = (err: Error) => log.warn({ err }, 'A database connection failed; it is replaced on the next request')
-      const store = await PostgresStore.open({ connectionString: config.databaseUrl, poolSize: config.databasePoolSize, onError, ...options })
+      const store = await PostgresStore.open({ connectionString: config.databaseUrl, poolSize: config.databasePoolSize, statementTimeoutMs: config.databaseStatementTimeoutSeconds * 1000, onError, ...options })
       let bus: PostgresDeliveryBus
       try {
         bus = await PostgresDeliveryBus.open({ connectionString: config.databaseUrl, log })

@@ -24,6 +24,7 @@ test('defaults', () => {
     store: 'memory',
     databaseUrl: '',
     databasePoolSize: 10,
+    databaseStatementTimeoutSeconds: 15,
     sqlitePath: 'mls-ds.sqlite',
     shutdownTimeoutMs: 5000,
     mlsValidation: 'strict',

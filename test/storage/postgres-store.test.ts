@@ -16,6 +16,8 @@ import type { AppendCondition } from '../../src/storage/store.js'
 import { EXPIRED_PURGE_BATCH } from '../../src/storage/postgres/key-packages.js'
 import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
+import { createBackend } from '../../src/storage/index.js'
+import { silentLogger, testConfig } from '../helpers/app.js'
 import { keyPackage } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
@@ -41,6 +43,25 @@ describe('PostgreSQL specifics', () => {
       assert.deepEqual(rows.map((r) => r.version), MIGRATIONS.map((m) => m.version))
     } finally {
       await client.end()
+    }
+  })
+
+  test('DATABASE_STATEMENT_TIMEOUT reaches the pool: a statement stuck behind a lock is cancelled after it, as a 503', async () => {
+    const backend = await createBackend({ ...testConfig(), store: 'postgres', databaseUrl: db.url, databaseStatementTimeoutSeconds: 1 }, silentLogger)
+    const locker = new pg.Client({ connectionString: db.url })
+    await locker.connect()
+    try {
+      await locker.query('BEGIN')
+      await locker.query('LOCK TABLE groups IN ACCESS EXCLUSIVE MODE')
+      // Held for up to 10 s: the default timeout (15 s) would wait that out and then answer.
+      const read = backend.store.getGroup('g').then(() => 'answered', (err: unknown) => err)
+      const outcome = await Promise.race([read, new Promise((resolve) => setTimeout(() => resolve('still waiting'), 10_000))])
+      assert.ok(outcome instanceof StoreUnavailableError, `cancelled by the 1 s statement timeout, not ${String(outcome)}`)
+      assert.match(String((outcome.cause as Error | undefined)?.message), /statement timeout/)
+    } finally {
+      await locker.query('ROLLBACK')
+      await locker.end()
+      await backend.close()
     }
   })
 
