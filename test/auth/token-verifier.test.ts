@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { SignJWT, UnsecuredJWT } from 'jose'
-import { CLOCK_TOLERANCE_SECONDS, TokenVerifier } from '../../src/auth/token-verifier.js'
+import { CLOCK_TOLERANCE_SECONDS, TokenVerifier, VERIFIED_TOKEN_CACHE_SIZE } from '../../src/auth/token-verifier.js'
 import { ServiceError } from '../../src/errors.js'
 import { hmacToken, JwksIssuer, TEST_SECRET } from '../helpers/tokens.js'
 
@@ -61,6 +61,34 @@ describe('TokenVerifier with a shared secret (HS256)', () => {
     } finally {
       await issuer.stop()
     }
+  })
+})
+
+describe('TokenVerifier keeps verified tokens', () => {
+  test('until they expire: a kept token is refused once it has', async () => {
+    const verifier = new TokenVerifier({ secret: TEST_SECRET })
+    // Accepted for 1.5 s more (within the clock tolerance).
+    const token = await hmacToken('bob', { expiresIn: -(CLOCK_TOLERANCE_SECONDS - 1.5) })
+    const caller = await verifier.verify(token)
+    assert.equal(verifier.cachedTokens, 1)
+    assert.equal(await verifier.verify(token), caller, 'the kept answer')
+    await new Promise((resolve) => setTimeout(resolve, caller.expiresAt - Date.now() + 50))
+    const err = await refusal(verifier, token)
+    assert.match(err.message, /expired/)
+    assert.equal(verifier.cachedTokens, 0)
+  })
+
+  test('never a refused one, and never more than the bound', async () => {
+    const verifier = new TokenVerifier({ secret: TEST_SECRET })
+    await refusal(verifier, await hmacToken('bob', { secret: 'another secret of at least 32 characters!!' }))
+    await refusal(verifier, 'not.a.token')
+    assert.equal(verifier.cachedTokens, 0)
+    const now = Math.floor(Date.now() / 1000)
+    const key = new TextEncoder().encode(TEST_SECRET)
+    for (let i = 0; i <= VERIFIED_TOKEN_CACHE_SIZE; i++) {
+      await verifier.verify(await new SignJWT({ sub: `client-${i}` }).setExpirationTime(now + 3600).setProtectedHeader({ alg: 'HS256' }).sign(key))
+    }
+    assert.equal(verifier.cachedTokens, VERIFIED_TOKEN_CACHE_SIZE)
   })
 })
 
