@@ -21,6 +21,7 @@ import { kpUpload } from './scenarios/kp-upload.js'
 import { memory } from './scenarios/memory.js'
 import { readMessages } from './scenarios/read-messages.js'
 import { relayRest } from './scenarios/relay-rest.js'
+import { relayRestAuth } from './scenarios/relay-rest-auth.js'
 import { relayRestCost } from './scenarios/relay-rest-cost.js'
 import { relayRestInstances } from './scenarios/relay-rest-instances.js'
 import { relayTcp } from './scenarios/relay-tcp.js'
@@ -31,6 +32,7 @@ const log = (message: string) => process.stderr.write(`${message}\n`)
 const scenarios: Scenario[] = [
   relayRest('memory'),
   relayRestCost,
+  relayRestAuth,
   relayTcp(1),
   relayTcp(16),
   ...settings.fanoutSizes.map((members) => fanout(members, 'memory')),

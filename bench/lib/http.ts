@@ -1,8 +1,8 @@
 /** Small HTTP calls for setting scenarios up (not for load: that is autocannon's job). */
-export async function api<T = unknown>(base: string, method: string, path: string, body?: unknown): Promise<T> {
+export async function api<T = unknown>(base: string, method: string, path: string, body?: unknown, headers: Readonly<Record<string, string>> = {}): Promise<T> {
   const res = await fetch(`${base}${path}`, {
     method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    headers: body === undefined ? { ...headers } : { ...headers, 'content-type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   })
   const text = await res.text()
@@ -19,8 +19,8 @@ export async function pool<T>(items: readonly T[], limit: number, task: (item: T
   await Promise.all(workers)
 }
 
-/** Deletes the group if it exists and creates it again, empty, with its creator as only member. */
-export async function recreateGroup(base: string, group: string, creator: string): Promise<void> {
-  await api(base, 'DELETE', `/groups/${encodeURIComponent(group)}`).catch(() => undefined)
-  await api(base, 'POST', '/groups', { group_id: group, creator_id: creator })
+/** Deletes the group if it exists and creates it again, empty, with its creator as only member (`headers`: the creator's token). */
+export async function recreateGroup(base: string, group: string, creator: string, headers: Readonly<Record<string, string>> = {}): Promise<void> {
+  await api(base, 'DELETE', `/groups/${encodeURIComponent(group)}`, undefined, headers).catch(() => undefined)
+  await api(base, 'POST', '/groups', { group_id: group, creator_id: creator }, headers)
 }

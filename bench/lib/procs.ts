@@ -97,6 +97,9 @@ export interface ServiceOptions {
   readonly env?: Readonly<Record<string, string>>
 }
 
+/** No AUTH_* of the caller's shell reaches a service unless a scenario sets it (empty is unset). */
+const NO_AUTH = { AUTH: 'none', AUTH_JWT_SECRET: '', AUTH_JWKS_URL: '', AUTH_JWT_ISSUER: '', AUTH_JWT_AUDIENCE: '' }
+
 /** Starts the built service (dist/server.js) as its own process, logging at warn, on free ports. */
 export async function startService(options: ServiceOptions = {}): Promise<ServiceProc> {
   const [httpPort, tcpPort] = [await freePort(), await freePort()]
@@ -106,7 +109,7 @@ export async function startService(options: ServiceOptions = {}): Promise<Servic
     // STORE is set either way, so a STORE in the caller's shell cannot move a memory scenario. The
     // claim scenarios claim one client's KeyPackages thousands of times a second: they measure
     // the pool, so KEY_PACKAGE_CLAIM_LIMIT (20 a minute by default) is off.
-    env: { ...process.env, STORE: 'memory', KEY_PACKAGE_CLAIM_LIMIT: '0', ...options.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
+    env: { ...process.env, STORE: 'memory', KEY_PACKAGE_CLAIM_LIMIT: '0', ...NO_AUTH, ...options.env, HOST, HTTP_PORT: String(httpPort), TCP_PORT: String(tcpPort), LOG_LEVEL: 'warn', LOG_FORMAT: 'json' },
     stdio: ['ignore', 'inherit', 'inherit'],
   })
   const proc = wrap(child)

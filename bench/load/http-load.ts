@@ -4,7 +4,7 @@ import { restBody } from './variants.js'
 
 /** HTTP load with autocannon; a dynamic request (setupRequest) only when paths or bodies vary. */
 export async function runHttp(job: HttpJob): Promise<LoadResult> {
-  const headers = job.bodies || job.relay ? { 'content-type': 'application/json' } : undefined
+  const headers = job.bodies || job.relay ? { ...job.headers, 'content-type': 'application/json' } : job.headers
   const original = job.relay ? Buffer.from(job.relay.message, 'base64') : undefined
   const firstCopy = job.firstCopy ?? 0
   const body = (i: number) => (job.relay ? restBody(job.relay, original!, firstCopy + i) : job.bodies?.[i % job.bodies.length])

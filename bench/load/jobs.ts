@@ -14,6 +14,8 @@ export interface HttpJob {
   readonly relay?: RelayVariants
   /** The copy number of the first request (default 0): concurrent jobs relaying into one group need copies of their own. */
   readonly firstCopy?: number
+  /** Sent with every request (e.g. Authorization). */
+  readonly headers?: Readonly<Record<string, string>>
   /** Either a duration or an exact number of requests. */
   readonly seconds?: number
   readonly amount?: number

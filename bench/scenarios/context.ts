@@ -38,6 +38,8 @@ export const POSTGRES_NOTE = 'service on PostgreSQL (STORE=postgres): a throwawa
 export interface ServiceSetup {
   readonly store?: BenchStore
   readonly nodeArgs?: readonly string[]
+  /** More settings of the service (e.g. AUTH=jwt). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** A fresh service process for one scenario (on PostgreSQL: with a fresh database), stopped afterwards whatever happens. */
@@ -53,7 +55,7 @@ export async function withServices<T>(ctx: Context, count: number, body: (servic
     if (setup.store === 'postgres') database = await ctx.postgres.database()
     if (count > 1 && !database) throw new Error('several instances share state only on PostgreSQL')
     // The pool size is pinned (it is the default) so a shell's DATABASE_POOL_SIZE cannot move the figures.
-    const env = database ? { STORE: 'postgres', DATABASE_URL: database.url, DATABASE_POOL_SIZE: '10' } : undefined
+    const env = { ...setup.env, ...(database ? { STORE: 'postgres', DATABASE_URL: database.url, DATABASE_POOL_SIZE: '10' } : {}) }
     // One after the other: each applies (or waits for) the migrations before it answers /health.
     for (let i = 0; i < count; i++) services.push(await startService({ profileDir: ctx.profileDir, nodeArgs: setup.nodeArgs, env }))
     return await body(services)

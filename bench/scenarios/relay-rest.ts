@@ -8,7 +8,7 @@ import type { RelayVariants } from '../load/variants.js'
 import { b64, onStore, POSTGRES_NOTE, withService, type BenchStore, type Context, type Scenario } from './context.js'
 import { assertAllStored } from './relay-check.js'
 
-const GROUP = 'bench-relay'
+export const GROUP = 'bench-relay'
 const CONNECTIONS = 100
 /** Copy numbers of concurrent jobs start this far apart, so no two requests carry the same bytes. */
 const COPIES_PER_JOB = 2 ** 30
@@ -73,19 +73,19 @@ export async function relayMessage(): Promise<RelayVariants> {
  * and it is created again, empty, outside the window. The p99 is the highest of the jobs'. With
  * `pid` (one instance), also the server's CPU time per request over the window (cpuUs).
  */
-export function relaySide(ctx: Context, urls: readonly string[], relay: RelayVariants, pid?: number): Side {
+export function relaySide(ctx: Context, urls: readonly string[], relay: RelayVariants, pid?: number, headers: Readonly<Record<string, string>> = {}): Side {
   return async (seconds) => {
     const cpu = pid === undefined ? 0 : cpuMicros(pid)
     const generator = generatorWindow(ctx.load.pid)
     const jobs = urls.map((url, k) => ctx.load.run({
-      kind: 'http', url, connections: Math.round(CONNECTIONS / urls.length), method: 'POST', paths: [`/groups/${GROUP}/messages`], relay, firstCopy: k * COPIES_PER_JOB, seconds,
+      kind: 'http', url, connections: Math.round(CONNECTIONS / urls.length), method: 'POST', paths: [`/groups/${GROUP}/messages`], relay, firstCopy: k * COPIES_PER_JOB, seconds, headers,
     }))
     const results = (await Promise.all(jobs)).map((r, k) => checked(r, urls[k]!))
     const ok = results.reduce((n, r) => n + r.ok, 0)
     const cpuUs = pid === undefined ? undefined : (cpuMicros(pid) - cpu) / ok
     const gen = generator(ok)
-    await assertAllStored(urls[0]!, GROUP, ok)
-    await recreateGroup(urls[0]!, GROUP, 'alice')
+    await assertAllStored(urls[0]!, GROUP, ok, headers)
+    await recreateGroup(urls[0]!, GROUP, 'alice', headers)
     return { rps: results.reduce((n, r) => n + r.perSecond, 0), p99: Math.max(...results.map((r) => r.p99Ms)), ...gen, ...(cpuUs === undefined ? {} : { cpuUs }) }
   }
 }

@@ -7,7 +7,7 @@ import { test } from 'node:test'
 
 const ROOT = path.resolve(import.meta.dirname, '../..')
 const OUT = 'bench/results/smoke-test.json'
-const MEMORY = ['relay-rest', 'relay-rest-cost', 'relay-tcp-1', 'relay-tcp-16', 'fanout-10', 'fanout-100', 'kp-upload', 'kp-claim', 'read-messages', 'memory']
+const MEMORY = ['relay-rest', 'relay-rest-cost', 'relay-rest-auth', 'relay-tcp-1', 'relay-tcp-16', 'fanout-10', 'fanout-100', 'kp-upload', 'kp-claim', 'read-messages', 'memory']
 const POSTGRES = ['relay-rest-pg', 'fanout-10-pg', 'fanout-100-pg', 'kp-claim-pg']
 const SCENARIOS = [...MEMORY, ...POSTGRES, 'relay-rest-pg-x2']
 
