@@ -4,7 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
 import cors from '@fastify/cors'
 import websocket from '@fastify/websocket'
 import { MemberAccess, OPEN_ACCESS, type AccessPolicy } from './auth/access-policy.js'
-import { TokenVerifier, type TokenOptions } from './auth/token-verifier.js'
+import { tokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
 import type { Config } from './config.js'
 import { ServiceError } from './errors.js'
 import { requireBearerTokens } from './http/authentication.js'
@@ -26,10 +26,12 @@ export interface AppOptions {
   readonly config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience' | 'corsOrigins' | 'httpRequestTimeoutSeconds' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
   readonly service: DeliveryService
   readonly logger: Logger
+  /** AUTH=jwt: the process's one verifier (shared with the TCP door); made from `config` when not given. */
+  readonly verifier?: TokenVerifier
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
-export async function buildApp({ config, service, logger }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, service, logger, verifier = tokenVerifier(config) }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const app = Fastify({
     loggerInstance: logger.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
@@ -74,7 +76,6 @@ export async function buildApp({ config, service, logger }: AppOptions): Promise
   await app.register(healthRoutes, { service })
   if (config.metrics) await app.register(metricsRoutes, { service })
   const validation = config.mlsValidation
-  const verifier = config.auth === 'jwt' ? new TokenVerifier(tokenOptions(config)) : undefined
   const access = verifier ? new MemberAccess(service) : OPEN_ACCESS
   // The API's routes, behind bearer tokens with AUTH=jwt; health, readiness, metrics and the docs stay open.
   await app.register(async (api) => {
@@ -124,14 +125,6 @@ async function registerApiRoutes(app: FastifyInstance, { config, service, access
       },
     })
   })
-}
-
-function tokenOptions(config: AppOptions['config']): TokenOptions {
-  return {
-    ...(config.authJwtSecret ? { secret: config.authJwtSecret } : { jwksUrl: config.authJwksUrl }),
-    ...(config.authJwtIssuer ? { issuer: config.authJwtIssuer } : {}),
-    ...(config.authJwtAudience ? { audience: config.authJwtAudience } : {}),
-  }
 }
 
 const STREAM_ROUTE = '/clients/:client/stream'

@@ -124,7 +124,7 @@ export const OPTIONS = [
   option({ key: 'streamPingIntervalSeconds', env: 'STREAM_PING_INTERVAL', flag: 'stream-ping-interval', default: '30s', help: 'Keep-alive ping period of live streams; a peer that misses a ping is dropped', parse: parseDuration }),
   option({ key: 'streamMaxBufferedBytes', env: 'STREAM_MAX_BUFFERED_BYTES', flag: 'stream-max-buffered-bytes', default: String(1024 * 1024), help: 'Bytes a live stream may have unsent before it waits for the consumer', parse: (raw) => parseInteger(raw, 1024, 1024 * 1024 * 1024) }),
   option({ key: 'streamStallTimeoutSeconds', env: 'STREAM_STALL_TIMEOUT', flag: 'stream-stall-timeout', default: '10s', help: 'A consumer that reads nothing for this long while behind is disconnected (close code 4008) and resumes from its cursor', parse: parseDuration }),
-  option({ key: 'auth', env: 'AUTH', flag: 'auth', default: 'none', help: "Client authentication of the REST API: none, or jwt (every API route needs Authorization: Bearer <JWT> whose sub is the client id it acts as; needs AUTH_JWT_SECRET or AUTH_JWKS_URL, and TCP_ENABLED=false: the legacy protocol has no credentials)", parse: (raw) => oneOf(raw, AUTH_MODES) }),
+  option({ key: 'auth', env: 'AUTH', flag: 'auth', default: 'none', help: "Client authentication of the REST API: none, or jwt (every API route needs Authorization: Bearer <JWT> whose sub is the client id it acts as, and a TCP connection must send Authenticate with one first; needs AUTH_JWT_SECRET or AUTH_JWKS_URL)", parse: (raw) => oneOf(raw, AUTH_MODES) }),
   option({ key: 'authJwtSecret', env: 'AUTH_JWT_SECRET', flag: 'auth-jwt-secret', default: '', help: 'AUTH=jwt: the shared secret of HS256/HS384/HS512 tokens, at least 32 characters', parse: parseJwtSecret, secret: true }),
   option({ key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', default: '', help: "AUTH=jwt: the token issuer's public keys (JWKS) for RS*, PS*, ES* and EdDSA tokens, e.g. https://id.example.com/.well-known/jwks.json", parse: parseJwksUrl }),
   option({ key: 'authJwtIssuer', env: 'AUTH_JWT_ISSUER', flag: 'auth-jwt-issuer', default: '', help: "AUTH=jwt: when set, a token's iss must be this", parse: (raw) => raw }),
@@ -259,17 +259,14 @@ function parseClaimLimit(raw: string): ClaimLimit | null {
   return { claims, windowSeconds }
 }
 
-/** The settings of AUTH=jwt belong together: one key source, no TCP door without credentials. */
+/** The settings of AUTH=jwt belong together: exactly one source of keys, and none without AUTH=jwt. */
 function authProblems(config: Config): string[] {
   const keys = [config.authJwtSecret && 'AUTH_JWT_SECRET', config.authJwksUrl && 'AUTH_JWKS_URL'].filter(Boolean)
   if (config.auth === 'none') {
     const set = [...keys, config.authJwtIssuer && 'AUTH_JWT_ISSUER', config.authJwtAudience && 'AUTH_JWT_AUDIENCE'].filter(Boolean)
     return set.length > 0 ? [`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but AUTH=none: set AUTH=jwt to require tokens, or unset ${set.length > 1 ? 'them' : 'it'}`] : []
   }
-  const problems: string[] = []
-  if (keys.length !== 1) problems.push('AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer\'s public keys)')
-  if (config.tcpEnabled) problems.push('AUTH=jwt needs TCP_ENABLED=false: the legacy TCP protocol carries no credentials, so its door would let anyone act as any client')
-  return problems
+  return keys.length === 1 ? [] : ['AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer\'s public keys)']
 }
 
 function parseJwtSecret(raw: string): string {

@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
+import { tokenVerifier } from './auth/token-verifier.js'
 import type { Config } from './config.js'
 import { createKeyPackageInspector } from './mls/index.js'
 import { DeliveryService } from './service/delivery-service.js'
@@ -49,10 +50,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     // The largest request also bounds the message data of one page of a read, on both doors.
     pageMaxBytes: config.maxMessageBytes,
   })
-  const app = await buildApp({ config, service, logger })
+  // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
+  const verifier = tokenVerifier(config)
+  const app = await buildApp({ config, service, logger, verifier })
   app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
-  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream }) : undefined
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier }) : undefined
 
   let httpPort: number
   let tcpPort: number | undefined

@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose'
+import type { Config } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { assertId } from '../service/ids.js'
 
@@ -20,6 +21,16 @@ export interface Caller {
   readonly clientId: string
   /** When the service stops accepting the token: its `exp` plus the clock tolerance, in ms since the epoch. */
   readonly expiresAt: number
+}
+
+/** The verifier AUTH=jwt asks for (one per process, shared by both doors and their cache); none with AUTH=none. */
+export function tokenVerifier(config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience'>): TokenVerifier | undefined {
+  if (config.auth !== 'jwt') return undefined
+  return new TokenVerifier({
+    ...(config.authJwtSecret ? { secret: config.authJwtSecret } : { jwksUrl: config.authJwksUrl }),
+    ...(config.authJwtIssuer ? { issuer: config.authJwtIssuer } : {}),
+    ...(config.authJwtAudience ? { audience: config.authJwtAudience } : {}),
+  })
 }
 
 /** Clocks of the issuer and the service may differ by this much (RFC 7519 §4.1.4 allows "some small leeway"). */

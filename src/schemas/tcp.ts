@@ -72,6 +72,9 @@ export const CommitBundleRequestSchema = request('CommitBundle', {
 export const ReadWelcomesRequestSchema = request('ReadWelcomes', { client_id: IdSchema, ...page })
 export const GetGroupInfoRequestSchema = request('GetGroupInfo', { group_id: IdSchema })
 
+// AUTH=jwt: the token (a JWT) that names the connection's client.
+export const AuthenticateRequestSchema = request('Authenticate', { token: Type.String({ minLength: 1, maxLength: 16384, description: 'A JWT whose sub is the client id' }) })
+
 // Extensions for live delivery (issue 4): a connection that becomes a stream of the client's queue.
 export const SubscribeRequestSchema = request('Subscribe', {
   client_id: IdSchema,
@@ -101,6 +104,7 @@ export type ReadWelcomesRequest = Static<typeof ReadWelcomesRequestSchema>
 export type GetGroupInfoRequest = Static<typeof GetGroupInfoRequestSchema>
 export type SubscribeRequest = Static<typeof SubscribeRequestSchema>
 export type AckRequest = Static<typeof AckRequestSchema>
+export type AuthenticateRequest = Static<typeof AuthenticateRequestSchema>
 
 // Responses. The first four are the original's shapes; legacy clients compare them exactly.
 export const MessageResponseSchema = Type.Object({
@@ -168,6 +172,8 @@ export type WelcomesResponse = {
 export type GroupInfoResponse = { type: 'GroupInfoResponse' } & ReturnType<typeof groupInfoView<number[]>>
 export type SubscribedResponse = { type: 'Subscribed'; client_id: string; after: number }
 export type AckResponse = { type: 'AckResponse'; client_id: string; acked_up_to: number; remaining: number }
+/** expires_at: when the service stops taking the token (its exp and the clock tolerance), ISO 8601. */
+export type AuthenticatedResponse = { type: 'Authenticated'; client_id: string; expires_at: string }
 /** Written by a subscribed connection's stream, not in answer to a request. */
 export type DeliveryFrame = { type: 'Delivery' } & ReturnType<typeof deliveryView<number[]>>
 export type GapFrame = { type: 'Gap' } & ReturnType<typeof gapView>
@@ -189,6 +195,7 @@ export type TcpResponse =
   | GroupInfoResponse
   | SubscribedResponse
   | AckResponse
+  | AuthenticatedResponse
 
 /** Everything the server writes: answers, and the frames of a live stream. */
 export type TcpFrame = TcpResponse | DeliveryFrame | GapFrame
@@ -207,6 +214,7 @@ export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpFrame['type']>([
   'GroupInfoResponse',
   'Subscribed',
   'AckResponse',
+  'Authenticated',
   'Delivery',
   'Gap',
 ])

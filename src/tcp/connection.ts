@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import type { Logger } from 'pino'
+import type { Caller } from '../auth/token-verifier.js'
 import type { ServiceErrorResponse } from '../schemas/tcp.js'
 import { JsonSplitter, type Frame } from './framing.js'
 import { LiveStream, type LiveStreamOptions } from './live-stream.js'
@@ -19,6 +20,8 @@ export interface ConnectionOptions {
 
 /** After we end our side, how long the peer gets to read the answer and close before the socket is cut. */
 const LINGER_MS = 2000
+/** setTimeout's longest delay (~24.8 days); a later expiry is waited for in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * One client connection. Requests are answered one at a time, in the order they arrived,
@@ -57,15 +60,26 @@ export class Connection {
   /** Set by a Subscribe; started once its answer is written. */
   #live: LiveStream | undefined
   readonly #session: Session
+  /** AUTH=jwt: the verified token of this connection, and the timer that ends its stream when it expires. */
+  #caller: Caller | null = null
+  #expiry: NodeJS.Timeout | undefined
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.#socket = socket
     this.#options = options
     this.#splitter = new JsonSplitter({ maxMessageBytes: options.maxMessageBytes })
     const subscribedAs = () => this.#live?.clientId
+    const caller = () => this.#caller
     this.#session = {
       get subscribedAs() {
         return subscribedAs()
+      },
+      get caller() {
+        return caller()
+      },
+      authenticate: (verified) => {
+        this.#caller = verified
+        this.#armExpiry()
       },
       stream: (clientId, open) => {
         this.#live = new LiveStream(socket, clientId, open, options.stream, (last) => this.#cut(last))
@@ -81,6 +95,7 @@ export class Connection {
     })
     socket.on('close', () => {
       this.#closed = true
+      clearTimeout(this.#expiry)
       this.#live?.close()
       this.#wake()
       options.onClose()
@@ -187,6 +202,25 @@ export class Connection {
     this.#options.log.debug({ code: last.code, clientId: this.#live?.clientId }, 'Ending a TCP live stream')
     this.#socket.write(`${JSON.stringify(last)}\n`)
     this.#finish()
+  }
+
+  /**
+   * A subscribed connection lives no longer than its token: at expiry (unless a fresh token was
+   * sent with Authenticate) its stream ends with an Error line, as a WebSocket stream closes with 4001.
+   */
+  #armExpiry(): void {
+    clearTimeout(this.#expiry)
+    const caller = this.#caller
+    if (caller === null) return
+    const left = caller.expiresAt - Date.now()
+    if (left > MAX_TIMER_MS) {
+      this.#expiry = setTimeout(() => this.#armExpiry(), MAX_TIMER_MS)
+    } else {
+      this.#expiry = setTimeout(() => {
+        if (this.#live) this.#cut({ type: 'Error', message: 'Token expired: reconnect, Authenticate with a new token and Subscribe with your cursor', code: 'unauthenticated' })
+      }, Math.max(0, left))
+    }
+    this.#expiry.unref()
   }
 
   /** Resolves on 'drain' or 'close', whichever comes first. */

@@ -15,9 +15,10 @@ const commitResponse = (r: RelayResult): S.CommitResponse => ({
 })
 
 /** The MLS operations of the REST API, over TCP (documented in protocol.ts). */
-export function mlsOperations({ service, validation }: OperationContext): Array<[string, Operation]> {
+export function mlsOperations({ service, validation, access }: OperationContext): Array<[string, Operation]> {
   return [
-    op(S.StoreKeyPackagesRequestSchema, 'store key packages', async (r) => {
+    op(S.StoreKeyPackagesRequestSchema, 'store key packages', async (r, session) => {
+      access.self(session.caller, r.client_id, 'add KeyPackages to its pool')
       const result = await service.storeKeyPackages(r.client_id, r.key_packages.map(bytes), { validation })
       return {
         ...success(`Stored ${result.stored} KeyPackage(s) for ${r.client_id}`),
@@ -25,25 +26,30 @@ export function mlsOperations({ service, validation }: OperationContext): Array<
         available: result.available,
       }
     }),
-    op(S.CountKeyPackagesRequestSchema, 'count key packages', async (r) => ({
-      type: 'KeyPackageCountResponse',
-      ...keyPackageCountView(r.client_id, await service.countKeyPackages(r.client_id)),
-    })),
-    op(S.DeleteKeyPackageRequestSchema, 'delete key package', async (r) => {
+    op(S.CountKeyPackagesRequestSchema, 'count key packages', async (r, session) => {
+      access.self(session.caller, r.client_id, 'count its KeyPackages')
+      return { type: 'KeyPackageCountResponse', ...keyPackageCountView(r.client_id, await service.countKeyPackages(r.client_id)) }
+    }),
+    op(S.DeleteKeyPackageRequestSchema, 'delete key package', async (r, session) => {
+      access.self(session.caller, r.client_id, 'delete its KeyPackages')
       await service.deleteKeyPackage(r.client_id, r.ref)
       return success(`KeyPackage deleted: ${r.ref}`)
     }),
     // RFC 9420 §14: the Welcome is routed only once its Commit is accepted, in one step.
-    op(S.CommitBundleRequestSchema, 'commit', async (r) => commitResponse(await service.commit({
-      groupId: r.group_id,
-      senderId: r.sender_id,
-      commit: bytes(r.commit),
-      welcome: optionalBytes(r.welcome),
-      groupInfo: optionalBytes(r.group_info),
-      ratchetTree: optionalBytes(r.ratchet_tree),
-      welcomeRecipients: r.welcome_recipients,
-    }))),
-    op(S.ReadWelcomesRequestSchema, 'read welcomes', async (r) => {
+    op(S.CommitBundleRequestSchema, 'commit', async (r, session) => {
+      access.self(session.caller, r.sender_id, 'commit as its sender_id')
+      return commitResponse(await service.commit({
+        groupId: r.group_id,
+        senderId: r.sender_id,
+        commit: bytes(r.commit),
+        welcome: optionalBytes(r.welcome),
+        groupInfo: optionalBytes(r.group_info),
+        ratchetTree: optionalBytes(r.ratchet_tree),
+        welcomeRecipients: r.welcome_recipients,
+      }))
+    }),
+    op(S.ReadWelcomesRequestSchema, 'read welcomes', async (r, session) => {
+      access.self(session.caller, r.client_id, 'read its Welcomes')
       const welcomes = (await service.readWelcomes(r.client_id, r.after, r.limit)).map((w) => welcomeView(w, toByteArray))
       return { type: 'WelcomesResponse', client_id: r.client_id, welcomes }
     }),

@@ -1,5 +1,7 @@
 import { Type, type Static, type TSchema } from 'typebox'
 import { Compile } from 'typebox/compile'
+import type { AccessPolicy } from '../auth/access-policy.js'
+import type { Caller } from '../auth/token-verifier.js'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import type { DeliverySink, Subscription } from '../service/subscription.js'
@@ -12,10 +14,16 @@ export interface OperationContext {
   readonly service: DeliveryService
   /** How the service treats bytes that are not MLS; the original clients send placeholders, so 'permissive'. */
   readonly validation: ValidationMode
+  /** Who may do what (AUTH=jwt); OPEN_ACCESS without authentication. */
+  readonly access: AccessPolicy
 }
 
 /** What a request may know and change of the connection it came on. */
 export interface Session {
+  /** AUTH=jwt: whom this connection's Authenticate named (until its token expires); null before. */
+  readonly caller: Caller | null
+  /** Binds the connection to a verified token (again: a fresh token of the same client). */
+  authenticate(caller: Caller): void
   /** The client whose queue this connection streams, once a Subscribe was answered. */
   readonly subscribedAs: string | undefined
   /**

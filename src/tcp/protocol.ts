@@ -92,6 +92,17 @@
  *   TCP keep-alive probes after STREAM_PING_INTERVAL of silence, and the idle timeout no longer
  *   applies to a subscribed connection.
  *
+ * Authentication (AUTH=jwt), the twin of the REST door's bearer token:
+ *   Authenticate {token: JWT}
+ *     -> {"type":"Authenticated","client_id","expires_at"}   the connection acts as the token's
+ *        client until the token expires; Authenticate again with a fresh token of the same client
+ *        to extend it (another client's token is refused: one client per connection). Every other
+ *        request before it, or after the token expired, is refused with code "unauthenticated";
+ *        what the client may do is the REST door's rule (src/auth/access-policy.ts), refused with
+ *        code "forbidden". A subscribed connection whose token expires gets
+ *        {"type":"Error","message":"Token expired: ...","code":"unauthenticated"} and is ended.
+ *     With AUTH=none, Authenticate is refused (code "bad_request"): no token is needed.
+ *
  * Errors are {"type":"Error","message":...}:
  *   "Invalid message format: <detail>"  not JSON, not an object, an unknown `type`, a missing
  *                                       or mistyped field (the detail names it), or too large
@@ -106,18 +117,22 @@
  * Legacy clients compare `type` and the fields they know, so these additive fields are safe.
  */
 import type { Logger } from 'pino'
+import type { TokenVerifier } from '../auth/token-verifier.js'
 import { isServiceError, type ErrorCode } from '../errors.js'
 import { groupView, keyPackageView, messageView, toByteArray } from '../schemas/views.js'
 import * as S from '../schemas/tcp.js'
 import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorResponse, TcpResponse } from '../schemas/tcp.js'
 import { describeValue, unknownVariant } from './describe.js'
 import type { Frame } from './framing.js'
+import { authOperations } from './auth-operations.js'
 import { mlsOperations } from './mls-operations.js'
 import { op, success, type Operation, type OperationContext, type Session } from './operation.js'
 import { streamOperations } from './stream-operations.js'
 
 export interface ProtocolOptions extends OperationContext {
   readonly log: Pick<Logger, 'error'>
+  /** AUTH=jwt: every request but Authenticate needs a connection authenticated by a token this verified. */
+  readonly verifier?: TokenVerifier
 }
 
 export interface Protocol {
@@ -136,7 +151,7 @@ export function refusal(message: string, code: ErrorCode, details: Readonly<Reco
 }
 
 export function createProtocol(options: ProtocolOptions): Protocol {
-  const { service, log, validation } = options
+  const { service, log, validation, access, verifier } = options
   const fullGroup = (group: Parameters<typeof groupView>[0]): GroupDetailsResponse => ({ type: 'GroupResponse', ...groupView(group) })
   // The original's GroupResponse carried only these two fields.
   const legacyGroup = (group: Parameters<typeof groupView>[0]): GroupResponse => {
@@ -146,7 +161,8 @@ export function createProtocol(options: ProtocolOptions): Protocol {
 
   // A Map, not an object: `type` is user input and may be "__proto__" or "constructor".
   const operations = new Map<string, Operation>([
-    op(S.StoreKeyPackageRequestSchema, 'store key package', async (r) => {
+    op(S.StoreKeyPackageRequestSchema, 'store key package', async (r, session) => {
+      access.self(session.caller, r.client_id, 'add KeyPackages to its pool')
       await service.storeKeyPackages(r.client_id, [Uint8Array.from(r.key_package)], { validation })
       return success(`KeyPackage stored for ${r.client_id}`)
     }),
@@ -161,29 +177,46 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       type: 'KeyPackageListResponse',
       clients: await service.listKeyPackageClients(),
     })),
-    op(S.CreateGroupRequestSchema, 'create group', async (r) => legacyGroup(await service.createGroup(r.group_id, r.creator_id, { epoch: r.epoch }))),
-    op(S.JoinGroupRequestSchema, 'join group', async (r) => legacyGroup(await service.joinGroup(r.group_id, r.client_id))),
-    op(S.RelayMessageRequestSchema, 'relay message', async (r) => {
+    op(S.CreateGroupRequestSchema, 'create group', async (r, session) => {
+      access.self(session.caller, r.creator_id, 'create a group as its creator_id')
+      return legacyGroup(await service.createGroup(r.group_id, r.creator_id, { epoch: r.epoch }))
+    }),
+    op(S.JoinGroupRequestSchema, 'join group', async (r, session) => {
+      await access.member(session.caller, r.group_id, 'add members')
+      return legacyGroup(await service.joinGroup(r.group_id, r.client_id))
+    }),
+    op(S.RelayMessageRequestSchema, 'relay message', async (r, session) => {
+      access.self(session.caller, r.sender_id, 'send as its sender_id')
       const message = Uint8Array.from(r.message)
       await service.relayMessage({ groupId: r.group_id, senderId: r.sender_id, message, messageType: r.message_type }, { validation })
       return success('Message relayed successfully')
     }),
-    op(S.GetGroupRequestSchema, 'get group', async (r) => fullGroup(await service.getGroup(r.group_id))),
-    op(S.LeaveGroupRequestSchema, 'leave group', async (r) => fullGroup(await service.leaveGroup(r.group_id, r.client_id))),
-    op(S.ReadMessagesRequestSchema, 'read messages', async (r) => {
+    op(S.GetGroupRequestSchema, 'get group', async (r, session) => {
+      await access.member(session.caller, r.group_id, 'read it')
+      return fullGroup(await service.getGroup(r.group_id))
+    }),
+    op(S.LeaveGroupRequestSchema, 'leave group', async (r, session) => {
+      await access.selfOrMember(session.caller, r.client_id, r.group_id, 'remove others')
+      return fullGroup(await service.leaveGroup(r.group_id, r.client_id))
+    }),
+    op(S.ReadMessagesRequestSchema, 'read messages', async (r, session) => {
+      await access.member(session.caller, r.group_id, "read the group's messages")
       const messages = (await service.readMessages(r.group_id, r.after, r.limit)).map((m) => messageView(m, toByteArray))
       return { type: 'MessagesResponse', group_id: r.group_id, messages }
     }),
-    op(S.DeleteGroupRequestSchema, 'delete group', async (r) => {
+    op(S.DeleteGroupRequestSchema, 'delete group', async (r, session) => {
+      await access.member(session.caller, r.group_id, 'delete it')
       await service.deleteGroup(r.group_id)
       return success(`Group deleted: ${r.group_id}`)
     }),
-    op(S.DeleteKeyPackagesRequestSchema, 'delete key packages', async (r) => {
+    op(S.DeleteKeyPackagesRequestSchema, 'delete key packages', async (r, session) => {
+      access.self(session.caller, r.client_id, 'delete its KeyPackages')
       const count = await service.deleteKeyPackages(r.client_id)
       return success(`Deleted ${count} KeyPackage(s) for ${r.client_id}`)
     }),
     ...mlsOperations(options),
     ...streamOperations(options),
+    ...authOperations(verifier),
   ])
   const requestTypes = [...operations.keys()]
 
@@ -198,6 +231,10 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     if (S.RESPONSE_TYPES.has(type)) return errorResponse(INVALID_TYPE_FOR_SERVER)
     const operation = operations.get(type)
     if (!operation) return invalidFormat(unknownVariant(type, requestTypes))
+    if (verifier && type !== 'Authenticate') {
+      const refused = unauthenticated(operation, session)
+      if (refused) return refused
+    }
     try {
       const result = operation.run(request, session)
       return typeof result === 'string' ? invalidFormat(result) : await result
@@ -208,6 +245,14 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       // As on REST, the details of a 5xx stay in the log.
       return refusal(`Failed to ${operation.what}: Internal server error`, 'internal')
     }
+  }
+
+  /** AUTH=jwt: a connection speaks for a client only after Authenticate, and only while its token lasts. */
+  function unauthenticated(operation: Operation, session: Session): ServiceErrorResponse | undefined {
+    const caller = session.caller
+    if (caller === null) return refusal(`Failed to ${operation.what}: send {"type":"Authenticate","token":"<JWT>"} first (AUTH=jwt)`, 'unauthenticated')
+    if (Date.now() >= caller.expiresAt) return refusal(`Failed to ${operation.what}: the token has expired; Authenticate again with a new one`, 'unauthenticated')
+    return undefined
   }
 
   async function answerFrame(frame: Frame, session: Session): Promise<TcpResponse> {

@@ -1,5 +1,7 @@
 import net from 'node:net'
 import type { Logger } from 'pino'
+import { MemberAccess, OPEN_ACCESS } from '../auth/access-policy.js'
+import type { TokenVerifier } from '../auth/token-verifier.js'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import { Connection } from './connection.js'
@@ -19,6 +21,8 @@ export interface TcpServerOptions {
   readonly closeGraceMs?: number
   /** Backpressure and keep-alive of subscribed connections (STREAM_MAX_BUFFERED_BYTES, STREAM_STALL_TIMEOUT, STREAM_PING_INTERVAL). */
   readonly stream?: Partial<LiveStreamOptions>
+  /** AUTH=jwt: connections must Authenticate with a token this verifies before anything else. */
+  readonly verifier?: TokenVerifier
 }
 
 export interface TcpServer {
@@ -33,7 +37,9 @@ const DEFAULT_CLOSE_GRACE_MS = 1500
 /** The legacy TCP-JSON listener (LEGACY-TCP.md): framing per connection, one protocol for all. */
 export function createTcpServer(options: TcpServerOptions): TcpServer {
   const { log, maxMessageBytes } = options
-  const protocol = createProtocol({ service: options.service, log, validation: options.mlsValidation ?? 'permissive' })
+  const { service, verifier } = options
+  const access = verifier ? new MemberAccess(service) : OPEN_ACCESS
+  const protocol = createProtocol({ service, log, validation: options.mlsValidation ?? 'permissive', access, verifier })
   const stream: LiveStreamOptions = { ...DEFAULT_LIVE_STREAM, ...options.stream }
   const connections = new Set<Connection>()
   let closing: Promise<void> | undefined

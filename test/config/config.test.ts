@@ -57,8 +57,8 @@ describe('AUTH=jwt', () => {
     return []
   }
 
-  test('with a secret or a JWKS URL, and the TCP door off', () => {
-    const withSecret = load({ AUTH: 'jwt', AUTH_JWT_SECRET: SECRET, TCP_ENABLED: 'false', AUTH_JWT_ISSUER: 'https://id.example.com', AUTH_JWT_AUDIENCE: 'mls' })
+  test('with a secret or a JWKS URL', () => {
+    const withSecret = load({ AUTH: 'jwt', AUTH_JWT_SECRET: SECRET, AUTH_JWT_ISSUER: 'https://id.example.com', AUTH_JWT_AUDIENCE: 'mls' })
     assert.deepEqual([withSecret.auth, withSecret.authJwtSecret, withSecret.authJwtIssuer, withSecret.authJwtAudience], ['jwt', SECRET, 'https://id.example.com', 'mls'])
     const withJwks = load({}, ['--auth', 'jwt', '--auth-jwks-url', 'https://id.example.com/jwks.json', '--tcp-enabled', 'false'])
     assert.equal(withJwks.authJwksUrl, 'https://id.example.com/jwks.json')
@@ -67,7 +67,6 @@ describe('AUTH=jwt', () => {
   test('each wrong combination is one clear problem, and the secret is never echoed', () => {
     assert.deepEqual(problems({ AUTH: 'jwt', TCP_ENABLED: 'false' }), ["AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer's public keys)"])
     assert.equal(problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWT_SECRET: SECRET, AUTH_JWKS_URL: 'https://id.example.com/jwks.json' }).length, 1)
-    assert.match(problems({ AUTH: 'jwt', AUTH_JWT_SECRET: SECRET }).join('\n'), /AUTH=jwt needs TCP_ENABLED=false: the legacy TCP protocol carries no credentials/)
     assert.deepEqual(problems({ AUTH_JWT_SECRET: SECRET }), ['AUTH_JWT_SECRET is set but AUTH=none: set AUTH=jwt to require tokens, or unset it'])
     assert.match(problems({ AUTH_JWKS_URL: 'https://id.example.com/jwks.json', AUTH_JWT_AUDIENCE: 'mls' })[0]!, /^AUTH_JWKS_URL, AUTH_JWT_AUDIENCE are set but AUTH=none/)
     const short = problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWT_SECRET: 'too-short-secret' })

@@ -6,6 +6,7 @@ import { assertAgreement } from '../helpers/mls-agreement.js'
 import { b64, RestApi, RestMember, unb64 } from '../helpers/rest-api.js'
 import { useTestService } from '../helpers/service.js'
 import { JwksIssuer } from '../helpers/tokens.js'
+import { connect, LineReader } from '../tcp/helpers.js'
 
 /**
  * A group's life with AUTH=jwt and an identity provider publishing ES256 keys: real ts-mls
@@ -20,7 +21,6 @@ describe('MLS over REST with bearer tokens (AUTH=jwt, JWKS)', () => {
   after(() => issuer.stop())
   const service = useTestService({
     auth: 'jwt',
-    tcpEnabled: false,
     get authJwksUrl() {
       return issuer.url
     },
@@ -76,6 +76,26 @@ describe('MLS over REST with bearer tokens (AUTH=jwt, JWKS)', () => {
     // The log holds exactly what members sent, and bob reads it with his own token.
     const log = await bob.api.messages(group)
     assert.deepEqual(log.map((m) => [m.sender_id, m.message_type]), [['alice', 'Commit'], ['alice', 'Application']])
+    // The TCP door takes the same tokens and answers the same facts.
+    const ask = async (client: string, requests: unknown[]) => {
+      const socket = await connect(service.running.tcpPort!)
+      try {
+        const reader = new LineReader(socket)
+        socket.write([{ type: 'Authenticate', token: await token(client) }, ...requests].map((r) => JSON.stringify(r)).join('\n') + '\n')
+        const answers = []
+        for (let i = 0; i <= requests.length; i++) answers.push(await reader.next())
+        return answers
+      } finally {
+        socket.destroy()
+      }
+    }
+    const [, bobsLog] = await ask('bob', [{ type: 'ReadMessages', group_id: group }])
+    assert.deepEqual(bobsLog.messages.map((m: { message: number[] }) => b64(Uint8Array.from(m.message))), log.map((m) => m.message))
+    const [, evesRead, evesRelay] = await ask('eve', [{ type: 'ReadMessages', group_id: group }, { type: 'RelayMessage', group_id: group, sender_id: 'alice', message: [1, 2, 3], message_type: 'Application' }])
+    assert.equal(evesRead.code, 'forbidden')
+    assert.equal(evesRelay.code, 'forbidden')
+    assert.equal((await bob.api.messages(group)).length, 2, 'nothing stored for eve')
+
     // A token of the right issuer but signed by another key is refused.
     const stranger = await JwksIssuer.start()
     try {

@@ -11,7 +11,7 @@ import { createBackend } from '../../src/storage/index.js'
 import { buildTestApp, testConfig } from '../helpers/app.js'
 import { hmacToken, TEST_SECRET } from '../helpers/tokens.js'
 
-const JWT = { auth: 'jwt', authJwtSecret: TEST_SECRET, tcpEnabled: false } as const
+const JWT = { auth: 'jwt', authJwtSecret: TEST_SECRET } as const
 const opaque = (text: string) => Buffer.from(text).toString('base64')
 
 describe('REST with AUTH=jwt', () => {

@@ -84,25 +84,35 @@ test('a bad setting ends the start with a clear error and exit 2', async () => {
   assert.match(proc.output(), /HTTP_PORT="abc": must be a whole number/)
 })
 
-test('AUTH=jwt from the environment: only the REST listener, which asks for a token; without TCP_ENABLED=false it will not start', async () => {
+test('AUTH=jwt from the environment: both doors ask for a token, and the secret is never printed', async () => {
   const secret = 'a process-test secret of 32+ characters'
-  const refused = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: secret })
+  const refused = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: 'short' })
   const [refusedCode] = await once(refused.child, 'exit')
   assert.equal(refusedCode, 2)
-  assert.match(refused.output(), /AUTH=jwt needs TCP_ENABLED=false/)
-  assert.ok(!refused.output().includes(secret), 'the secret is not echoed')
+  assert.match(refused.output(), /AUTH_JWT_SECRET=\(hidden\): must be at least 32 characters/)
+  assert.ok(!refused.output().includes('short'), 'the secret is not echoed')
 
-  const proc = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: secret, TCP_ENABLED: 'false', LOG_LEVEL: 'info' })
-  const port = await waitFor(() => proc.lines().map((l) => /running on [^:]+:(\d+) \(HTTP REST API, bearer tokens required\)/.exec(String(l.msg))).find(Boolean)?.[1], 'the REST listener')
+  const proc = startProcess({ AUTH: 'jwt', AUTH_JWT_SECRET: secret, LOG_LEVEL: 'info' })
+  const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+  assert.ok(proc.lines().some((l) => /\(HTTP REST API, bearer tokens required\)$/.test(String(l.msg))))
   const { hmacToken } = await import('../helpers/tokens.js')
-  const base = `http://127.0.0.1:${port}`
+  const token = await hmacToken('bob', { secret })
+  const base = `http://127.0.0.1:${ports.HTTP}`
   assert.equal((await fetch(`${base}/health`)).status, 200)
   const anonymous = await fetch(`${base}/clients/bob/messages`)
   assert.equal(anonymous.status, 401)
   assert.equal(anonymous.headers.get('www-authenticate'), 'Bearer realm="mls-delivery-service"')
-  const bob = await fetch(`${base}/clients/bob/messages`, { headers: { authorization: `Bearer ${await hmacToken('bob', { secret })}` } })
-  assert.equal(bob.status, 200)
-  assert.ok(!proc.output().includes('legacy TCP'), 'no TCP listener')
+  assert.equal((await fetch(`${base}/clients/bob/messages`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+
+  const { connect } = await import('node:net')
+  const socket = connect(ports['legacy TCP'], '127.0.0.1')
+  let answers = ''
+  socket.on('data', (d: Buffer) => (answers += d.toString()))
+  socket.write(`{"type":"ListKeyPackages"}\n{"type":"Authenticate","token":"${token}"}\n{"type":"ListKeyPackages"}\n`)
+  const lines = await waitFor(() => (answers.split('\n').length > 3 ? answers.split('\n').slice(0, 3).map((l) => JSON.parse(l) as Record<string, unknown>) : undefined), 'three TCP answers')
+  socket.destroy()
+  assert.deepEqual(lines.map((l) => l.code ?? l.type), ['unauthenticated', 'Authenticated', 'KeyPackageListResponse'])
+  assert.ok(!proc.output().includes(secret), 'the secret is not logged')
   proc.child.kill('SIGTERM')
   const [code] = await once(proc.child, 'exit')
   assert.equal(code, 0)
