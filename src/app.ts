@@ -31,7 +31,7 @@ export interface AppOptions {
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
-export async function buildApp({ config, service, logger, verifier = tokenVerifier(config) }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger) }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const app = Fastify({
     loggerInstance: logger.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
@@ -133,7 +133,8 @@ const STREAM_PATH = /^\/clients\/[^/?#]+\/stream(?:[?#]|$)/
 
 /**
  * CORS for browser apps on the configured origins (CORS_ORIGINS): their pages may call every
- * route, send JSON or message/mls with an Idempotency-Key, and cache a preflight for 10 minutes.
+ * route, send JSON or message/mls with an Idempotency-Key and a bearer token, read the
+ * WWW-Authenticate and Retry-After of an answer, and cache a preflight for 10 minutes.
  * Not registered at all when no origin is configured, so requests pay for no hook.
  */
 async function registerCors(app: FastifyInstance, origins: readonly string[]): Promise<void> {
@@ -141,6 +142,8 @@ async function registerCors(app: FastifyInstance, origins: readonly string[]): P
     origin: origins.includes('*') ? '*' : [...origins],
     methods: ['GET', 'HEAD', 'POST', 'PUT', 'DELETE'],
     allowedHeaders: ['content-type', 'accept', 'idempotency-key', 'authorization'],
+    // A page may read why it must sign in again (401) and when to retry (429).
+    exposedHeaders: ['www-authenticate', 'retry-after'],
     maxAge: 600,
     // An OPTIONS request without CORS headers (curl) gets the headers, not a text/plain 400.
     strictPreflight: false,

@@ -51,7 +51,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     pageMaxBytes: config.maxMessageBytes,
   })
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
-  const verifier = tokenVerifier(config)
+  const verifier = tokenVerifier(config, logger)
   const app = await buildApp({ config, service, logger, verifier })
   app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }

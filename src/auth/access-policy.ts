@@ -4,9 +4,10 @@ import type { Caller } from './token-verifier.js'
 
 /**
  * Who may do what, once callers are authenticated (AUTH=jwt). A caller is the client its token
- * names. It acts only as itself (its pool, its queue, its sends) and sees a group's members and
- * log only while it is a member; anyone authenticated may claim a KeyPackage (to add its owner)
- * or read a GroupInfo (to join by an external commit, RFC 9420 §12.4.3.2).
+ * names. It acts only as itself (its pool, its queue, its sends) and sees a group's members, log
+ * and GroupInfo (whose ratchet tree names every member) only while it is a member; anyone
+ * authenticated may claim a KeyPackage, to add its owner. (External commits, RFC 9420
+ * §12.4.3.2, are not taken: every commit's sender must be a member.)
  *
  * Without authentication (AUTH=none) every check passes: `OPEN_ACCESS`.
  */

@@ -1,4 +1,5 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from 'jose'
+import { createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
+import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { assertId } from '../service/ids.js'
@@ -13,6 +14,8 @@ export interface TokenOptions {
   readonly issuer?: string
   /** When set, a token's `aud` must be or include this. */
   readonly audience?: string
+  /** Where a JWKS that cannot be fetched is reported (at most every 10 s). */
+  readonly log?: Pick<Logger, 'warn'>
 }
 
 /** Who a verified token speaks for, and until when. */
@@ -24,9 +27,10 @@ export interface Caller {
 }
 
 /** The verifier AUTH=jwt asks for (one per process, shared by both doors and their cache); none with AUTH=none. */
-export function tokenVerifier(config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience'>): TokenVerifier | undefined {
+export function tokenVerifier(config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience'>, log?: Pick<Logger, 'warn'>): TokenVerifier | undefined {
   if (config.auth !== 'jwt') return undefined
   return new TokenVerifier({
+    log,
     ...(config.authJwtSecret ? { secret: config.authJwtSecret } : { jwksUrl: config.authJwksUrl }),
     ...(config.authJwtIssuer ? { issuer: config.authJwtIssuer } : {}),
     ...(config.authJwtAudience ? { audience: config.authJwtAudience } : {}),
@@ -50,8 +54,9 @@ const PUBLIC_KEY_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS5
 export class TokenVerifier {
   readonly #key: Uint8Array | JWTVerifyGetKey
   readonly #algorithms: string[]
-  readonly #issuer: string | undefined
-  readonly #audience: string | undefined
+  readonly #options: JWTVerifyOptions
+  readonly #log: Pick<Logger, 'warn'> | undefined
+  #lastReport = 0
 
   constructor(options: TokenOptions) {
     if ((options.secret === undefined) === (options.jwksUrl === undefined)) throw new Error('TokenVerifier needs exactly one of secret and jwksUrl')
@@ -63,8 +68,14 @@ export class TokenVerifier {
       this.#key = createRemoteJWKSet(new URL(options.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
       this.#algorithms = PUBLIC_KEY_ALGORITHMS
     }
-    this.#issuer = options.issuer
-    this.#audience = options.audience
+    this.#options = {
+      algorithms: this.#algorithms,
+      issuer: options.issuer,
+      audience: options.audience,
+      requiredClaims: ['sub', 'exp'],
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+    }
+    this.#log = options.log
   }
 
   /**
@@ -93,17 +104,12 @@ export class TokenVerifier {
   }
 
   async #check(token: string): Promise<Caller> {
-    let payload
+    let payload: JWTPayload
     try {
-      ;({ payload } = await jwtVerify(token, this.#key as Uint8Array, {
-        algorithms: this.#algorithms,
-        issuer: this.#issuer,
-        audience: this.#audience,
-        requiredClaims: ['sub', 'exp'],
-        clockTolerance: CLOCK_TOLERANCE_SECONDS,
-      }))
+      ;({ payload } = await jwtVerify(token, this.#key as Uint8Array, this.#options))
     } catch (err) {
-      throw tokenError(err)
+      if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw this.#refusal(err)
+      payload = await this.#tryEach(token, err)
     }
     const clientId = payload.sub!
     try {
@@ -113,6 +119,30 @@ export class TokenVerifier {
     }
     // jose accepts while the current whole second is below exp + tolerance (exp may have a fraction).
     return { clientId, expiresAt: Math.ceil(payload.exp! + CLOCK_TOLERANCE_SECONDS) * 1000 }
+  }
+
+  /**
+   * A token without `kid` while the issuer publishes several keys of its alg (as during a key
+   * rotation): each candidate in turn, as RFC 7515 §6 leaves key selection to the recipient.
+   */
+  async #tryEach(token: string, candidates: errors.JWKSMultipleMatchingKeys): Promise<JWTPayload> {
+    for await (const key of candidates as unknown as AsyncIterable<CryptoKey>) {
+      try {
+        return (await jwtVerify(token, key, this.#options)).payload
+      } catch (err) {
+        if (!(err instanceof errors.JWSSignatureVerificationFailed)) throw this.#refusal(err)
+      }
+    }
+    throw invalidToken('the token signature does not verify')
+  }
+
+  #refusal(err: unknown): ServiceError {
+    const refusal = tokenError(err)
+    if (refusal.code === 'unavailable' && this.#log && Date.now() - this.#lastReport >= 10_000) {
+      this.#lastReport = Date.now()
+      this.#log.warn({ err }, 'The token issuer\'s keys (AUTH_JWKS_URL) cannot be fetched: requests with tokens answer 503')
+    }
+    return refusal
   }
 }
 

@@ -40,5 +40,11 @@ export function serializeRequest(request: FastifyRequest): Record<string, unknow
 }
 
 export function redactQueryToken(url: string): string {
-  return url.includes('access_token=') ? url.replace(/([?&]access_token=)[^&#]*/g, '$1[redacted]') : url
+  // The router reads a query after `?` or `#`, and decodes its keys (access%5Ftoken is access_token).
+  const start = url.search(/[?#]/)
+  if (start < 0) return url
+  const params = new URLSearchParams(url.slice(start + 1).replace(/#/g, '&'))
+  if (!params.has('access_token')) return url
+  params.set('access_token', '[redacted]')
+  return `${url.slice(0, start)}?${params.toString().replace('%5Bredacted%5D', '[redacted]')}`
 }

@@ -26,13 +26,21 @@ export const CLOSE_CODES = {
 /** setTimeout's longest delay (~24.8 days); a later expiry is waited for in steps. */
 const MAX_TIMER_MS = 2 ** 31 - 1
 
-/** A stream opened with a token lives no longer than the token: closed with 4001 when it expires. */
+/** How long a peer has to answer our close frame before its socket is cut (ws would wait 30 s). */
+const CLOSE_GRACE_MS = 1000
+
+/**
+ * A stream opened with a token lives no longer than the token: closed with 4001 when it expires.
+ * From then on no frame of the peer is acted on (serveStream reads only while OPEN), and a peer
+ * that does not answer the close is cut off.
+ */
 export function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
   let timer: NodeJS.Timeout
   const arm = () => {
     const left = expiresAt - Date.now()
     if (left <= 0) {
       socket.close(CLOSE_CODES.tokenExpired, 'token expired: reconnect with a new token and your cursor')
+      timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS)
       return
     }
     timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
@@ -114,6 +122,8 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
   let unanswered = 0
   let stopping = false
   socket.on('message', (data, isBinary) => {
+    // Closing (token expired, shutting down, slow consumer): what the peer still sends is not ours to act on.
+    if (socket.readyState !== socket.OPEN) return
     alive = true
     const text = isBinary ? undefined : data.toString()
     if (++unanswered === MAX_UNANSWERED_FRAMES) socket.pause()

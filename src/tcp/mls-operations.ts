@@ -53,9 +53,9 @@ export function mlsOperations({ service, validation, access }: OperationContext)
       const welcomes = (await service.readWelcomes(r.client_id, r.after, r.limit)).map((w) => welcomeView(w, toByteArray))
       return { type: 'WelcomesResponse', client_id: r.client_id, welcomes }
     }),
-    op(S.GetGroupInfoRequestSchema, 'get group info', async (r) => ({
-      type: 'GroupInfoResponse',
-      ...groupInfoView(r.group_id, await service.getGroupInfo(r.group_id), toByteArray),
-    })),
+    op(S.GetGroupInfoRequestSchema, 'get group info', async (r, session) => {
+      await access.member(session.caller, r.group_id, 'read its GroupInfo')
+      return { type: 'GroupInfoResponse', ...groupInfoView(r.group_id, await service.getGroupInfo(r.group_id), toByteArray) }
+    }),
   ]
 }

@@ -115,13 +115,36 @@ describe('TokenVerifier with an issuer JWKS (ES256) over HTTP', () => {
     assert.match(hmac.message, /alg/)
   })
 
-  test('when the JWKS cannot be fetched, a token is answered 503 unavailable, not 401', async () => {
+  test('when the JWKS cannot be fetched, a token is answered 503 unavailable, not 401, and the log says why', async () => {
     const gone = await JwksIssuer.start()
     const token = await gone.sign('alice')
-    const unreachable = new TokenVerifier({ jwksUrl: gone.url })
+    const warnings: Array<{ err: Error }> = []
+    const unreachable = new TokenVerifier({ jwksUrl: gone.url, log: { warn: (fields: { err: Error }) => void warnings.push(fields) } as never })
     await gone.stop()
     const err = await refusal(unreachable, token)
     assert.equal(err.code, 'unavailable')
     assert.equal(err.status, 503)
+    await refusal(unreachable, await gone.sign('bob'))
+    assert.equal(warnings.length, 1, 'reported once, not once a request')
+    assert.ok(warnings[0]!.err instanceof Error)
+  })
+
+  test('during a key rotation (two keys published), a token without kid is checked against each', async () => {
+    const rotating = await JwksIssuer.start(2)
+    try {
+      const verifier = new TokenVerifier({ jwksUrl: rotating.url })
+      assert.equal((await verifier.verify(await rotating.sign('alice', { key: 1, kid: null }))).clientId, 'alice')
+      assert.equal((await verifier.verify(await rotating.sign('bob', { key: 2, kid: null }))).clientId, 'bob')
+      const stranger = await JwksIssuer.start()
+      try {
+        const err = await refusal(verifier, await stranger.sign('alice', { kid: null }))
+        assert.equal(err.code, 'unauthenticated')
+        assert.match(err.message, /signature does not verify/)
+      } finally {
+        await stranger.stop()
+      }
+    } finally {
+      await rotating.stop()
+    }
   })
 })

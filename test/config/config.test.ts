@@ -71,7 +71,8 @@ describe('AUTH=jwt', () => {
     assert.match(problems({ AUTH_JWKS_URL: 'https://id.example.com/jwks.json', AUTH_JWT_AUDIENCE: 'mls' })[0]!, /^AUTH_JWKS_URL, AUTH_JWT_AUDIENCE are set but AUTH=none/)
     const short = problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWT_SECRET: 'too-short-secret' })
     assert.deepEqual(short, ['AUTH_JWT_SECRET=(hidden): must be at least 32 characters (RFC 7518 §3.2)'])
-    assert.match(problems({ AUTH: 'jwt', TCP_ENABLED: 'false', AUTH_JWKS_URL: 'file:///etc/keys' })[0]!, /^AUTH_JWKS_URL="file:\/\/\/etc\/keys": must be an http\(s\) URL/)
+    // A URL may carry credentials: never echoed either.
+    assert.match(problems({ AUTH: 'jwt', AUTH_JWKS_URL: 'ftp://user:pass@id.example.com/keys' })[0]!, /^AUTH_JWKS_URL=\(hidden\): must be an http\(s\) URL/)
     assert.match(problems({ AUTH: 'oauth' })[0]!, /^AUTH="oauth": must be one of none, jwt/)
   })
 })

@@ -33,26 +33,25 @@ export function hmacToken(sub: string | undefined, options: TokenClaims & { secr
   return claims(sub, options).setProtectedHeader({ alg: 'HS256', typ: 'JWT' }).sign(new TextEncoder().encode(options.secret ?? TEST_SECRET))
 }
 
-/** An identity provider: ES256 keys, the public one served as a JWKS on a real port. */
+/** An identity provider: ES256 keys (test-key-1, test-key-2, …), the public ones served as a JWKS on a real port. */
 export class JwksIssuer {
   readonly url: string
   readonly #server: Server
-  readonly #privateKey: CryptoKey
-  readonly #kid: string
+  readonly #privateKeys: CryptoKey[]
   /** How many times the JWKS was fetched. */
   fetches = 0
 
-  private constructor(server: Server, privateKey: CryptoKey, kid: string) {
+  private constructor(server: Server, privateKeys: CryptoKey[]) {
     this.#server = server
-    this.#privateKey = privateKey
-    this.#kid = kid
+    this.#privateKeys = privateKeys
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`
   }
 
-  static async start(): Promise<JwksIssuer> {
-    const { publicKey, privateKey } = await generateKeyPair('ES256')
-    const kid = 'test-key-1'
-    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg: 'ES256', use: 'sig' }] })
+  /** `keys` key pairs, all published (two or more: a key rotation). */
+  static async start(keys = 1): Promise<JwksIssuer> {
+    const pairs = await Promise.all(Array.from({ length: keys }, () => generateKeyPair('ES256')))
+    const published = await Promise.all(pairs.map(async ({ publicKey }, i) => ({ ...(await exportJWK(publicKey)), kid: `test-key-${i + 1}`, alg: 'ES256', use: 'sig' })))
+    const jwks = JSON.stringify({ keys: published })
     let issuer: JwksIssuer | undefined
     const server = createServer((req, res) => {
       issuer!.fetches++
@@ -60,13 +59,18 @@ export class JwksIssuer {
       res.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    issuer = new JwksIssuer(server, privateKey, kid)
+    issuer = new JwksIssuer(server, pairs.map((p) => p.privateKey))
     return issuer
   }
 
-  /** An ES256 token for `sub`, signed with the published key (or under another `kid`). */
-  sign(sub: string | undefined, options: TokenClaims & { kid?: string } = {}): Promise<string> {
-    return claims(sub, options).setProtectedHeader({ alg: 'ES256', kid: options.kid ?? this.#kid }).sign(this.#privateKey)
+  /**
+   * An ES256 token for `sub`, signed with published key number `key` (1 by default) under its
+   * kid, or under another `kid`, or with no kid at all (`kid: null`).
+   */
+  sign(sub: string | undefined, options: TokenClaims & { kid?: string | null; key?: number } = {}): Promise<string> {
+    const key = options.key ?? 1
+    const kid = options.kid === undefined ? `test-key-${key}` : options.kid
+    return claims(sub, options).setProtectedHeader(kid === null ? { alg: 'ES256' } : { alg: 'ES256', kid }).sign(this.#privateKeys[key - 1]!)
   }
 
   async stop(): Promise<void> {

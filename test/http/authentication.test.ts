@@ -5,6 +5,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify'
 import { pino } from 'pino'
 import { WebSocket } from 'ws'
 import { buildApp } from '../../src/app.js'
+import { redactQueryToken } from '../../src/http/log-controller.js'
 import { CLOCK_TOLERANCE_SECONDS } from '../../src/auth/token-verifier.js'
 import { DeliveryService } from '../../src/service/delivery-service.js'
 import { createBackend } from '../../src/storage/index.js'
@@ -96,8 +97,9 @@ describe('REST with AUTH=jwt', () => {
     const log = await as('bob', { method: 'GET', url: '/groups/chat/messages' })
     assert.deepEqual(log.json().messages.map((m: { seq: number; sender_id: string }) => [m.seq, m.sender_id]), [[1, 'alice']])
     assert.equal((await as('alice', { method: 'GET', url: '/groups/chat' })).json().next_seq, 2)
-    // A GroupInfo is for joiners, who are not members yet.
-    assert.equal((await as('eve', { method: 'GET', url: '/groups/chat/group-info' })).json().error, 'group_info_not_found')
+    // A GroupInfo's ratchet tree names every member: members only.
+    assert.equal((await as('eve', { method: 'GET', url: '/groups/chat/group-info' })).json().error, 'forbidden')
+    assert.equal((await as('bob', { method: 'GET', url: '/groups/chat/group-info' })).json().error, 'group_info_not_found')
   })
 
   test("a client's queue and inbox are its own", async () => {
@@ -166,6 +168,29 @@ describe('streams with AUTH=jwt', () => {
     byHeader.ws!.close()
   })
 
+  test('after its token expires, a stream acts on nothing more the peer sends, and a peer that ignores the close is cut off', async () => {
+    const alice = { authorization: `Bearer ${await hmacToken('alice')}` }
+    await app.inject({ method: 'POST', url: '/groups', headers: alice, payload: { group_id: 'late', creator_id: 'alice' } })
+    await app.inject({ method: 'POST', url: '/groups/late/members', headers: alice, payload: { client_id: 'bob' } })
+    const token = await hmacToken('bob', { expiresIn: -(CLOCK_TOLERANCE_SECONDS - 1) })
+    const { ws } = await open(`/clients/bob/stream?access_token=${token}`)
+    assert.ok(ws)
+    // The peer takes the socket from its WebSocket library (so nothing answers the close), waits
+    // for the server's close frame, and then writes frames of its own, by hand.
+    const raw = (ws as unknown as { _socket: import('node:net').Socket })._socket
+    raw.removeAllListeners('data')
+    const closeFrame = new Promise<Buffer>((resolve) => raw.on('data', (chunk: Buffer) => {
+      if (chunk[0] === 0x88) resolve(chunk)
+    }))
+    const cut = new Promise<void>((resolve) => raw.once('close', () => resolve()))
+    const frame = await closeFrame
+    assert.equal(frame.readUInt16BE(2), 4001)
+    for (let i = 0; i < 3; i++) raw.write(maskedTextFrame(JSON.stringify({ type: 'send', id: i, group_id: 'late', message: opaque(`late ${i}`), message_type: 'Application' })))
+    await cut
+    const log = await app.inject({ method: 'GET', url: '/groups/late/messages', headers: alice })
+    assert.deepEqual(log.json().messages, [], 'no frame after expiry was relayed')
+  })
+
   test('an open stream is closed with 4001 when its token expires', async () => {
     // Expired 28 s ago: still accepted within the 30 s clock tolerance, for 2 s more.
     const token = await hmacToken('bob', { expiresIn: -(CLOCK_TOLERANCE_SECONDS - 2) })
@@ -176,6 +201,14 @@ describe('streams with AUTH=jwt', () => {
     assert.match(reason, /token expired/)
   })
 })
+
+/** A client's text frame (RFC 6455 §5.2: FIN, opcode 1, masked), for a peer that writes its own. */
+function maskedTextFrame(text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const header = payload.length < 126 ? Buffer.from([0x81, 0x80 | payload.length]) : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 0xff])
+  return Buffer.concat([header, mask, Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!))])
+}
 
 test('a token in the query string is not written to the request log', async (t) => {
   const lines: string[] = []
@@ -190,9 +223,17 @@ test('a token in the query string is not written to the request log', async (t) 
   const token = await hmacToken('bob')
   const res = await app.inject({ method: 'GET', url: `/clients/bob/stream?after=0&access_token=${token}` })
   assert.equal(res.statusCode, 426, 'authenticated, then asked for a WebSocket')
+  // However the key is spelled for the router: percent-encoded, or after a '#'.
+  assert.equal((await app.inject({ method: 'GET', url: `/clients/bob/stream?access%5Ftoken=${token}` })).statusCode, 426)
+  await app.inject({ method: 'GET', url: `/clients/bob/messages?after=0&access_token=${token}&x=1` })
   const logged = lines.join('\n')
   assert.ok(logged.includes('access_token=[redacted]'), logged)
   assert.ok(!logged.includes(token.split('.')[2]!), 'the signature is nowhere in the log')
+  for (const [url, redacted] of [
+    ['/clients/bob/stream#access_token=abc.def.ghi', '/clients/bob/stream?access_token=[redacted]'],
+    ['/clients/bob/stream?after=3&access%5Ftoken=abc&access_token=x', '/clients/bob/stream?after=3&access_token=[redacted]'],
+    ['/groups/g/messages?after=1', '/groups/g/messages?after=1'],
+  ]) assert.equal(redactQueryToken(url!), redacted)
 })
 
 test('without AUTH=jwt no token is needed, and one sent changes nothing', async (t) => {

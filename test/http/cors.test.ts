@@ -70,6 +70,8 @@ describe('CORS with CORS_ORIGINS listing one origin', () => {
     res = await fetch(`${base}/groups/no-such-group`, { headers: { origin: CHAT } })
     assert.equal(res.status, 404)
     assert.equal(res.headers.get('access-control-allow-origin'), CHAT)
+    // The page may read why to sign in again (AUTH=jwt) and when to retry.
+    assert.equal(res.headers.get('access-control-expose-headers'), 'www-authenticate, retry-after')
     assert.equal((await res.json() as { error: string }).error, 'group_not_found')
     res = await fetch(`${base}/groups`, { method: 'POST', headers: { origin: CHAT, 'content-type': 'application/json' }, body: '{"group_id":' })
     assert.equal(res.status, 400)

@@ -84,9 +84,10 @@ describe('TCP with AUTH=jwt', () => {
     }
     assert.deepEqual((await alice.ask({ type: 'GetGroup', group_id: 'team' })).members, ['alice'], "eve's requests changed nothing")
     assert.equal((await alice.ask({ type: 'RelayMessage', group_id: 'team', sender_id: 'alice', message: ascii('hi'), message_type: 'Application' })).success, true)
-    // Anyone signed in may claim a KeyPackage and read a GroupInfo.
+    // Anyone signed in may claim a KeyPackage; a GroupInfo is the members' (its tree names them).
     assert.equal((await eve.ask({ type: 'FetchKeyPackage', client_id: 'alice' })).type, 'KeyPackageResponse')
-    assert.equal((await eve.ask({ type: 'GetGroupInfo', group_id: 'team' })).code, 'group_info_not_found')
+    assert.equal((await eve.ask({ type: 'GetGroupInfo', group_id: 'team' })).code, 'forbidden')
+    assert.equal((await alice.ask({ type: 'GetGroupInfo', group_id: 'team' })).code, 'group_info_not_found')
   })
 
   test('one client per connection; a fresh token of the same client is taken', async () => {

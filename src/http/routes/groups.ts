@@ -78,7 +78,7 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; 
   app.get('/groups/:group/group-info', {
     schema: {
       summary: 'The latest GroupInfo of a group (and its ratchet tree, when one was sent)',
-      description: 'For joiners and external commits (RFC 9420 §12.4.3). JSON with base64 fields, or the raw GroupInfo with `Accept: message/mls`.',
+      description: 'For members joining by a Welcome without the ratchet tree (RFC 9420 §12.4.3). JSON with base64 fields, or the raw GroupInfo with `Accept: message/mls`. With AUTH=jwt, members only.',
       tags,
       params: GroupParamsSchema,
       response: {
@@ -89,11 +89,12 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; 
             'message/mls': { schema: Type.String({ format: 'binary' }) },
           },
         },
-        ...errorResponses(400, 404),
+        ...errorResponses(400, 403, 404),
       },
     },
   }, async (request, reply) => {
     const { group } = request.params
+    await access.member(request.caller, group, 'read its GroupInfo')
     const info = await service.getGroupInfo(group)
     if (wantsRawMls(request.headers.accept)) {
       // A Buffer is sent as it is, without the JSON serializer.
