@@ -39,6 +39,9 @@ export function tokenVerifier(config: Pick<Config, 'auth' | 'authJwtSecret' | 'a
 
 /** Clocks of the issuer and the service may differ by this much (RFC 7519 §4.1.4 allows "some small leeway"). */
 export const CLOCK_TOLERANCE_SECONDS = 30
+/** The latest moment a JavaScript Date holds (ECMA-262 §21.4.1.1). */
+const MAX_DATE_MS = 8.64e15
+
 /** Verified tokens kept, so a client's every request does not pay a signature check (~140 µs with jose). */
 export const VERIFIED_TOKEN_CACHE_SIZE = 10_000
 /** A verified token is checked again after this long at most (as long as the issuer's keys are cached). */
@@ -118,7 +121,8 @@ export class TokenVerifier {
       throw invalidToken((err as Error).message)
     }
     // jose accepts while the current whole second is below exp + tolerance (exp may have a fraction).
-    return { clientId, expiresAt: Math.ceil(payload.exp! + CLOCK_TOLERANCE_SECONDS) * 1000 }
+    // An exp beyond what a Date can hold ("never") is the last moment a Date can.
+    return { clientId, expiresAt: Math.min(Math.ceil(payload.exp! + CLOCK_TOLERANCE_SECONDS) * 1000, MAX_DATE_MS) }
   }
 
   /**

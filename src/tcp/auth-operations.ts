@@ -15,8 +15,8 @@ export function authOperations(verifier: TokenVerifier | undefined): Array<[stri
       if (session.caller !== null && session.caller.clientId !== caller.clientId) {
         throw new ServiceError('forbidden', `This connection is authenticated as ${session.caller.clientId}; open another connection for ${caller.clientId}`)
       }
-      session.authenticate(caller)
       const answer: S.AuthenticatedResponse = { type: 'Authenticated', client_id: caller.clientId, expires_at: new Date(caller.expiresAt).toISOString() }
+      session.authenticate(caller)
       return answer
     }),
   ]

@@ -84,6 +84,8 @@ export class Connection {
       stream: (clientId, open) => {
         this.#live = new LiveStream(socket, clientId, open, options.stream, (last) => this.#cut(last))
         if (this.#peerEnded) this.#live.peerEnded()
+        // Whatever the timer did before there was a stream to end, this one ends with the token.
+        this.#armExpiry()
       },
     }
     socket.on('data', (chunk: Buffer) => this.#guard(() => this.#onData(chunk)))
@@ -213,14 +215,13 @@ export class Connection {
     const caller = this.#caller
     if (caller === null) return
     const left = caller.expiresAt - Date.now()
-    if (left > MAX_TIMER_MS) {
-      this.#expiry = setTimeout(() => this.#armExpiry(), MAX_TIMER_MS)
-    } else {
-      this.#expiry = setTimeout(() => {
-        if (this.#live) this.#cut({ type: 'Error', message: 'Token expired: reconnect, Authenticate with a new token and Subscribe with your cursor', code: 'unauthenticated' })
-      }, Math.max(0, left))
+    if (left > 0) {
+      // Timers may fire a little early (or the clock may step back): look again when this one does.
+      this.#expiry = setTimeout(() => this.#armExpiry(), Math.min(left, MAX_TIMER_MS))
+      this.#expiry.unref()
+    } else if (this.#live) {
+      this.#cut({ type: 'Error', message: 'Token expired: reconnect, Authenticate with a new token and Subscribe with your cursor', code: 'unauthenticated' })
     }
-    this.#expiry.unref()
   }
 
   /** Resolves on 'drain' or 'close', whichever comes first. */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict'
 import type net from 'node:net'
 import { after, before, describe, test } from 'node:test'
+import { SignJWT } from 'jose'
 import { CLOCK_TOLERANCE_SECONDS, TokenVerifier } from '../../src/auth/token-verifier.js'
 import { hmacToken, TEST_SECRET } from '../helpers/tokens.js'
 import { ascii, connect, LineReader, request, startServer, type Harness } from './helpers.js'
@@ -111,6 +112,34 @@ describe('TCP with AUTH=jwt', () => {
     do delivery = await bob.reader.next()
     while (delivery.group_id !== 'shared')
     assert.equal(Buffer.from(delivery.message).toString(), 'to bob')
+  })
+
+  test('a token that "never" expires: expires_at is the last moment a date can hold', async () => {
+    const conn = await Conn.open(server.port)
+    open.push(conn)
+    const token = await new SignJWT({ sub: 'erin' }).setExpirationTime(9_999_999_999_999).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(TEST_SECRET))
+    assert.deepEqual(await conn.ask({ type: 'Authenticate', token }), { type: 'Authenticated', client_id: 'erin', expires_at: new Date(8.64e15).toISOString() })
+    assert.equal((await conn.ask({ type: 'CountKeyPackages', client_id: 'erin' })).type, 'KeyPackageCountResponse')
+  })
+
+  test('a Subscribe that arrives after the expiry timer fired early (a clock stepped back) still ends with the token', async () => {
+    const conn = await Conn.open(server.port)
+    open.push(conn)
+    // Accepted for 1 s more, within the clock tolerance.
+    assert.equal((await conn.ask({ type: 'Authenticate', token: await hmacToken('frank', { expiresIn: -(CLOCK_TOLERANCE_SECONDS - 1) }) })).type, 'Authenticated')
+    const realNow = Date.now
+    const stepped = () => realNow() - 3000
+    Date.now = stepped
+    try {
+      // The timer set at Authenticate fires on time, but the clock now says the token has 3 s left.
+      await new Promise((resolve) => setTimeout(resolve, 1500))
+      assert.equal((await conn.ask({ type: 'Subscribe', client_id: 'frank' })).type, 'Subscribed')
+    } finally {
+      Date.now = realNow
+    }
+    const last = await conn.reader.ended(10_000)
+    assert.equal(last.at(-1)?.code, 'unauthenticated')
+    assert.match(last.at(-1)?.message, /^Token expired/)
   })
 
   test('a subscribed connection ends with an Error line when its token expires', async () => {
