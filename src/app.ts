@@ -75,7 +75,6 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
   await registerDocs(app)
   await app.register(healthRoutes, { service })
   if (config.metrics) await app.register(metricsRoutes, { service })
-  const validation = config.mlsValidation
   const access = verifier ? new MemberAccess(service) : OPEN_ACCESS
   // The API's routes, behind bearer tokens with AUTH=jwt; health, readiness, metrics and the docs stay open.
   await app.register(async (api) => {

@@ -4,7 +4,7 @@ import { recreateGroup } from '../lib/http.js'
 import { figure } from '../lib/result.js'
 import { interleave } from '../lib/rounds.js'
 import { withService, type Scenario } from './context.js'
-import { GROUP, relayMessage, relaySide } from './relay-rest.js'
+import { relayMessage, relaySide } from './relay-rest.js'
 
 /**
  * No target: what AUTH=jwt costs. relay-rest's load against two services at once, one with
@@ -22,8 +22,8 @@ export const relayRestAuth: Scenario = {
     const token = await new SignJWT({ sub: relay.senderId }).setExpirationTime('6h').setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(secret))
     const headers = { authorization: `Bearer ${token}` }
     return withService(ctx, (open) => withService(ctx, async (authed) => {
-      await recreateGroup(open.httpUrl, GROUP, relay.senderId)
-      await recreateGroup(authed.httpUrl, GROUP, relay.senderId, headers)
+      await recreateGroup(open.httpUrl, relay.groupId, relay.senderId)
+      await recreateGroup(authed.httpUrl, relay.groupId, relay.senderId, headers)
       const rounds = await interleave(ctx.settings, relaySide(ctx, [authed.httpUrl], relay, authed.pid, headers), relaySide(ctx, [open.httpUrl], relay, open.pid), ctx.log)
       return {
         key: this.key, title: this.title, a: 'service with AUTH=jwt', b: 'service with AUTH=none', available: true,

@@ -8,7 +8,7 @@ import type { RelayVariants } from '../load/variants.js'
 import { b64, onStore, POSTGRES_NOTE, withService, type BenchStore, type Context, type Scenario } from './context.js'
 import { assertAllStored } from './relay-check.js'
 
-export const GROUP = 'bench-relay'
+const GROUP = 'bench-relay'
 const CONNECTIONS = 100
 /** Copy numbers of concurrent jobs start this far apart, so no two requests carry the same bytes. */
 const COPIES_PER_JOB = 2 ** 30

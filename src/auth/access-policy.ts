@@ -1,5 +1,6 @@
 import { ServiceError } from '../errors.js'
 import type { DeliveryService } from '../service/delivery-service.js'
+import type { GroupRecord } from '../storage/store.js'
 import type { Caller } from './token-verifier.js'
 
 /**
@@ -14,15 +15,20 @@ import type { Caller } from './token-verifier.js'
 export interface AccessPolicy {
   /** The caller must be `clientId`. */
   self(caller: Caller | null, clientId: string, what: string): void
-  /** The caller must be a member of the group (404 for a group that does not exist). */
-  member(caller: Caller | null, groupId: string, what: string): Promise<void>
+  /**
+   * The caller must be a member of the group (404 for a group that does not exist). Resolves with
+   * the group when it was read to check, so a door that answers with it need not read it again.
+   */
+  member(caller: Caller | null, groupId: string, what: string): Promise<GroupRecord | undefined>
   /** The caller must be `clientId` or a member of the group (leaving, or removing someone). */
   selfOrMember(caller: Caller | null, clientId: string, groupId: string, what: string): Promise<void>
 }
 
 export const OPEN_ACCESS: AccessPolicy = {
   self() {},
-  async member() {},
+  async member() {
+    return undefined
+  },
   async selfOrMember() {},
 }
 
@@ -37,10 +43,11 @@ export class MemberAccess implements AccessPolicy {
     if (authenticated(caller).clientId !== clientId) throw forbidden(caller!, `only ${JSON.stringify(clientId)} may ${what}`)
   }
 
-  async member(caller: Caller | null, groupId: string, what: string): Promise<void> {
+  async member(caller: Caller | null, groupId: string, what: string): Promise<GroupRecord> {
     const { clientId } = authenticated(caller)
     const group = await this.#service.getGroup(groupId)
     if (!group.members.includes(clientId)) throw forbidden(caller!, `only members of group ${JSON.stringify(groupId)} may ${what}`)
+    return group
   }
 
   async selfOrMember(caller: Caller | null, clientId: string, groupId: string, what: string): Promise<void> {

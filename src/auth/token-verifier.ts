@@ -56,23 +56,23 @@ const PUBLIC_KEY_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS5
  */
 export class TokenVerifier {
   readonly #key: Uint8Array | JWTVerifyGetKey
-  readonly #algorithms: string[]
   readonly #options: JWTVerifyOptions
   readonly #log: Pick<Logger, 'warn'> | undefined
   #lastReport = 0
 
   constructor(options: TokenOptions) {
     if ((options.secret === undefined) === (options.jwksUrl === undefined)) throw new Error('TokenVerifier needs exactly one of secret and jwksUrl')
+    let algorithms: string[]
     if (options.secret !== undefined) {
       this.#key = new TextEncoder().encode(options.secret)
-      this.#algorithms = HMAC_ALGORITHMS
+      algorithms = HMAC_ALGORITHMS
     } else {
       // Fetched on first use and cached; an unknown `kid` refetches, at most every 30 s.
       this.#key = createRemoteJWKSet(new URL(options.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
-      this.#algorithms = PUBLIC_KEY_ALGORITHMS
+      algorithms = PUBLIC_KEY_ALGORITHMS
     }
     this.#options = {
-      algorithms: this.#algorithms,
+      algorithms,
       issuer: options.issuer,
       audience: options.audience,
       requiredClaims: ['sub', 'exp'],

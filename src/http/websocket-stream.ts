@@ -7,6 +7,7 @@ import { ServiceError } from '../errors.js'
 import { gapView } from '../schemas/views.js'
 import { deliveryFrame } from './delivery-frames.js'
 import { answerStreamFrame } from './stream-requests.js'
+import { whenExpired } from '../auth/expiry.js'
 import { isFull, waitForRoom, type BackpressureLimits } from '../service/backpressure.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import type { DeliverySink } from '../service/subscription.js'
@@ -23,9 +24,6 @@ export const CLOSE_CODES = {
   tokenExpired: 4001,
 } as const
 
-/** setTimeout's longest delay (~24.8 days); a later expiry is waited for in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1
-
 /** How long a peer has to answer our close frame before its socket is cut (ws would wait 30 s). */
 const CLOSE_GRACE_MS = 1000
 
@@ -35,18 +33,15 @@ const CLOSE_GRACE_MS = 1000
  * that does not answer the close is cut off.
  */
 export function closeAtExpiry(socket: WebSocket, expiresAt: number): void {
-  let timer: NodeJS.Timeout
-  const arm = () => {
-    const left = expiresAt - Date.now()
-    if (left <= 0) {
-      socket.close(CLOSE_CODES.tokenExpired, 'token expired: reconnect with a new token and your cursor')
-      timer = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS)
-      return
-    }
-    timer = setTimeout(arm, Math.min(left, MAX_TIMER_MS))
-  }
-  arm()
-  socket.once('close', () => clearTimeout(timer))
+  let cutOff: NodeJS.Timeout | undefined
+  const cancel = whenExpired(expiresAt, () => {
+    socket.close(CLOSE_CODES.tokenExpired, 'token expired: reconnect with a new token and your cursor')
+    cutOff = setTimeout(() => socket.terminate(), CLOSE_GRACE_MS)
+  })
+  socket.once('close', () => {
+    cancel()
+    clearTimeout(cutOff)
+  })
 }
 
 export interface StreamOptions extends BackpressureLimits {

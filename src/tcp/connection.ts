@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import type { Logger } from 'pino'
+import { whenExpired } from '../auth/expiry.js'
 import type { Caller } from '../auth/token-verifier.js'
 import type { ServiceErrorResponse } from '../schemas/tcp.js'
 import { JsonSplitter, type Frame } from './framing.js'
@@ -20,8 +21,6 @@ export interface ConnectionOptions {
 
 /** After we end our side, how long the peer gets to read the answer and close before the socket is cut. */
 const LINGER_MS = 2000
-/** setTimeout's longest delay (~24.8 days); a later expiry is waited for in steps. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * One client connection. Requests are answered one at a time, in the order they arrived,
@@ -62,7 +61,7 @@ export class Connection {
   readonly #session: Session
   /** AUTH=jwt: the verified token of this connection, and the timer that ends its stream when it expires. */
   #caller: Caller | null = null
-  #expiry: NodeJS.Timeout | undefined
+  #cancelExpiry: (() => void) | undefined
 
   constructor(socket: net.Socket, options: ConnectionOptions) {
     this.#socket = socket
@@ -97,7 +96,7 @@ export class Connection {
     })
     socket.on('close', () => {
       this.#closed = true
-      clearTimeout(this.#expiry)
+      this.#cancelExpiry?.()
       this.#live?.close()
       this.#wake()
       options.onClose()
@@ -211,17 +210,12 @@ export class Connection {
    * sent with Authenticate) its stream ends with an Error line, as a WebSocket stream closes with 4001.
    */
   #armExpiry(): void {
-    clearTimeout(this.#expiry)
+    this.#cancelExpiry?.()
     const caller = this.#caller
     if (caller === null) return
-    const left = caller.expiresAt - Date.now()
-    if (left > 0) {
-      // Timers may fire a little early (or the clock may step back): look again when this one does.
-      this.#expiry = setTimeout(() => this.#armExpiry(), Math.min(left, MAX_TIMER_MS))
-      this.#expiry.unref()
-    } else if (this.#live) {
-      this.#cut({ type: 'Error', message: 'Token expired: reconnect, Authenticate with a new token and Subscribe with your cursor', code: 'unauthenticated' })
-    }
+    this.#cancelExpiry = whenExpired(caller.expiresAt, () => {
+      if (this.#live) this.#cut({ type: 'Error', message: 'Token expired: reconnect, Authenticate with a new token and Subscribe with your cursor', code: 'unauthenticated' })
+    })
   }
 
   /** Resolves on 'drain' or 'close', whichever comes first. */

@@ -192,8 +192,8 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       return success('Message relayed successfully')
     }),
     op(S.GetGroupRequestSchema, 'get group', async (r, session) => {
-      await access.member(session.caller, r.group_id, 'read it')
-      return fullGroup(await service.getGroup(r.group_id))
+      const checked = await access.member(session.caller, r.group_id, 'read it')
+      return fullGroup(checked ?? await service.getGroup(r.group_id))
     }),
     op(S.LeaveGroupRequestSchema, 'leave group', async (r, session) => {
       await access.selfOrMember(session.caller, r.client_id, r.group_id, 'remove others')

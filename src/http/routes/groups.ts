@@ -32,8 +32,8 @@ export const groupRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService; 
       response: { 200: GroupSchema, ...errorResponses(400, 403, 404) },
     },
   }, async (request) => {
-    await access.member(request.caller, request.params.group, 'read it')
-    return groupView(await service.getGroup(request.params.group))
+    const checked = await access.member(request.caller, request.params.group, 'read it')
+    return groupView(checked ?? await service.getGroup(request.params.group))
   })
 
   app.delete('/groups/:group', {
