@@ -17,6 +17,7 @@ import { keyPackageRoutes } from './http/routes/key-packages.js'
 import { messageRoutes } from './http/routes/messages.js'
 import { metricsRoutes } from './http/routes/metrics.js'
 import { documentBearerAuth, registerDocs } from './http/swagger.js'
+import { requireHostHeader } from './http/host-header.js'
 import { serveInOrder } from './http/request-order.js'
 import { gateUpgrades } from './http/upgrade-gate.js'
 import { describeValidationError, validatorCompiler } from './http/validation.js'
@@ -45,14 +46,18 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
     clientErrorHandler: clientErrorHandler(service.metrics),
     // The whole request, body included, within this (HTTP_REQUEST_TIMEOUT).
     requestTimeout: requestTimeoutMs,
-    http: requestTimeoutMs > 0
-      ? {
-          // Node checks the timeouts only with the headers' no longer than the request's (its default is 60 s).
-          headersTimeout: Math.min(60_000, requestTimeoutMs),
-          // Every quarter of the timeout, so a short one is kept too (Node's default is every 30 s).
-          connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeoutMs / 4)),
-        }
-      : {},
+    http: {
+      // Answered by requireHostHeader in the service's shape rather than Node's empty 400.
+      requireHostHeader: false,
+      ...(requestTimeoutMs > 0
+        ? {
+            // Node checks the timeouts only with the headers' no longer than the request's (its default is 60 s).
+            headersTimeout: Math.min(60_000, requestTimeoutMs),
+            // Every quarter of the timeout, so a short one is kept too (Node's default is every 30 s).
+            connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeoutMs / 4)),
+          }
+        : {}),
+    },
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)
@@ -82,6 +87,7 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
     if (verifier) requireBearerTokens(api, verifier, { queryTokenRoutes: new Set([STREAM_ROUTE]) })
     await registerApiRoutes(api, { config, service, access })
   })
+  requireHostHeader(app.server, service.metrics)
   serveInOrder(app.server)
   gateUpgrades(app.server, (url) => STREAM_PATH.test(url))
   return app

@@ -18,7 +18,8 @@ type Connection = Duplex & {
  * could delete before the create, and the create then succeeds after a 204. RFC 9112 §9.3.2 lets
  * a server work on pipelined requests at once only when all of them are safe. Here a request
  * waits until every earlier request on its connection is answered; a connection without
- * pipelining (nearly all) pays two property reads per request.
+ * pipelining (nearly all) pays three property reads per request. Requests after one whose answer
+ * closes the connection are not carried out at all.
  */
 export function serveInOrder(server: Server): void {
   const listeners = server.listeners('request') as RequestListener[]
@@ -30,13 +31,27 @@ export function serveInOrder(server: Server): void {
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket as Connection
     const earlier = lastResponse(socket, response)
-    if (!earlier) return serve(request, response)
+    if (!earlier) {
+      if (!socket.writableEnded) serve(request, response)
+      return
+    }
     socket[LAST_RESPONSE] = response
     earlier.once('close', () => {
       if (socket[LAST_RESPONSE] === response) socket[LAST_RESPONSE] = undefined
-      serve(request, response)
+      if (!endsConnection(earlier, socket)) serve(request, response)
     })
   })
+}
+
+/**
+ * Whether nothing more is served on the connection after this response: it said `Connection:
+ * close` (the client asked for it, or the service ends the connection after an error), or the
+ * socket is gone. RFC 9112 §9.6: the server MUST NOT process any further requests received on it;
+ * Node still emits them (and would run their handlers with answers nobody can read), so they are
+ * dropped here, and go with the socket.
+ */
+function endsConnection(response: ServerResponse, socket: Connection): boolean {
+  return (response as ServerResponse & { _last?: boolean })._last === true || socket.destroyed || socket.writableEnded
 }
 
 /**

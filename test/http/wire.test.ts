@@ -207,3 +207,59 @@ describe('malformed, slow and unexpected requests on the wire', () => {
     assert.equal((await service.api.count('hal')).total, 1, 'HEAD claimed nothing')
   })
 })
+
+/** RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400, in the error shape, and nothing it asked for is done. */
+describe('requests without a Host header', () => {
+  const service = useTestService({ mlsValidation: 'permissive' })
+  const port = () => service.running.httpPort
+  const withoutHost = (text: string) => text.replace('Host: 127.0.0.1\r\n', '')
+
+  test('HTTP/1.1 without Host is a 400 bad_request that names the header, and the connection is closed', async () => {
+    const [answer, ...rest] = await exchange(port(), withoutHost(request('GET', '/health')))
+    assert.equal(answer?.status, 400)
+    assert.match(answer!.headers['content-type'] ?? '', /^application\/json/)
+    assert.equal(answer!.headers.connection, 'close')
+    const body = JSON.parse(answer!.body)
+    assert.deepEqual(Object.keys(body), ['error', 'message'])
+    assert.equal(body.error, 'bad_request')
+    assert.match(body.message, /Host header/)
+    assert.equal(rest.length, 0)
+    const metrics = await (await fetch(`${service.api.base}/metrics`)).text()
+    assert.match(metrics, /mlsds_requests_rejected_total\{door="rest",error="bad_request"\} [1-9]/)
+  })
+
+  test('a write without Host changes nothing, and pipelined requests after it are not served', async () => {
+    const body = JSON.stringify({ group_id: 'hostless', creator_id: 'alice' })
+    const responses = await exchange(port(),
+      request('POST', '/groups', { 'Content-Type': 'application/json' }, JSON.stringify({ group_id: 'hosted', creator_id: 'alice' }))
+      + withoutHost(request('POST', '/groups', { 'Content-Type': 'application/json' }, body))
+      + request('DELETE', '/groups/hosted'))
+    assert.deepEqual(responses.map((r) => r.status), [201, 400])
+    assert.equal((await service.api.call('GET', '/groups/hostless')).status, 404, 'the Host-less create was carried out')
+    assert.equal((await service.api.call('GET', '/groups/hosted')).status, 200, 'a request after the Host-less one was carried out')
+  })
+
+  test('HTTP/1.0 needs no Host', async () => {
+    const [answer] = await exchange(port(), 'GET /health HTTP/1.0\r\n\r\n')
+    assert.equal(answer?.status, 200)
+    assert.equal(JSON.parse(answer!.body).status, 'ok')
+  })
+})
+
+describe('pipelined requests after the connection is to close', () => {
+  const service = useTestService({ mlsValidation: 'permissive' })
+  const port = () => service.running.httpPort
+
+  test('are not carried out (RFC 9112 §9.6): the client asked to close, or the service closed after an error', async () => {
+    for (const group of ['kept-asked', 'kept-broken']) assert.equal((await service.api.call('POST', '/groups', { group_id: group, creator_id: 'alice' })).status, 201)
+    const asked = await exchange(port(), request('GET', '/health', { Connection: 'close' }) + request('DELETE', '/groups/kept-asked'))
+    assert.deepEqual(asked.map((r) => r.status), [200])
+    const broken = await exchange(port(), request('POST', '/groups', { 'Content-Type': 'application/json' }, '{"group_id":') + request('DELETE', '/groups/kept-broken'))
+    assert.deepEqual(broken.map((r) => r.status), [400])
+    assert.equal(broken[0]!.headers.connection, 'close')
+    // Give a wrongly served DELETE the time to run.
+    await new Promise((r) => setTimeout(r, 100))
+    assert.equal((await service.api.call('GET', '/groups/kept-asked')).status, 200, 'a request after `Connection: close` was carried out')
+    assert.equal((await service.api.call('GET', '/groups/kept-broken')).status, 200, 'a request after an error that closes the connection was carried out')
+  })
+})
