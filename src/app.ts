@@ -1,3 +1,4 @@
+import type http from 'node:http'
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox'
@@ -22,6 +23,7 @@ import { serveInOrder } from './http/request-order.js'
 import { gateUpgrades } from './http/upgrade-gate.js'
 import { describeValidationError, validatorCompiler } from './http/validation.js'
 import type { DeliveryService } from './service/delivery-service.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsCredentials } from './tls.js'
 
 export interface AppOptions {
   readonly config: Pick<Config, 'auth' | 'authJwtSecret' | 'authJwksUrl' | 'authJwtIssuer' | 'authJwtAudience' | 'corsOrigins' | 'httpRequestTimeoutSeconds' | 'maxMessageBytes' | 'metrics' | 'mlsValidation' | 'streamMaxBufferedBytes' | 'streamStallTimeoutSeconds' | 'streamPingIntervalSeconds'>
@@ -29,11 +31,25 @@ export interface AppOptions {
   readonly logger: Logger
   /** AUTH=jwt: the process's one verifier (shared with the TCP door); made from `config` when not given. */
   readonly verifier?: TokenVerifier
+  /** TLS_CERT_FILE and TLS_KEY_FILE, read: the app is served over HTTPS. */
+  readonly tls?: TlsCredentials
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
-export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger) }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger), tls }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
+  const serverOptions: http.ServerOptions = {
+    // Answered by requireHostHeader in the service's shape rather than Node's empty 400.
+    requireHostHeader: false,
+    ...(requestTimeoutMs > 0
+      ? {
+          // Node checks the timeouts only with the headers' no longer than the request's (its default is 60 s).
+          headersTimeout: Math.min(60_000, requestTimeoutMs),
+          // Every quarter of the timeout, so a short one is kept too (Node's default is every 30 s).
+          connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeoutMs / 4)),
+        }
+      : {}),
+  }
   const app = Fastify({
     loggerInstance: logger.child({}, { serializers: { req: serializeRequest } }) as FastifyBaseLogger,
     bodyLimit: config.maxMessageBytes,
@@ -46,18 +62,9 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
     clientErrorHandler: clientErrorHandler(service.metrics),
     // The whole request, body included, within this (HTTP_REQUEST_TIMEOUT).
     requestTimeout: requestTimeoutMs,
-    http: {
-      // Answered by requireHostHeader in the service's shape rather than Node's empty 400.
-      requireHostHeader: false,
-      ...(requestTimeoutMs > 0
-        ? {
-            // Node checks the timeouts only with the headers' no longer than the request's (its default is 60 s).
-            headersTimeout: Math.min(60_000, requestTimeoutMs),
-            // Every quarter of the timeout, so a short one is kept too (Node's default is every 30 s).
-            connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeoutMs / 4)),
-          }
-        : {}),
-    },
+    http: serverOptions,
+    // TLS_CERT_FILE: HTTPS (and wss:// streams), with the same server options.
+    ...(tls ? { https: { ...serverOptions, cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS } } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)

@@ -47,6 +47,11 @@ export function parsePath(raw: string): string {
   return raw
 }
 
+/** A file path, or '' for none. */
+export function parseOptionalPath(raw: string): string {
+  return raw === '' ? '' : parsePath(raw)
+}
+
 /** `<claims>/<window>`, the window in seconds or with s, m, h or d; `0` or `off` for no limit. */
 export function parseClaimLimit(raw: string): ClaimLimit | null {
   if (raw === '0' || raw.toLowerCase() === 'off') return null

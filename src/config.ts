@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { oneOf, parseBoolean, parseCiphersuites, parseClaimLimit, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parsePath, parsePort, parseWorkers } from './config-values.js'
+import { oneOf, parseBoolean, parseCiphersuites, parseClaimLimit, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseWorkers } from './config-values.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -14,6 +14,10 @@ export type StoreKind = (typeof STORES)[number]
 export const VALIDATION_MODES = ['strict', 'permissive'] as const
 /** What happens to bytes that do not decode as MLS at all: rejected, or kept as opaque legacy data. */
 export type ValidationMode = (typeof VALIDATION_MODES)[number]
+
+export const TCP_TLS_MODES = ['auto', 'true', 'false'] as const
+/** Whether the TCP door speaks TLS: auto follows TLS_CERT_FILE; false keeps it plain for the original clients. */
+export type TcpTlsMode = (typeof TCP_TLS_MODES)[number]
 
 export const AUTH_MODES = ['none', 'jwt'] as const
 export type AuthMode = (typeof AUTH_MODES)[number]
@@ -34,6 +38,10 @@ export interface Config {
   readonly tcpEnabled: boolean
   /** A TCP connection without traffic this long is ended; 0 never. */
   readonly tcpIdleTimeoutSeconds: number
+  /** PEM certificate chain and private key: with both, the REST door is HTTPS (and the TCP door TLS, see tcpTls); '' for none. */
+  readonly tlsCertFile: string
+  readonly tlsKeyFile: string
+  readonly tcpTls: TcpTlsMode
   readonly logLevel: LogLevel
   readonly logFormat: 'json' | 'pretty'
   /** Serve GET /metrics (Prometheus) and collect the process metrics. */
@@ -101,6 +109,9 @@ export const OPTIONS = [
   option({ key: 'tcpPort', env: 'TCP_PORT', flag: 'tcp-port', default: '8080', help: 'Legacy TCP-JSON port (0 = a free port)', parse: parsePort }),
   option({ key: 'tcpEnabled', env: 'TCP_ENABLED', flag: 'tcp-enabled', default: 'true', help: 'Start the legacy TCP-JSON listener (true/false)', parse: parseBoolean }),
   option({ key: 'tcpIdleTimeoutSeconds', env: 'TCP_IDLE_TIMEOUT', flag: 'tcp-idle-timeout', default: '5m', help: 'Close a TCP connection that sent and was sent nothing this long (a Subscribe stream never idles out): seconds, or a number with s, m, h or d; 0 never', parse: parseDurationOrNever }),
+  option({ key: 'tlsCertFile', env: 'TLS_CERT_FILE', flag: 'tls-cert-file', default: '', help: 'PEM certificate (chain) file: with TLS_KEY_FILE, the REST API is served over HTTPS (streams over wss://) and the TCP door over TLS (see TCP_TLS); both files are read again on SIGHUP', parse: parseOptionalPath }),
+  option({ key: 'tlsKeyFile', env: 'TLS_KEY_FILE', flag: 'tls-key-file', default: '', help: "PEM private key file of TLS_CERT_FILE's certificate", parse: parseOptionalPath }),
+  option({ key: 'tcpTls', env: 'TCP_TLS', flag: 'tcp-tls', default: 'auto', help: 'Whether the TCP door speaks TLS: auto (when TLS_CERT_FILE is set), true, or false (plain, for the original clients, while the REST API is HTTPS)', parse: (raw) => oneOf(raw, TCP_TLS_MODES) }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),
@@ -181,7 +192,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
   if (problems.length === 0 && values.store === 'postgres' && values.databaseUrl === '') {
     problems.push('DATABASE_URL is required with STORE=postgres (e.g. postgres://mls:secret@127.0.0.1:5432/mls)')
   }
-  if (problems.length === 0) problems.push(...authProblems(values as unknown as Config))
+  if (problems.length === 0) problems.push(...authProblems(values as unknown as Config), ...tlsProblems(values as unknown as Config))
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
 }
@@ -214,6 +225,19 @@ function authProblems(config: Config): string[] {
     return set.length > 0 ? [`${set.join(', ')} ${set.length > 1 ? 'are' : 'is'} set but AUTH=none: set AUTH=jwt to require tokens, or unset ${set.length > 1 ? 'them' : 'it'}`] : []
   }
   return keys.length === 1 ? [] : ['AUTH=jwt needs exactly one of AUTH_JWT_SECRET (a shared secret) and AUTH_JWKS_URL (the issuer\'s public keys)']
+}
+
+/** A certificate needs its key; the TCP door cannot speak TLS without them. */
+function tlsProblems(config: Config): string[] {
+  if ((config.tlsCertFile === '') !== (config.tlsKeyFile === '')) {
+    return [`${config.tlsCertFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'} is set without ${config.tlsCertFile ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: TLS needs both the certificate and its private key`]
+  }
+  return config.tcpTls === 'true' && config.tlsCertFile === '' ? ['TCP_TLS=true needs TLS_CERT_FILE and TLS_KEY_FILE'] : []
+}
+
+/** Whether the TCP door speaks TLS (TCP_TLS, and TLS_CERT_FILE for auto). */
+export function tcpUsesTls(config: Pick<Config, 'tcpTls' | 'tlsCertFile'>): boolean {
+  return config.tcpTls === 'auto' ? config.tlsCertFile !== '' : config.tcpTls === 'true'
 }
 
 /** Accepts LOG_LEVEL names and the original's RUST_LOG forms ("debug", "mls=debug,info"). */

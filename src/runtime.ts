@@ -1,14 +1,16 @@
 import type { AddressInfo } from 'node:net'
+import type { Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import { tokenVerifier } from './auth/token-verifier.js'
-import type { Config } from './config.js'
+import { tcpUsesTls, type Config } from './config.js'
 import { createKeyPackageInspector } from './mls/index.js'
 import { DeliveryService } from './service/delivery-service.js'
 import { ServiceMetrics } from './service/metrics.js'
 import { createBackend, type Store } from './storage/index.js'
 import { createTcpServer, type TcpServer } from './tcp/server.js'
+import { logCertificate, readTlsCredentials, TlsError } from './tls.js'
 
 export interface RunningService {
   readonly app: FastifyInstance
@@ -17,6 +19,14 @@ export interface RunningService {
   readonly tcp: TcpServer | undefined
   readonly httpPort: number
   readonly tcpPort: number | undefined
+  /** Whether the REST door is HTTPS (TLS_CERT_FILE). */
+  readonly https: boolean
+  /**
+   * Reads TLS_CERT_FILE and TLS_KEY_FILE again (SIGHUP) and serves them to new connections of
+   * both doors; open connections keep theirs. Files that cannot be used are logged and the
+   * certificate served is kept. False when nothing was reloaded.
+   */
+  reloadTls(): Promise<boolean>
   /** Stops accepting, lets requests in flight finish, closes connections and the store. */
   close(): Promise<void>
 }
@@ -33,6 +43,9 @@ export class ListenError extends Error {
 
 /** Builds the store, the one service and both doors over it, and starts listening. */
 export async function startService(config: Config, logger: Logger): Promise<RunningService> {
+  // Before anything is opened: unusable files end the start with a TlsError.
+  const tls = config.tlsCertFile ? await readTlsCredentials(config.tlsCertFile, config.tlsKeyFile) : undefined
+  if (tls) logCertificate(logger, tls.certificate, 'TLS certificate loaded')
   const backend = await createBackend(config, logger)
   const { store, bus } = backend
   // KeyPackage signatures are verified on worker threads (MLS_WORKERS); they end with the app.
@@ -52,10 +65,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   })
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
   const verifier = tokenVerifier(config, logger)
-  const app = await buildApp({ config, service, logger, verifier })
+  const app = await buildApp({ config, service, logger, verifier, tls })
   app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
-  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier }) : undefined
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier, tls: tcpUsesTls(config) ? tls : undefined }) : undefined
 
   let httpPort: number
   let tcpPort: number | undefined
@@ -66,7 +79,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     await backend.close()
     throw new ListenError('HTTP_PORT', config.httpPort, config.host, err as NodeJS.ErrnoException)
   }
-  logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (HTTP REST API${config.auth === 'jwt' ? ', bearer tokens required' : ''})`)
+  logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (${tls ? 'HTTPS' : 'HTTP'} REST API${config.auth === 'jwt' ? ', bearer tokens required' : ''})`)
   if (tcp) {
     try {
       tcpPort = (await tcp.listen(config.tcpPort, config.host)).port
@@ -75,7 +88,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       await backend.close()
       throw new ListenError('TCP_PORT', config.tcpPort, config.host, err as NodeJS.ErrnoException)
     }
-    logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON)`)
+    logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON${tcp.tls ? ' over TLS' : ''})`)
   }
 
   let closing: Promise<void> | undefined
@@ -86,5 +99,19 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     })()
     return closing
   }
-  return { app, service, store, tcp, httpPort, tcpPort, close }
+  const reloadTls = async (): Promise<boolean> => {
+    if (!tls) return false
+    try {
+      const fresh = await readTlsCredentials(config.tlsCertFile, config.tlsKeyFile)
+      ;(app.server as unknown as TlsServer).setSecureContext({ cert: fresh.cert, key: fresh.key })
+      if (tcp?.tls) tcp.setCredentials(fresh)
+      logCertificate(logger, fresh.certificate, 'TLS certificate reloaded')
+      return true
+    } catch (err) {
+      // Files in the middle of being replaced, a key Node cannot use: the old certificate stays.
+      logger.error(err instanceof TlsError ? {} : { err }, `TLS certificate not reloaded, the one loaded before is still served: ${(err as Error).message}`)
+      return false
+    }
+  }
+  return { app, service, store, tcp, httpPort, tcpPort, https: tls !== undefined, reloadTls, close }
 }

@@ -2,6 +2,7 @@ import { ConfigError, helpText, loadConfig } from './config.js'
 import { createLogger } from './logger.js'
 import { ListenError, startService } from './runtime.js'
 import { StoreUnavailableError } from './storage/errors.js'
+import { TlsError } from './tls.js'
 
 /** Process entry: read config, start both listeners, stop cleanly on SIGINT/SIGTERM. */
 async function main(): Promise<number | undefined> {
@@ -25,7 +26,7 @@ async function main(): Promise<number | undefined> {
   try {
     running = await startService(config, logger)
   } catch (err) {
-    if (err instanceof ListenError) {
+    if (err instanceof ListenError || err instanceof TlsError) {
       logger.flush()
       process.stderr.write(`error: ${err.message}\n`)
       return 1
@@ -63,6 +64,13 @@ async function main(): Promise<number | undefined> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+  // A renewed certificate is taken without a restart; without TLS, SIGHUP keeps its default (it ends the process).
+  if (running.https) {
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'Reloading the TLS certificate')
+      void running.reloadTls()
+    })
+  }
   return undefined
 }
 

@@ -1,9 +1,11 @@
 import net from 'node:net'
+import tls from 'node:tls'
 import type { Logger } from 'pino'
 import { MemberAccess, OPEN_ACCESS } from '../auth/access-policy.js'
 import type { TokenVerifier } from '../auth/token-verifier.js'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
+import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsCredentials } from '../tls.js'
 import { Connection } from './connection.js'
 import { DEFAULT_LIVE_STREAM, type LiveStreamOptions } from './live-stream.js'
 import { createProtocol } from './protocol.js'
@@ -23,10 +25,17 @@ export interface TcpServerOptions {
   readonly stream?: Partial<LiveStreamOptions>
   /** AUTH=jwt: connections must Authenticate with a token this verifies before anything else. */
   readonly verifier?: TokenVerifier
+  /** TCP_TLS: the connections speak TLS with this certificate; the protocol inside is the same. */
+  readonly tls?: TlsCredentials
 }
 
 export interface TcpServer {
+  /** A tls.Server with TCP_TLS. */
   readonly server: net.Server
+  /** Whether connections speak TLS. */
+  readonly tls: boolean
+  /** TCP_TLS: new connections get this certificate (SIGHUP); open ones keep theirs. */
+  setCredentials(credentials: TlsCredentials): void
   listen(port: number, host: string): Promise<{ port: number; host: string }>
   /** Stops accepting, answers the requests already received, then closes every connection. */
   close(): Promise<void>
@@ -44,8 +53,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
   const connections = new Set<Connection>()
   let closing: Promise<void> | undefined
 
-  // allowHalfOpen: a client that half-closes after its request (`echo … | nc`) still gets the answer.
-  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+  const onConnection = (socket: net.Socket) => {
     if (closing) {
       socket.destroy()
       return
@@ -63,12 +71,30 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
       },
     })
     connections.add(connection)
+  }
+  // allowHalfOpen: a client that half-closes after its request (`echo … | nc`) still gets the answer.
+  const socketOptions = { allowHalfOpen: true, noDelay: true }
+  const server: net.Server = options.tls
+    ? tls.createServer({ ...socketOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, onConnection)
+    : net.createServer(socketOptions, onConnection)
+  // Every accepted socket, a TLS one still in its handshake included, so close() can cut it.
+  const sockets = new Set<net.Socket>()
+  server.on('connection', (socket: net.Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
   })
+  // A failed handshake (plain text sent to the TLS port, an old protocol, a client that gave up): Node drops the socket.
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => log.debug({ err, remote: formatAddress(socket) }, 'TCP: TLS handshake failed'))
   // A listening socket error after listen() (rare: e.g. EMFILE on accept) must not crash the process.
   server.on('error', (err) => log.error({ err }, 'TCP listener error'))
 
   return {
     server,
+    tls: options.tls !== undefined,
+    setCredentials(credentials) {
+      if (!(server instanceof tls.Server)) throw new Error('setCredentials: the TCP door does not speak TLS')
+      server.setSecureContext({ cert: credentials.cert, key: credentials.key })
+    },
     listen(port, host) {
       return new Promise((resolve, reject) => {
         const onError = (err: Error) => reject(err)
@@ -86,6 +112,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
         // Cut whatever has not finished in time (a client that never reads, or never closes its side).
         const timer = setTimeout(() => {
           for (const connection of connections) connection.destroy()
+          for (const socket of sockets) socket.destroy()
         }, grace)
         timer.unref()
         // The callback runs once every connection is gone (or at once, with an error, if never listening).

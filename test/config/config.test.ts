@@ -2,7 +2,7 @@ import { constants } from 'node:buffer'
 import assert from 'node:assert/strict'
 import { availableParallelism } from 'node:os'
 import { describe, test } from 'node:test'
-import { ConfigError, helpText, loadConfig, MAX_MESSAGE_BYTES_LIMIT, OPTIONS, type Config } from '../../src/config.js'
+import { ConfigError, helpText, loadConfig, MAX_MESSAGE_BYTES_LIMIT, OPTIONS, tcpUsesTls, type Config } from '../../src/config.js'
 
 const load = (env: Record<string, string> = {}, argv: string[] = []) => loadConfig(env, argv) as Config
 
@@ -17,6 +17,9 @@ test('defaults', () => {
     tcpPort: 8080,
     tcpEnabled: true,
     tcpIdleTimeoutSeconds: 300,
+    tlsCertFile: '',
+    tlsKeyFile: '',
+    tcpTls: 'auto',
     logLevel: 'info',
     logFormat: 'json',
     metrics: true,
@@ -75,6 +78,25 @@ describe('AUTH=jwt', () => {
     assert.match(problems({ AUTH: 'jwt', AUTH_JWKS_URL: 'ftp://user:pass@id.example.com/keys' })[0]!, /^AUTH_JWKS_URL=\(hidden\): must be an http\(s\) URL/)
     assert.match(problems({ AUTH: 'oauth' })[0]!, /^AUTH="oauth": must be one of none, jwt/)
   })
+})
+
+test('TLS: the certificate and its key together; TCP_TLS follows them unless set', () => {
+  const problems = (env: Record<string, string>) => {
+    try {
+      load(env)
+    } catch (err) {
+      return (err as ConfigError).problems
+    }
+    return []
+  }
+  const both = load({ TLS_CERT_FILE: '/etc/ds/cert.pem', TLS_KEY_FILE: '/etc/ds/key.pem' })
+  assert.deepEqual([both.tlsCertFile, both.tlsKeyFile, tcpUsesTls(both)], ['/etc/ds/cert.pem', '/etc/ds/key.pem', true])
+  assert.equal(tcpUsesTls(load({ TLS_CERT_FILE: 'c.pem', TLS_KEY_FILE: 'k.pem', TCP_TLS: 'false' })), false)
+  assert.equal(tcpUsesTls(load({})), false)
+  assert.deepEqual(problems({ TLS_CERT_FILE: 'c.pem' }), ['TLS_CERT_FILE is set without TLS_KEY_FILE: TLS needs both the certificate and its private key'])
+  assert.deepEqual(problems({ TLS_KEY_FILE: 'k.pem' }), ['TLS_KEY_FILE is set without TLS_CERT_FILE: TLS needs both the certificate and its private key'])
+  assert.deepEqual(problems({ TCP_TLS: 'true' }), ['TCP_TLS=true needs TLS_CERT_FILE and TLS_KEY_FILE'])
+  assert.match(problems({ TCP_TLS: 'yes' })[0] ?? '', /^TCP_TLS="yes": /)
 })
 
 test('TCP_IDLE_TIMEOUT: a duration, or 0 for never', () => {

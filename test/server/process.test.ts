@@ -118,6 +118,59 @@ test('AUTH=jwt from the environment: both doors ask for a token, and the secret 
   assert.equal(code, 0)
 })
 
+test('TLS from the environment: HTTPS and TLS on TCP; SIGHUP takes a renewed certificate; unusable files end the start with exit 1', async () => {
+  const { makeCertificate } = await import('../helpers/tls.js')
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises')
+  const { tmpdir } = await import('node:os')
+  const https = await import('node:https')
+  const tls = await import('node:tls')
+  const dir = await mkdtemp(`${tmpdir()}/mls-ds-process-tls-`)
+  const certFile = `${dir}/cert.pem`
+  const keyFile = `${dir}/key.pem`
+  const fingerprintOf = (port: number, ca: string) => new Promise<string>((resolve, reject) => {
+    https.get({ host: '127.0.0.1', port, path: '/health', ca, agent: false }, (res) => {
+      res.resume()
+      resolve((res.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256)
+    }).on('error', reject)
+  })
+  try {
+    const first = await makeCertificate('first.example')
+    await writeFile(certFile, first.cert)
+    await writeFile(keyFile, first.key)
+    const proc = startProcess({ TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, LOG_LEVEL: 'info' })
+    const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
+    assert.ok(proc.lines().some((l) => /\(HTTPS REST API\)$/.test(String(l.msg))))
+    assert.ok(proc.lines().some((l) => /\(legacy TCP-JSON over TLS\)$/.test(String(l.msg))))
+    assert.equal(await fingerprintOf(ports.HTTP, first.cert), first.fingerprint256)
+    const socket = tls.connect({ host: '127.0.0.1', port: ports['legacy TCP'], ca: first.cert })
+    await once(socket, 'secureConnect')
+    socket.destroy()
+
+    const renewed = await makeCertificate('renewed.example')
+    await writeFile(certFile, renewed.cert)
+    await writeFile(keyFile, renewed.key)
+    proc.child.kill('SIGHUP')
+    await waitFor(() => (proc.lines().some((l) => l.msg === 'TLS certificate reloaded') ? true : undefined), 'the reload log line')
+    assert.equal(await fingerprintOf(ports.HTTP, renewed.cert), renewed.fingerprint256)
+    assert.ok(!proc.output().includes('PRIVATE KEY'), 'the key is not logged')
+    proc.child.kill('SIGTERM')
+    const [code] = await once(proc.child, 'exit')
+    assert.equal(code, 0)
+
+    await writeFile(keyFile, first.key)
+    const refused = startProcess({ TLS_CERT_FILE: certFile, TLS_KEY_FILE: keyFile, LOG_LEVEL: 'silent' })
+    const [refusedCode] = await once(refused.child, 'exit')
+    assert.equal(refusedCode, 1)
+    assert.match(refused.output(), /^error: TLS_KEY_FILE .* is not the private key of the certificate in TLS_CERT_FILE/m)
+    const half = startProcess({ TLS_CERT_FILE: certFile })
+    const [halfCode] = await once(half.child, 'exit')
+    assert.equal(halfCode, 2)
+    assert.match(half.output(), /TLS_CERT_FILE is set without TLS_KEY_FILE/)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
 test('--help prints every setting and exits 0', async () => {
   const proc = startProcess({}, ['--help'])
   const [code] = await once(proc.child, 'exit')
