@@ -1,4 +1,5 @@
 import { Type } from 'typebox'
+import { MAX_CLIENT_LIST_LIMIT } from '../service/delivery-service.js'
 import { Base64Schema, IdSchema } from './common.js'
 
 export const MAX_BATCH = 1000
@@ -43,6 +44,15 @@ export const KeyPackageCountReplySchema = Type.Object({
   legacy: Type.Integer({ description: 'Opaque legacy KeyPackages (0 or 1)' }),
 })
 
+export const KeyPackageListQuerySchema = Type.Object(
+  {
+    after: Type.Optional({ ...IdSchema, description: 'Only clients after this id (the `next_after` of the page before)' }),
+    limit: Type.Integer({ minimum: 1, maximum: MAX_CLIENT_LIST_LIMIT, default: MAX_CLIENT_LIST_LIMIT, description: 'At most this many clients' }),
+  },
+  { additionalProperties: false },
+)
+
 export const KeyPackageListReplySchema = Type.Object({
-  clients: Type.Array(IdSchema, { description: 'Clients with at least one KeyPackage, sorted' }),
+  clients: Type.Array(IdSchema, { description: 'Clients with at least one KeyPackage to hand out, in code point order (the order of their UTF-8 bytes)' }),
+  next_after: Type.Optional({ ...IdSchema, description: 'There are more: ask again with `after` set to this (the last client of this page); absent on the last page' }),
 })

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox'
-import { MAX_READ_LIMIT } from '../service/delivery-service.js'
+import { MAX_CLIENT_LIST_LIMIT, MAX_READ_LIMIT } from '../service/delivery-service.js'
 import { IdSchema, MessageTypeSchema } from './common.js'
 import { epochSchema } from './groups.js'
 import { KeyPackageRefParamsSchema, MAX_BATCH } from './key-packages.js'
@@ -23,7 +23,11 @@ export const FetchKeyPackageRequestSchema = request('FetchKeyPackage', {
   // Extension: only a KeyPackage of this ciphersuite.
   ciphersuite: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Only a KeyPackage of this ciphersuite' })),
 })
-export const ListKeyPackagesRequestSchema = request('ListKeyPackages', {})
+export const ListKeyPackagesRequestSchema = request('ListKeyPackages', {
+  // Extension: a page of the list; without them, every client, as the original answered.
+  after: Type.Optional({ ...IdSchema, description: 'Only clients after this id (the next_after of the page before)' }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CLIENT_LIST_LIMIT, description: 'At most this many; default: every one' })),
+})
 export const CreateGroupRequestSchema = request('CreateGroup', {
   group_id: IdSchema,
   creator_id: IdSchema,
@@ -120,6 +124,7 @@ export const KeyPackageResponseSchema = Type.Object({
 export const KeyPackageListResponseSchema = Type.Object({
   type: Type.Literal('KeyPackageListResponse'),
   clients: Type.Array(IdSchema),
+  next_after: Type.Optional(IdSchema),
 })
 export const GroupResponseSchema = Type.Object({
   type: Type.Literal('GroupResponse'),

@@ -16,6 +16,7 @@ import type {
   WelcomeRecord,
 } from '../storage/store.js'
 import type { ClaimLimiter } from '../storage/claim-limiter.js'
+import type { IdPage } from '../storage/id-order.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
 import { ServiceMetrics } from './metrics.js'
@@ -26,6 +27,14 @@ import { checkGroupInfo, classifyMessage, inspectOrReject, type ClassifiedMessag
 
 export const DEFAULT_READ_LIMIT = 100
 export const MAX_READ_LIMIT = 1000
+/** A page of the list of clients with KeyPackages: at most this many ids (REST's default too). */
+export const MAX_CLIENT_LIST_LIMIT = 1000
+
+/** A page of the clients with KeyPackages; `nextAfter` when more follow (ask again with it as `after`). */
+export interface ClientListPage {
+  readonly clients: string[]
+  readonly nextAfter?: string
+}
 /** The default MAX_MESSAGE_BYTES. */
 export const DEFAULT_PAGE_BYTES = 1024 * 1024
 const DAY = 86400
@@ -177,8 +186,21 @@ export class DeliveryService {
     return record
   }
 
-  listKeyPackageClients(): Promise<string[]> {
-    return this.#store.listKeyPackageClients(this.#seconds())
+  /**
+   * The clients with a KeyPackage to hand out, in id order (code point order, the same on every
+   * store), after `page.after`; at most `page.limit` (1..MAX_CLIENT_LIST_LIMIT), every one when
+   * there is no limit (the legacy ListKeyPackages). One more is read to know whether more follow.
+   */
+  async listKeyPackageClients(page: IdPage = {}): Promise<ClientListPage> {
+    if (page.after !== undefined) assertId('after', page.after)
+    const { limit } = page
+    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_CLIENT_LIST_LIMIT)) {
+      throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_CLIENT_LIST_LIMIT}`)
+    }
+    const clients = await this.#store.listKeyPackageClients(this.#seconds(), { after: page.after, limit: limit === undefined ? undefined : limit + 1 })
+    if (limit === undefined || clients.length <= limit) return { clients }
+    clients.length = limit
+    return { clients, nextAfter: clients[limit - 1]! }
   }
 
   async countKeyPackages(clientId: string): Promise<KeyPackageCount> {

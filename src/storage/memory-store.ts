@@ -1,5 +1,6 @@
 import { ClientQueue } from './client-queue.js'
 import { HandedOutRefs, handedOutUntil, nowSeconds } from './handed-out-refs.js'
+import { pageOfIds, type IdPage } from './id-order.js'
 import { MessageLog } from './message-log.js'
 import { digestFor, RetryIndex } from './retry-index.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
@@ -109,14 +110,14 @@ export class MemoryStore implements Store {
     return claimed
   }
 
-  async listKeyPackageClients(now: number): Promise<string[]> {
-    const clients: string[] = []
-    // Whether a client has one is known at its first package that has not expired: the list costs
-    // one look per client, not one per KeyPackage stored (anyone may ask for it).
-    for (const [clientId, pool] of this.#keyPackages) {
-      if (pool.legacy || someValid(pool.packages.values(), now)) clients.push(clientId)
-    }
-    return clients.sort()
+  async listKeyPackageClients(now: number, page: IdPage = {}): Promise<string[]> {
+    // Whether a client has one is known at its first package that has not expired, and is asked
+    // only of ids that would make the page: one look per client at most, not one per KeyPackage
+    // stored (anyone may ask for the list).
+    return pageOfIds(this.#keyPackages.keys(), page, (clientId) => {
+      const pool = this.#keyPackages.get(clientId)!
+      return pool.legacy !== undefined || someValid(pool.packages.values(), now)
+    })
   }
 
   async countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {

@@ -9,6 +9,7 @@ import { ackDeliveries, readDeliveryPages } from './postgres/queues.js'
 import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { NO_BYTE_LIMIT } from './page-budget.js'
+import type { IdPage } from './id-order.js'
 import type { ClaimLimiter } from './claim-limiter.js'
 import type { ClaimLimit } from '../config.js'
 import type {
@@ -92,8 +93,8 @@ export class PostgresStore implements Store {
     return keyPackages.claimKeyPackage(this.#pool, this.#options.retention, clientId, q)
   }
 
-  listKeyPackageClients(now: number): Promise<string[]> {
-    return keyPackages.listKeyPackageClients(this.#pool, now)
+  listKeyPackageClients(now: number, page?: IdPage): Promise<string[]> {
+    return keyPackages.listKeyPackageClients(this.#pool, now, page)
   }
 
   countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {

@@ -3,6 +3,7 @@ import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
 import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
 import { MessageBytes } from './message-bytes.js'
+import type { IdPage } from './id-order.js'
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
 import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { retryKeys } from './retry-keys.js'
@@ -142,9 +143,11 @@ export class SqliteStore implements Store {
     })
   }
 
-  async listKeyPackageClients(now: number): Promise<string[]> {
-    const rows = this.#db.prepare(`SELECT DISTINCT client_id FROM key_packages WHERE ${USABLE}`).all({ now }) as { client_id: string }[]
-    return rows.map((r) => r.client_id).sort()
+  async listKeyPackageClients(now: number, page: IdPage = {}): Promise<string[]> {
+    // BINARY compares the UTF-8 bytes: id order (id-order.ts). LIMIT -1 is none.
+    const rows = this.#db.prepare(`SELECT DISTINCT client_id FROM key_packages WHERE ${USABLE} AND (@after IS NULL OR client_id > @after)
+      ORDER BY client_id LIMIT @limit`).all({ now, after: page.after ?? null, limit: page.limit ?? -1 }) as { client_id: string }[]
+    return rows.map((r) => r.client_id)
   }
 
   async countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount> {

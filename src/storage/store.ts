@@ -4,6 +4,7 @@
  * `DELETE … RETURNING`, an append is "insert if the group is in the expected state").
  * The service layer talks only to this interface and never knows which store it has.
  */
+import type { IdPage } from './id-order.js'
 
 export const MESSAGE_TYPES = ['Welcome', 'Add', 'Application', 'Commit', 'Proposal'] as const
 export type MessageType = (typeof MESSAGE_TYPES)[number]
@@ -205,8 +206,11 @@ export interface Store {
    * has passed are forgotten a few at a time as claims go on.
    */
   claimKeyPackage(clientId: string, query: ClaimQuery): Promise<KeyPackageRecord | undefined>
-  /** Client ids with at least one package that can be handed out, sorted. */
-  listKeyPackageClients(now: number): Promise<string[]>
+  /**
+   * Client ids with at least one package that can be handed out, in id order (id-order.ts: code
+   * point order, the same on every store), after `page.after` and at most `page.limit`.
+   */
+  listKeyPackageClients(now: number, page?: IdPage): Promise<string[]>
   countKeyPackages(clientId: string, now: number): Promise<KeyPackageCount>
   /** Removes all of the client's packages; returns how many there were. */
   deleteKeyPackages(clientId: string): Promise<number>

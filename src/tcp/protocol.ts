@@ -22,6 +22,8 @@
  *      "ciphersuite":<id>,"last_resort":<bool>}. Opaque legacy data keeps exactly the original's
  *     shape, so the original clients (who only ever store placeholders) never see a new field.
  *   CreateGroup `epoch`: the MLS epoch the group is at now (default 0).
+ *   ListKeyPackages `after`, `limit` (1..1000): a page of the list, in code point order, with
+ *     `next_after` in the answer when more follow; without them every client, as the original.
  * RelayMessage of MLS bytes keeps its shape: `message_type` is still required and must agree
  * with the bytes; the message must name this group and carry its current epoch, and a Commit
  * moves the group to the next one (RFC 9750 §5.2.1).
@@ -173,10 +175,10 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       // Opaque legacy data keeps the original's exact shape; an MLS KeyPackage also names its ref, suite and kind.
       return record.legacy ? { type: 'KeyPackageResponse', client_id: r.client_id, key_package: view.key_package } : { type: 'KeyPackageResponse', ...view }
     }),
-    op(S.ListKeyPackagesRequestSchema, 'list key packages', async () => ({
-      type: 'KeyPackageListResponse',
-      clients: await service.listKeyPackageClients(),
-    })),
+    op(S.ListKeyPackagesRequestSchema, 'list key packages', async (r) => {
+      const page = await service.listKeyPackageClients({ after: r.after, limit: r.limit })
+      return { type: 'KeyPackageListResponse', clients: page.clients, ...(page.nextAfter === undefined ? {} : { next_after: page.nextAfter }) }
+    }),
     op(S.CreateGroupRequestSchema, 'create group', async (r, session) => {
       access.self(session.caller, r.creator_id, 'create a group as its creator_id')
       return legacyGroup(await service.createGroup(r.group_id, r.creator_id, { epoch: r.epoch }))

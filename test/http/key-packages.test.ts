@@ -67,6 +67,36 @@ describe('REST key packages', () => {
     assert.equal(proto.json().key_package, b64('kp-__proto__'))
   })
 
+  test('the list comes in pages: `limit`, and `next_after` to ask for the next page until it is absent', async () => {
+    const ids = Array.from({ length: 7 }, (_, i) => `page-${i}`)
+    for (const id of ids) assert.equal((await app.inject({ method: 'PUT', url: `/key-packages/${id}`, payload: { key_package: b64(`kp-${id}`) } })).statusCode, 200)
+    const seen: string[] = []
+    let after: string | undefined = 'page-'
+    let pages = 0
+    while (after !== undefined) {
+      const res: { statusCode: number; json(): unknown } = await app.inject({ method: 'GET', url: '/key-packages', query: { after, limit: '3' } })
+      assert.equal(res.statusCode, 200)
+      const body = res.json() as { clients: string[]; next_after?: string }
+      seen.push(...body.clients.filter((id) => id.startsWith('page-')))
+      if (body.next_after !== undefined) assert.equal(body.next_after, body.clients.at(-1))
+      after = body.next_after
+      pages++
+    }
+    assert.deepEqual(seen, ids)
+    assert.ok(pages >= 3)
+    // Exactly a page full, nothing after: no next_after.
+    const last = (await app.inject({ method: 'GET', url: '/key-packages', query: { after: 'page-3', limit: '3' } })).json()
+    assert.deepEqual(last.clients.slice(0, 3), ['page-4', 'page-5', 'page-6'])
+    // Without limit, at most 1000 a page.
+    assert.ok(Array.isArray((await app.inject({ method: 'GET', url: '/key-packages' })).json().clients))
+    for (const query of [{ limit: '0' }, { limit: '1001' }, { limit: 'x' }, { after: '' }, { other: '1' }] as Record<string, string>[]) {
+      const res = await app.inject({ method: 'GET', url: '/key-packages', query })
+      assert.equal(res.statusCode, 400, JSON.stringify(query))
+      assert.equal(res.json().error, 'bad_request', JSON.stringify(query))
+    }
+    assert.equal((await app.inject({ method: 'GET', url: '/key-packages', query: { after: '__proto__' } })).statusCode, 200)
+  })
+
   test('fetching for a client without packages is a 404 in the error shape', async () => {
     const res = await app.inject({ method: 'GET', url: '/key-packages/nobody' })
     assert.equal(res.statusCode, 404)

@@ -24,6 +24,20 @@ describe('legacy TCP protocol: extensions', () => {
     assert.deepEqual(await request(h.port, { type: 'GetGroup', group_id: 'nope' }), { type: 'Error', message: 'Failed to get group: Group not found: nope', code: 'group_not_found' })
   })
 
+  it('ListKeyPackages: every client without `limit`, as the original; pages with `after` and `limit`, as REST', async () => {
+    for (const id of ['lk-a', 'lk-b', 'lk-c']) await request(h.port, { type: 'StoreKeyPackage', client_id: id, key_package: [1, 2, 3] })
+    const all = await request(h.port, { type: 'ListKeyPackages' })
+    assert.deepEqual(Object.keys(all).sort(), ['clients', 'type'], 'the original shape: no next_after')
+    assert.deepEqual(all.clients.filter((id: string) => id.startsWith('lk-')), ['lk-a', 'lk-b', 'lk-c'])
+    assert.deepEqual(await request(h.port, { type: 'ListKeyPackages', after: 'lk-', limit: 2 }), { type: 'KeyPackageListResponse', clients: ['lk-a', 'lk-b'], next_after: 'lk-b' })
+    const rest = await request(h.port, { type: 'ListKeyPackages', after: 'lk-b', limit: 2 })
+    assert.deepEqual(rest.clients[0], 'lk-c')
+    const page = await h.service.listKeyPackageClients({ after: 'lk-b', limit: 2 })
+    assert.deepEqual(rest, { type: 'KeyPackageListResponse', clients: page.clients, ...(page.nextAfter ? { next_after: page.nextAfter } : {}) })
+    assert.match((await request(h.port, { type: 'ListKeyPackages', limit: 0 })).message, /^Invalid message format: .*limit/)
+    assert.match((await request(h.port, { type: 'ListKeyPackages', limit: 1001 })).message, /^Invalid message format: .*limit/)
+  })
+
   it('ReadMessages returns what was relayed, after a seq, up to a limit', async () => {
     await request(h.port, { type: 'CreateGroup', group_id: 'g2', creator_id: 'alice' })
     for (let i = 1; i <= 3; i++) assert.equal((await request(h.port, relay('g2', 'alice', [i, i]))).success, true)

@@ -6,6 +6,7 @@ import type { ValidationMode } from '../../config.js'
 import {
   ClaimQuerySchema,
   KeyPackageCountReplySchema,
+  KeyPackageListQuerySchema,
   KeyPackageListReplySchema,
   KeyPackageRefParamsSchema,
   KeyPackageReplySchema,
@@ -94,11 +95,16 @@ export const keyPackageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryServ
 
   app.get('/key-packages', {
     schema: {
-      summary: 'List the clients that have KeyPackages',
+      summary: 'List the clients that have KeyPackages, a page at a time',
+      description: 'In code point order; when `next_after` is in the reply, more follow: ask again with `after` set to it.',
       tags,
-      response: { 200: KeyPackageListReplySchema, ...errorResponses() },
+      querystring: KeyPackageListQuerySchema,
+      response: { 200: KeyPackageListReplySchema, ...errorResponses(400) },
     },
-  }, async () => ({ clients: await service.listKeyPackageClients() }))
+  }, async (request) => {
+    const page = await service.listKeyPackageClients({ after: request.query.after, limit: request.query.limit })
+    return { clients: page.clients, ...(page.nextAfter === undefined ? {} : { next_after: page.nextAfter }) }
+  })
 
   app.delete('/key-packages/:client', {
     schema: {

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import { HANDED_OUT_PURGE_BATCH, nowSeconds, unknownLifetimeSeconds } from '../handed-out-refs.js'
 import type { RetentionPolicy } from '../options.js'
+import type { IdPage } from '../id-order.js'
 import type { ClaimQuery, KeyPackageCount, KeyPackageRecord } from '../store.js'
 import { query, toBuffer, toBytes, transaction, translate, type Queryable } from './database.js'
 
@@ -104,10 +105,13 @@ export async function claimKeyPackage(pool: pg.Pool, retention: RetentionPolicy,
   return rows[0] && toRecord(rows[0])
 }
 
-export async function listKeyPackageClients(pool: pg.Pool, now: number): Promise<string[]> {
-  const { rows } = await query<{ client_id: string }>(pool, `SELECT DISTINCT client_id FROM key_packages WHERE ${usable('$1')}`, [now])
-  // Sorted here, as memory sorts (by UTF-16 code units), whatever the database collation.
-  return rows.map((r) => r.client_id).sort()
+export async function listKeyPackageClients(pool: pg.Pool, now: number, page: IdPage = {}): Promise<string[]> {
+  // "C" compares the UTF-8 bytes, whatever the database's collation: id order (id-order.ts), along
+  // the index of migration 9. LIMIT NULL is none.
+  const { rows } = await query<{ client_id: string }>(pool, `SELECT DISTINCT client_id COLLATE "C" AS client_id FROM key_packages
+    WHERE ${usable('$1')} AND ($2::text IS NULL OR client_id COLLATE "C" > $2::text)
+    ORDER BY 1 LIMIT $3`, [now, page.after ?? null, page.limit ?? null])
+  return rows.map((r) => r.client_id)
 }
 
 export async function countKeyPackages(pool: pg.Pool, clientId: string, now: number): Promise<KeyPackageCount> {

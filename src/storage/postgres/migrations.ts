@@ -179,6 +179,15 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       ${APPEND_FUNCTION_SHARED_BYTES}
     `,
   },
+  {
+    version: 9,
+    name: 'clients with key packages listed in pages, in byte order',
+    sql: `
+      -- GET /key-packages?after=…&limit=…: ids in "C" order (UTF-8 bytes, as memory and SQLite
+      -- order them), read from the cursor on instead of sorted whole.
+      CREATE INDEX key_packages_client_bytes ON key_packages ((client_id COLLATE "C"));
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

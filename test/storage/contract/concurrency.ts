@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
+import { compareIds } from '../../../src/storage/id-order.js'
 import type { AppendResult } from '../../../src/storage/store.js'
 import { ANY_MEMBER, HOSTILE_IDS, MEMBER, bytes, groupWith, keyPackage, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
 
@@ -90,7 +91,7 @@ export function concurrencyContract(factory: StoreFactory): void {
         const result = await store.appendMessage(id, message(`${id}-peer`, id), { ...ANY_MEMBER, retry: { sameBytes: true, key: id } })
         assert.ok(result.ok && result.seq === 1, id)
       }
-      assert.deepEqual(await store.listKeyPackageClients(NOW), [...HOSTILE_IDS].sort())
+      assert.deepEqual(await store.listKeyPackageClients(NOW), [...HOSTILE_IDS].sort(compareIds))
       for (const id of HOSTILE_IDS) {
         assert.equal(text((await store.claimKeyPackage(id, { now: NOW }))!.data), id)
         assert.deepEqual((await store.getGroup(id))?.members, [id, `${id}-peer`])

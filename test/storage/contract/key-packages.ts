@@ -21,6 +21,24 @@ export function keyPackageContract(factory: StoreFactory): void {
       assert.equal(await store.claimKeyPackage('nobody', { now: NOW }), undefined)
     })
 
+    test('the list of clients: code point order on every store, in pages from a cursor, without expired pools', async (t) => {
+      const store = await openStore(t, factory)
+      // UTF-16 order would put the emoji (a surrogate pair) before U+FFFD; code point order, after.
+      const ids = ['zoe', '\uFFFD', 'ünï 😀', 'ünï', 'Bob', 'a', '😀', 'ab', '\uE000']
+      for (const id of ids) await store.addKeyPackages(id, [keyPackage()], NOW)
+      await store.addKeyPackages('expired', [keyPackage({ notAfter: NOW + 1 })], NOW)
+      const ordered = ['Bob', 'a', 'ab', 'zoe', 'ünï', 'ünï 😀', '\uE000', '\uFFFD', '😀']
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2), ordered)
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { limit: 3 }), ['Bob', 'a', 'ab'])
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { after: 'ab', limit: 3 }), ['zoe', 'ünï', 'ünï 😀'])
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { after: 'ünï 😀' }), ['\uE000', '\uFFFD', '😀'])
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { after: '\uFFFD', limit: 5 }), ['😀'])
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { after: '😀' }), [])
+      // A cursor need not be a client that has KeyPackages.
+      assert.deepEqual(await store.listKeyPackageClients(NOW + 2, { after: 'b', limit: 1 }), ['zoe'])
+      assert.deepEqual(await store.listKeyPackageClients(NOW, { after: 'ab', limit: 2 }), ['expired', 'zoe'], 'not expired yet')
+    })
+
     test('a claim hands out the oldest package once, with its exact bytes, and remembers the owner', async (t) => {
       const store = await openStore(t, factory)
       const first = keyPackage({ data: new Uint8Array([0, 255, 0, 1]) })
