@@ -9,7 +9,11 @@ import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWTPayload } 
 export const TEST_SECRET = 'a test secret of at least 32 characters, never a real one'
 
 export interface TokenClaims {
-  /** Seconds from now; negative for a token already expired. Default one hour. */
+  /**
+   * Seconds from now, at least (exp is counted from the next whole second, as jose counts whole
+   * seconds): `-(CLOCK_TOLERANCE_SECONDS - 2)` is a token accepted for 2 s more at least, wherever
+   * in the second it is made. Negative for a token already expired. Default one hour.
+   */
   readonly expiresIn?: number
   /** Leave `exp` out entirely. */
   readonly noExpiry?: boolean
@@ -22,7 +26,7 @@ function claims(sub: string | undefined, options: TokenClaims): SignJWT {
   const now = Math.floor(Date.now() / 1000)
   const jwt = new SignJWT({ ...options.extra }).setIssuedAt(now)
   if (sub !== undefined) jwt.setSubject(sub)
-  if (!options.noExpiry) jwt.setExpirationTime(now + (options.expiresIn ?? 3600))
+  if (!options.noExpiry) jwt.setExpirationTime(Math.ceil(Date.now() / 1000) + (options.expiresIn ?? 3600))
   if (options.issuer) jwt.setIssuer(options.issuer)
   if (options.audience) jwt.setAudience(options.audience)
   return jwt
