@@ -1,4 +1,4 @@
-import { createRemoteJWKSet, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
+import { createRemoteJWKSet, customFetch, errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose'
 import type { Logger } from 'pino'
 import type { Config } from '../config.js'
 import { ServiceError } from '../errors.js'
@@ -68,7 +68,7 @@ export class TokenVerifier {
       algorithms = HMAC_ALGORITHMS
     } else {
       // Fetched on first use and cached; an unknown `kid` refetches, at most every 30 s.
-      this.#key = createRemoteJWKSet(new URL(options.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000 })
+      this.#key = createRemoteJWKSet(new URL(options.jwksUrl!), { timeoutDuration: 5000, cooldownDuration: 30_000, cacheMaxAge: 10 * 60_000, [customFetch]: fetchAtMost(MAX_JWKS_BYTES) })
       algorithms = PUBLIC_KEY_ALGORITHMS
     }
     this.#options = {
@@ -147,6 +147,30 @@ export class TokenVerifier {
       this.#log.warn({ err }, 'The token issuer\'s keys (AUTH_JWKS_URL) cannot be fetched: requests with tokens answer 503')
     }
     return refusal
+  }
+}
+
+/** A key set is a few kilobytes; a JWKS document larger than this is refused (and logged), not read into memory. */
+export const MAX_JWKS_BYTES = 256 * 1024
+
+/** fetch for jose's JWKS requests that reads at most `limit` bytes of the answer. */
+function fetchAtMost(limit: number) {
+  return async (url: string, init: RequestInit): Promise<Response> => {
+    const response = await fetch(url, init)
+    const tooLarge = () => new Error(`the JWKS document at AUTH_JWKS_URL is larger than ${limit} bytes`)
+    if (Number(response.headers.get('content-length') ?? 0) > limit) {
+      await response.body?.cancel()
+      throw tooLarge()
+    }
+    const chunks: Uint8Array[] = []
+    let size = 0
+    // Leaving the loop early cancels the rest of the body.
+    for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+      size += chunk.byteLength
+      if (size > limit) throw tooLarge()
+      chunks.push(chunk)
+    }
+    return new Response(Buffer.concat(chunks), { status: response.status, statusText: response.statusText, headers: response.headers })
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
 import { SignJWT, UnsecuredJWT } from 'jose'
-import { CLOCK_TOLERANCE_SECONDS, TokenVerifier, VERIFIED_TOKEN_CACHE_SIZE } from '../../src/auth/token-verifier.js'
+import { CLOCK_TOLERANCE_SECONDS, MAX_JWKS_BYTES, TokenVerifier, VERIFIED_TOKEN_CACHE_SIZE } from '../../src/auth/token-verifier.js'
 import { ServiceError } from '../../src/errors.js'
 import { hmacToken, JwksIssuer, TEST_SECRET } from '../helpers/tokens.js'
 
@@ -127,6 +127,27 @@ describe('TokenVerifier with an issuer JWKS (ES256) over HTTP', () => {
     await refusal(unreachable, await gone.sign('bob'))
     assert.equal(warnings.length, 1, 'reported once, not once a request')
     assert.ok(warnings[0]!.err instanceof Error)
+  })
+
+  test('a JWKS document larger than MAX_JWKS_BYTES is refused as unavailable and logged, with or without Content-Length; a padded one below it is read', async () => {
+    for (const chunked of [false, true]) {
+      const huge = await JwksIssuer.start(1, { padBytes: MAX_JWKS_BYTES + 1, chunked })
+      try {
+        const warnings: Array<{ err: Error }> = []
+        const verifier = new TokenVerifier({ jwksUrl: huge.url, log: { warn: (fields: { err: Error }) => void warnings.push(fields) } as never })
+        const err = await refusal(verifier, await huge.sign('alice'))
+        assert.equal(err.code, 'unavailable', `chunked: ${chunked}`)
+        assert.match(warnings[0]?.err.message ?? '', /larger than 262144 bytes/)
+      } finally {
+        await huge.stop()
+      }
+    }
+    const padded = await JwksIssuer.start(1, { padBytes: MAX_JWKS_BYTES - 1000, chunked: true })
+    try {
+      assert.equal((await new TokenVerifier({ jwksUrl: padded.url }).verify(await padded.sign('alice'))).clientId, 'alice')
+    } finally {
+      await padded.stop()
+    }
   })
 
   test('during a key rotation (two keys published), a token without kid is checked against each', async () => {

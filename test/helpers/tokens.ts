@@ -51,16 +51,22 @@ export class JwksIssuer {
     this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`
   }
 
-  /** `keys` key pairs, all published (two or more: a key rotation). */
-  static async start(keys = 1): Promise<JwksIssuer> {
+  /**
+   * `keys` key pairs, all published (two or more: a key rotation). `padBytes` adds a member of that
+   * many bytes to the document; `chunked` sends it without Content-Length, in pieces.
+   */
+  static async start(keys = 1, document: { padBytes?: number; chunked?: boolean } = {}): Promise<JwksIssuer> {
     const pairs = await Promise.all(Array.from({ length: keys }, () => generateKeyPair('ES256')))
     const published = await Promise.all(pairs.map(async ({ publicKey }, i) => ({ ...(await exportJWK(publicKey)), kid: `test-key-${i + 1}`, alg: 'ES256', use: 'sig' })))
-    const jwks = JSON.stringify({ keys: published })
+    const jwks = JSON.stringify({ keys: published, ...(document.padBytes ? { pad: 'x'.repeat(document.padBytes) } : {}) })
     let issuer: JwksIssuer | undefined
     const server = createServer((req, res) => {
       issuer!.fetches++
       if (req.url !== '/.well-known/jwks.json') return void res.writeHead(404).end()
-      res.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
+      if (!document.chunked) return void res.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
+      res.writeHead(200, { 'content-type': 'application/json' })
+      for (let i = 0; i < jwks.length; i += 16_384) res.write(jwks.slice(i, i + 16_384))
+      res.end()
     })
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     issuer = new JwksIssuer(server, pairs.map((p) => p.privateKey))
