@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os'
-import type { ClaimLimit } from './config.js'
+import type { RateLimit } from './config.js'
 import { parseCiphersuiteList, supportedCiphersuites } from './mls/index.js'
 
 /**
@@ -52,16 +52,16 @@ export function parseOptionalPath(raw: string): string {
   return raw === '' ? '' : parsePath(raw)
 }
 
-/** `<claims>/<window>`, the window in seconds or with s, m, h or d; `0` or `off` for no limit. */
-export function parseClaimLimit(raw: string): ClaimLimit | null {
+/** `<count>/<window>`, the window in seconds or with s, m, h or d; `0` or `off` for no limit. */
+export function parseRateLimit(raw: string): RateLimit | null {
   if (raw === '0' || raw.toLowerCase() === 'off') return null
   const match = /^(\d+)\s*\/\s*(\S+)$/.exec(raw)
-  if (!match) throw new Error('must be <claims>/<window> such as 20/1m, or 0 for no limit')
-  const claims = Number(match[1])
-  if (claims < 1 || claims > 1_000_000) throw new Error('claims must be from 1 to 1000000 (or 0 alone for no limit)')
+  if (!match) throw new Error('must be <count>/<window> such as 20/1m, or 0 for no limit')
+  const count = Number(match[1])
+  if (count < 1 || count > 1_000_000) throw new Error('the count must be from 1 to 1000000 (or 0 alone for no limit)')
   const windowSeconds = parseDuration(match[2]!)
   if (windowSeconds > 86400) throw new Error('the window must be at most 1d')
-  return { claims, windowSeconds }
+  return { count, windowSeconds }
 }
 
 export function parseJwtSecret(raw: string): string {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { oneOf, parseBoolean, parseCiphersuites, parseClaimLimit, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseWorkers } from './config-values.js'
+import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseRateLimit, parseWorkers } from './config-values.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -22,8 +22,9 @@ export type TcpTlsMode = (typeof TCP_TLS_MODES)[number]
 export const AUTH_MODES = ['none', 'jwt'] as const
 export type AuthMode = (typeof AUTH_MODES)[number]
 
-export interface ClaimLimit {
-  readonly claims: number
+/** `<count>/<window>`: at most `count` events per window of `windowSeconds`. */
+export interface RateLimit {
+  readonly count: number
   readonly windowSeconds: number
 }
 
@@ -60,7 +61,9 @@ export interface Config {
   readonly mlsCiphersuites: ReadonlySet<number>
   readonly keyPackageMaxLifetimeSeconds: number
   /** Most claims of one client's KeyPackages per window (across the instances on one database); null: no limit. */
-  readonly keyPackageClaimLimit: ClaimLimit | null
+  readonly keyPackageClaimLimit: RateLimit | null
+  /** Most messages one sender may relay per window (across the instances on one database); null: no limit. */
+  readonly messageRateLimit: RateLimit | null
   readonly mlsWorkers: number
   readonly queueMaxMessages: number
   readonly queueMaxAgeSeconds: number
@@ -126,7 +129,8 @@ export const OPTIONS = [
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
-  option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, across all instances on one database: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; beyond it only the last-resort KeyPackage is handed out, or 429 rate_limited with retry_after without one", parse: parseClaimLimit }),
+  option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, across all instances on one database: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; beyond it only the last-resort KeyPackage is handed out, or 429 rate_limited with retry_after without one", parse: parseRateLimit }),
+  option({ key: 'messageRateLimit', env: 'MESSAGE_RATE_LIMIT', flag: 'message-rate-limit', default: '0', help: 'Most messages one sender may relay per window (group messages and commits, both doors and streams), across all instances on one database: <messages>/<window> (e.g. 600/1m), or 0 for no limit; beyond it 429 rate_limited with retry_after', parse: parseRateLimit }),
   option({ key: 'mlsWorkers', env: 'MLS_WORKERS', flag: 'mls-workers', default: 'auto', help: 'Worker threads that verify uploaded KeyPackages: auto (CPU cores - 1, at least 1, at most 4), or 0 to verify on the main thread', parse: parseWorkers }),
   option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries (and Welcomes in the inbox) kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
   option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery (and inbox Welcome) kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),

@@ -54,7 +54,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   if (config.metrics) metrics.collectProcessMetrics()
   const service = new DeliveryService({
     metrics,
-    claimLimiter: config.keyPackageClaimLimit ? backend.claimLimiter(config.keyPackageClaimLimit) : undefined,
+    claimLimiter: config.keyPackageClaimLimit ? backend.rateLimiter('claims', config.keyPackageClaimLimit) : undefined,
+    messageLimiter: config.messageRateLimit ? backend.rateLimiter('messages', config.messageRateLimit) : undefined,
     store,
     bus,
     log: logger,

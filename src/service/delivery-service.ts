@@ -15,7 +15,7 @@ import type {
   StoredMessage,
   WelcomeRecord,
 } from '../storage/store.js'
-import type { ClaimLimiter } from '../storage/claim-limiter.js'
+import type { RateLimiter } from '../storage/rate-limiter.js'
 import type { IdPage } from '../storage/id-order.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { assertId } from './ids.js'
@@ -57,7 +57,9 @@ export interface ServiceOptions {
   /** Where the service counts what it does (GET /metrics); a fresh one when not given. */
   readonly metrics?: ServiceMetrics
   /** Counts the claims of each client's KeyPackages for KEY_PACKAGE_CLAIM_LIMIT (the backend's, shared by its instances); no limit when not given. */
-  readonly claimLimiter?: ClaimLimiter
+  readonly claimLimiter?: RateLimiter
+  /** Counts the messages of each sender for MESSAGE_RATE_LIMIT (the backend's, shared by its instances); no limit when not given. */
+  readonly messageLimiter?: RateLimiter
   /**
    * The most message data one page of a read holds, over both doors and live streams (always at
    * least one message, page-budget.ts); MAX_MESSAGE_BYTES in the runtime, DEFAULT_PAGE_BYTES if not given.
@@ -124,12 +126,15 @@ export class DeliveryService {
   /** What this service counted, for both doors. */
   readonly metrics: ServiceMetrics
   /** KEY_PACKAGE_CLAIM_LIMIT: fixed windows per claimed client. */
-  readonly #claims: ClaimLimiter | undefined
+  readonly #claims: RateLimiter | undefined
+  /** MESSAGE_RATE_LIMIT: fixed windows per sender. */
+  readonly #messages: RateLimiter | undefined
   readonly #pageMaxBytes: number
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
     this.#claims = options.claimLimiter
+    this.#messages = options.messageLimiter
     this.#store = options.store
     this.#log = options.log
     this.#mls = options.mls ?? { allowedCiphersuites: new Set(supportedCiphersuites().map((s) => s.id)), maxLifetimeSeconds: 90 * DAY }
@@ -267,6 +272,7 @@ export class DeliveryService {
     assertId('group_id', groupId)
     assertId('sender_id', senderId)
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
+    await this.#countMessage(senderId)
     const classified = classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict')
     const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
     const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
@@ -284,6 +290,7 @@ export class DeliveryService {
     const { groupId, senderId } = bundle
     assertId('group_id', groupId)
     assertId('sender_id', senderId)
+    await this.#countMessage(senderId)
     const classified = classifyMessage(groupId, bundle.commit, undefined, 'strict')
     if (classified.contentType !== 'commit' || classified.epoch === null) {
       throw new ServiceError('invalid_message', `commit: the message is ${classified.contentType ?? 'not MLS'}, not a Commit`)
@@ -424,6 +431,26 @@ export class DeliveryService {
     } catch (res) {
       if (!(res instanceof RateLimiterRes)) throw res
       return res
+    }
+  }
+
+  /**
+   * MESSAGE_RATE_LIMIT: the messages of one sender (group messages and commits, through any door
+   * or stream) are counted per window before anything else is done with them, so a flood costs a
+   * counter, not MLS decoding or a store write. Beyond the limit: 429 rate_limited, stored nothing.
+   */
+  async #countMessage(senderId: string): Promise<void> {
+    if (!this.#messages) return
+    try {
+      await this.#messages.consume(senderId)
+    } catch (res) {
+      if (!(res instanceof RateLimiterRes)) throw res
+      const retryAfter = Math.max(1, Math.ceil(res.msBeforeNext / 1000))
+      throw new ServiceError(
+        'rate_limited',
+        `${senderId} sent ${this.#messages.points} messages within ${this.#messages.duration} s (MESSAGE_RATE_LIMIT); retry in ${retryAfter} s`,
+        { retry_after: retryAfter },
+      )
     }
   }
 

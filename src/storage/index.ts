@@ -1,7 +1,7 @@
 import type { Logger } from 'pino'
-import type { ClaimLimit, Config } from '../config.js'
+import type { Config, RateLimit } from '../config.js'
 import { LocalDeliveryBus, type DeliveryBus } from '../service/delivery-bus.js'
-import { processClaimLimiter, type ClaimLimiter } from './claim-limiter.js'
+import { processRateLimiter, type RateLimiter, type RateLimitKind } from './rate-limiter.js'
 import { MemoryStore } from './memory-store.js'
 import type { StoreOptions } from './options.js'
 import { PostgresDeliveryBus } from './postgres/delivery-bus.js'
@@ -9,16 +9,16 @@ import { PostgresStore } from './postgres-store.js'
 import type { Store } from './store.js'
 
 export type { Store } from './store.js'
-export type { ClaimLimiter } from './claim-limiter.js'
+export type { RateLimiter } from './rate-limiter.js'
 
 export type BackendConfig = Pick<Config, 'store' | 'databaseUrl' | 'databasePoolSize' | 'databaseStatementTimeoutSeconds' | 'sqlitePath' | 'queueMaxMessages' | 'queueMaxAgeSeconds' | 'idempotencyWindowSeconds'>
 
-/** Where state lives, how live streams are woken and where claims are counted: they go together (one database, one bus). */
+/** Where state lives, how live streams are woken and where rate limits count: they go together (one database, one bus). */
 export interface Backend {
   readonly store: Store
   readonly bus: DeliveryBus
-  /** Counts KEY_PACKAGE_CLAIM_LIMIT where every instance on this state sees the same windows. */
-  claimLimiter(limit: ClaimLimit): ClaimLimiter
+  /** Counts KEY_PACKAGE_CLAIM_LIMIT or MESSAGE_RATE_LIMIT where every instance on this state sees the same windows. */
+  rateLimiter(kind: RateLimitKind, limit: RateLimit): RateLimiter
   /** Closes the bus, then the store (after requests in flight are done). */
   close(): Promise<void>
 }
@@ -42,7 +42,7 @@ export async function createBackend(config: BackendConfig, log: Pick<Logger, 'wa
         await store.close()
         throw err
       }
-      return { store, bus, claimLimiter: (limit) => store.claimLimiter(limit), close: async () => {
+      return { store, bus, rateLimiter: (kind, limit) => store.rateLimiter(kind, limit), close: async () => {
         await bus.close()
         await store.close()
       } }
@@ -57,5 +57,5 @@ export async function createBackend(config: BackendConfig, log: Pick<Logger, 'wa
 
 /** One process owns the state (a SQLite file is for one instance): the in-process bus and counts are enough. */
 function local(store: Store): Backend {
-  return { store, bus: new LocalDeliveryBus(), claimLimiter: processClaimLimiter, close: () => store.close() }
+  return { store, bus: new LocalDeliveryBus(), rateLimiter: processRateLimiter, close: () => store.close() }
 }

@@ -1,7 +1,7 @@
 import type pg from 'pg'
 import { createPool, query, type DatabaseOptions } from './postgres/database.js'
 import { AppendQueue } from './postgres/append.js'
-import { postgresClaimLimiter } from './postgres/claim-limiter.js'
+import { postgresRateLimiter } from './postgres/rate-limiter.js'
 import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
@@ -10,8 +10,8 @@ import { readWelcomes } from './postgres/welcomes.js'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { NO_BYTE_LIMIT } from './page-budget.js'
 import type { IdPage } from './id-order.js'
-import type { ClaimLimiter } from './claim-limiter.js'
-import type { ClaimLimit } from '../config.js'
+import type { RateLimiter, RateLimitKind } from './rate-limiter.js'
+import type { RateLimit } from '../config.js'
 import type {
   AckResult,
   AppendCondition,
@@ -80,9 +80,9 @@ export class PostgresStore implements Store {
     await query(this.#pool, 'SELECT 1')
   }
 
-  /** KEY_PACKAGE_CLAIM_LIMIT counted in this database, shared by every instance on it. */
-  claimLimiter(limit: ClaimLimit): ClaimLimiter {
-    return postgresClaimLimiter(this.#pool, limit)
+  /** KEY_PACKAGE_CLAIM_LIMIT and MESSAGE_RATE_LIMIT counted in this database, shared by every instance on it. */
+  rateLimiter(kind: RateLimitKind, limit: RateLimit): RateLimiter {
+    return postgresRateLimiter(this.#pool, kind, limit)
   }
 
   addKeyPackages(clientId: string, records: readonly KeyPackageRecord[], now: number): Promise<number> {

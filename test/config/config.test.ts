@@ -33,7 +33,8 @@ test('defaults', () => {
     mlsValidation: 'strict',
     tcpMlsValidation: 'permissive',
     keyPackageMaxLifetimeSeconds: 90 * 86400,
-    keyPackageClaimLimit: { claims: 20, windowSeconds: 60 },
+    keyPackageClaimLimit: { count: 20, windowSeconds: 60 },
+    messageRateLimit: null,
     mlsWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     queueMaxMessages: 10000,
     queueMaxAgeSeconds: 7 * 86400,
@@ -138,15 +139,33 @@ test('CORS_ORIGINS: none by default, * for any, or a list of origins written as 
   }
 })
 
-test('KEY_PACKAGE_CLAIM_LIMIT: <claims>/<window>, or 0 for none', () => {
-  assert.deepEqual(load({ KEY_PACKAGE_CLAIM_LIMIT: '100/1h' }).keyPackageClaimLimit, { claims: 100, windowSeconds: 3600 })
-  assert.deepEqual(load({}, ['--key-package-claim-limit', '3 / 10']).keyPackageClaimLimit, { claims: 3, windowSeconds: 10 })
+test('KEY_PACKAGE_CLAIM_LIMIT: <count>/<window>, or 0 for none', () => {
+  assert.deepEqual(load({ KEY_PACKAGE_CLAIM_LIMIT: '100/1h' }).keyPackageClaimLimit, { count: 100, windowSeconds: 3600 })
+  assert.deepEqual(load({}, ['--key-package-claim-limit', '3 / 10']).keyPackageClaimLimit, { count: 3, windowSeconds: 10 })
   assert.equal(load({ KEY_PACKAGE_CLAIM_LIMIT: '0' }).keyPackageClaimLimit, null)
   assert.equal(load({ KEY_PACKAGE_CLAIM_LIMIT: 'off' }).keyPackageClaimLimit, null)
   for (const value of ['20', '/1m', '0/1m', '20/0s', '20/2d', '20/minute', '-1/1m']) {
     assert.throws(() => load({ KEY_PACKAGE_CLAIM_LIMIT: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('KEY_PACKAGE_CLAIM_LIMIT='), value)
   }
 })
+
+test('MESSAGE_RATE_LIMIT: none by default, <messages>/<window>, or 0 for none', () => {
+  assert.equal(load({}).messageRateLimit, null)
+  assert.deepEqual(load({ MESSAGE_RATE_LIMIT: '600/1m' }).messageRateLimit, { count: 600, windowSeconds: 60 })
+  assert.deepEqual(load({}, ['--message-rate-limit', '5/10s']).messageRateLimit, { count: 5, windowSeconds: 10 })
+  assert.equal(load({ MESSAGE_RATE_LIMIT: 'off' }).messageRateLimit, null)
+  assert.deepEqual(problemsOf({ MESSAGE_RATE_LIMIT: '600' }), ['MESSAGE_RATE_LIMIT="600": must be <count>/<window> such as 20/1m, or 0 for no limit'])
+  assert.match(problemsOf({ MESSAGE_RATE_LIMIT: '0/1m' })[0] ?? '', /^MESSAGE_RATE_LIMIT="0\/1m": the count must be from 1 to 1000000/)
+})
+
+function problemsOf(env: Record<string, string>): readonly string[] {
+  try {
+    load(env)
+  } catch (err) {
+    return (err as ConfigError).problems
+  }
+  return []
+}
 
 test('environment values, and flags that win over them', () => {
   const config = load({ HOST: '0.0.0.0', HTTP_PORT: '0', TCP_PORT: '9000', TCP_ENABLED: 'false', MAX_MESSAGE_BYTES: '2048', METRICS: 'true' }, ['--tcp-port', '9001', '--log-level=debug', '--metrics', 'false'])

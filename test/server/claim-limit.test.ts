@@ -15,7 +15,7 @@ describe('KEY_PACKAGE_CLAIM_LIMIT', () => {
   let api: RestApi
   let tcp: LineReader
   before(async () => {
-    running = await startTestService({ keyPackageClaimLimit: { claims: 3, windowSeconds: 4 } })
+    running = await startTestService({ keyPackageClaimLimit: { count: 3, windowSeconds: 4 } })
     api = new RestApi(running.httpPort)
     tcp = new LineReader(await connect(running.tcpPort!))
   })

@@ -18,7 +18,7 @@ describe('the service on PostgreSQL: health, readiness, two instances, an outage
   let apiB: RestApi
   before(async () => {
     db = await startPostgres()
-    const config = { store: 'postgres', databaseUrl: db.url, databasePoolSize: 4, mlsValidation: 'permissive', keyPackageClaimLimit: { claims: 3, windowSeconds: 60 } } as const
+    const config = { store: 'postgres', databaseUrl: db.url, databasePoolSize: 4, mlsValidation: 'permissive', keyPackageClaimLimit: { count: 3, windowSeconds: 60 } } as const
     ;[a, b] = await Promise.all([startTestService(config), startTestService(config)])
     apiA = new RestApi(a.httpPort)
     apiB = new RestApi(b.httpPort)

@@ -5,7 +5,7 @@ import { HANDED_OUT_PURGE_BATCH } from '../../src/storage/handed-out-refs.js'
 import { PostgresStore } from '../../src/storage/postgres-store.js'
 import { APPEND_BATCH_BYTES, APPEND_BATCH_DELIVERIES, APPEND_BATCH_LIMIT, AppendQueue, IDEMPOTENCY_PURGE_BATCH } from '../../src/storage/postgres/append.js'
 import { createPool } from '../../src/storage/postgres/database.js'
-import { sweepClaimCounts } from '../../src/storage/postgres/claim-limiter.js'
+import { sweepRateCounts } from '../../src/storage/postgres/rate-limiter.js'
 import { readWelcomes } from '../../src/storage/postgres/welcomes.js'
 import { readDeliveryPages } from '../../src/storage/postgres/queues.js'
 import { StoreUnavailableError } from '../../src/storage/errors.js'
@@ -377,11 +377,11 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
   })
 
   test('claim counts: instances on one schema share each client\'s window; ended windows are swept by an index', async () => {
-    const limit = { claims: 2, windowSeconds: 2 }
+    const limit = { count: 2, windowSeconds: 2 }
     const [a, b] = await Promise.all([1, 2].map(() => PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'claim_counts' })))
     const pool = createPool({ connectionString: db.url, poolSize: 1, schema: 'claim_counts' }, () => {})
     try {
-      const [onA, onB] = [a!.claimLimiter(limit), b!.claimLimiter(limit)]
+      const [onA, onB] = [a!.rateLimiter('claims', limit), b!.rateLimiter('claims', limit)]
       const opened = Date.now()
       assert.equal((await onA.consume('bob')).remainingPoints, 1)
       assert.equal((await onB.consume('bob')).remainingPoints, 0, 'the claim through B counts into the window A opened')
@@ -396,8 +396,8 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       assert.equal(rows.length, 5)
 
       // The sweep deletes what ended before `now`, nothing else.
-      assert.equal(await sweepClaimCounts(pool, opened - 1000), 0)
-      assert.equal(await sweepClaimCounts(pool, Date.now() + 2001), 5)
+      assert.equal(await sweepRateCounts(pool, opened - 1000), 0)
+      assert.equal(await sweepRateCounts(pool, Date.now() + 2001), 5)
       assert.equal(await onA.consume('bob').then((r) => r.remainingPoints), 1, 'a new window once the old one is gone')
       const indexes = await inspect<{ indexdef: string }>("SELECT indexdef FROM pg_indexes WHERE schemaname = 'claim_counts' AND tablename = 'key_package_claim_counts'")
       assert.ok(indexes.some((i) => /\(expire\)/.test(i.indexdef)), 'the sweep finds ended windows by an index')
@@ -405,6 +405,13 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       // Without a sweep, a window that ended is reset by the next claim.
       await new Promise((r) => setTimeout(r, 2100))
       assert.equal((await onB.consume('carol')).remainingPoints, 1)
+
+      // MESSAGE_RATE_LIMIT counts in the same table, in windows of its own.
+      assert.equal((await onA.consume('carol')).remainingPoints, 0)
+      const [messagesA, messagesB] = [a!.rateLimiter('messages', limit), b!.rateLimiter('messages', limit)]
+      assert.equal((await messagesA.consume('carol')).remainingPoints, 1, 'the messages of carol count apart from the claims of her KeyPackages')
+      assert.equal((await messagesB.consume('carol')).remainingPoints, 0, 'and across instances')
+      assert.ok((await messagesA.consume('carol').then(() => undefined, (res: unknown) => res)) instanceof RateLimiterRes)
     } finally {
       await pool.end()
       await Promise.allSettled([a!.close(), b!.close()])

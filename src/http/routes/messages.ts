@@ -28,7 +28,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,
       body: RelayBodySchema,
-      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422) },
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422, 429) },
     },
   }, async (request, reply) => {
     const { sender_id, message, message_type } = request.body
@@ -49,7 +49,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,
       body: CommitBodySchema,
-      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422) },
+      response: { 201: RelayReplySchema, ...errorResponses(400, 403, 404, 409, 413, 415, 422, 429) },
     },
   }, async (request, reply) => {
     const body = request.body

@@ -1,6 +1,6 @@
 import type pg from 'pg'
 import { APPEND_BATCH_FUNCTION, APPEND_FUNCTION, APPEND_FUNCTION_SHARED_BYTES } from './append-function.js'
-import { CLAIM_COUNTS_TABLE } from './claim-limiter.js'
+import { RATE_COUNTS_TABLE } from './rate-limiter.js'
 import { quoteIdent, transaction } from './database.js'
 
 /**
@@ -149,13 +149,13 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       -- in a window not yet swept. The columns are those rate-limiter-flexible's RateLimiterPostgres
       -- reads and writes: the key ('claims:' and the client id), the claims counted in the window,
       -- and when the window ends (unix ms). Client ids may be 256 characters: the key is text.
-      CREATE TABLE ${CLAIM_COUNTS_TABLE} (
+      CREATE TABLE ${RATE_COUNTS_TABLE} (
         key text PRIMARY KEY,
         points integer NOT NULL DEFAULT 0,
         expire bigint
       );
       -- The sweep finds ended windows without reading the others.
-      CREATE INDEX ${CLAIM_COUNTS_TABLE}_expire ON ${CLAIM_COUNTS_TABLE} (expire);
+      CREATE INDEX ${RATE_COUNTS_TABLE}_expire ON ${RATE_COUNTS_TABLE} (expire);
     `,
   },
   {
