@@ -33,10 +33,12 @@ export interface AppOptions {
   readonly verifier?: TokenVerifier
   /** TLS_CERT_FILE and TLS_KEY_FILE, read: the app is served over HTTPS. */
   readonly tls?: TlsCredentials
+  /** A connection that has not finished its TLS handshake by then is dropped (TLS_HANDSHAKE_TIMEOUT_MS by default). */
+  readonly tlsHandshakeTimeoutMs?: number
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
-export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger), tls }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger), tls, tlsHandshakeTimeoutMs = TLS_HANDSHAKE_TIMEOUT_MS }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const serverOptions: http.ServerOptions = {
     // Answered by requireHostHeader in the service's shape rather than Node's empty 400.
@@ -64,7 +66,7 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
     requestTimeout: requestTimeoutMs,
     http: serverOptions,
     // TLS_CERT_FILE: HTTPS (and wss:// streams), with the same server options.
-    ...(tls ? { https: { ...serverOptions, cert: tls.cert, key: tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS } } : {}),
+    ...(tls ? { https: { ...serverOptions, cert: tls.cert, key: tls.key, handshakeTimeout: tlsHandshakeTimeoutMs } } : {}),
   }).withTypeProvider<TypeBoxTypeProvider>()
 
   app.setValidatorCompiler(validatorCompiler)

@@ -114,7 +114,7 @@ export const OPTIONS = [
   option({ key: 'tcpIdleTimeoutSeconds', env: 'TCP_IDLE_TIMEOUT', flag: 'tcp-idle-timeout', default: '5m', help: 'Close a TCP connection that sent and was sent nothing this long (a Subscribe stream never idles out): seconds, or a number with s, m, h or d; 0 never', parse: parseDurationOrNever }),
   option({ key: 'tlsCertFile', env: 'TLS_CERT_FILE', flag: 'tls-cert-file', default: '', help: 'PEM certificate (chain) file: with TLS_KEY_FILE, the REST API is served over HTTPS (streams over wss://) and the TCP door over TLS (see TCP_TLS); both files are read again on SIGHUP', parse: parseOptionalPath }),
   option({ key: 'tlsKeyFile', env: 'TLS_KEY_FILE', flag: 'tls-key-file', default: '', help: "PEM private key file of TLS_CERT_FILE's certificate", parse: parseOptionalPath }),
-  option({ key: 'tcpTls', env: 'TCP_TLS', flag: 'tcp-tls', default: 'auto', help: 'Whether the TCP door speaks TLS: auto (when TLS_CERT_FILE is set), true, or false (plain, for the original clients, while the REST API is HTTPS)', parse: (raw) => oneOf(raw, TCP_TLS_MODES) }),
+  option({ key: 'tcpTls', env: 'TCP_TLS', flag: 'tcp-tls', default: 'auto', help: 'Whether the TCP door speaks TLS: auto (when TLS_CERT_FILE is set), true, or false (plain, for the original clients, while the REST API is HTTPS)', parse: parseTcpTls }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),
@@ -237,6 +237,16 @@ function tlsProblems(config: Config): string[] {
     return [`${config.tlsCertFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'} is set without ${config.tlsCertFile ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: TLS needs both the certificate and its private key`]
   }
   return config.tcpTls === 'true' && config.tlsCertFile === '' ? ['TCP_TLS=true needs TLS_CERT_FILE and TLS_KEY_FILE'] : []
+}
+
+/** auto, or any spelling of true and false that TCP_ENABLED takes. */
+function parseTcpTls(raw: string): TcpTlsMode {
+  if (raw.toLowerCase() === 'auto') return 'auto'
+  try {
+    return parseBoolean(raw) ? 'true' : 'false'
+  } catch {
+    throw new Error('must be auto, true or false')
+  }
 }
 
 /** Whether the TCP door speaks TLS (TCP_TLS, and TLS_CERT_FILE for auto). */

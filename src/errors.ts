@@ -19,6 +19,7 @@ export const ERRORS = {
   group_info_not_found: { status: 404, message: 'No GroupInfo stored' },
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   request_timeout: { status: 408, message: 'Request timeout' },
+  expectation_failed: { status: 417, message: 'Expectation failed' },
   group_exists: { status: 409, message: 'Group already exists' },
   stale_epoch: { status: 409, message: 'Stale epoch' },
   payload_too_large: { status: 413, message: 'Payload too large' },

@@ -1,4 +1,4 @@
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -92,10 +92,26 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON${tcp.tls ? ' over TLS' : ''})`)
   }
 
+  // Every socket of the REST door, one still in its TLS handshake or that never sent a request included:
+  // Node's close() waits for them, and only answered keep-alive connections are closed for it.
+  const httpSockets = new Set<Socket>()
+  app.server.on('connection', (socket: Socket) => {
+    httpSockets.add(socket)
+    socket.once('close', () => httpSockets.delete(socket))
+  })
   let closing: Promise<void> | undefined
   const close = () => {
     closing ??= (async () => {
-      await Promise.all([tcp?.close(), app.close()])
+      // SHUTDOWN_TIMEOUT_MS for requests in flight; then whatever is still open is cut, so the stop ends.
+      const cut = setTimeout(() => {
+        for (const socket of httpSockets) socket.destroy()
+      }, config.shutdownTimeoutMs)
+      cut.unref()
+      try {
+        await Promise.all([tcp?.close(), app.close()])
+      } finally {
+        clearTimeout(cut)
+      }
       await backend.close()
     })()
     return closing

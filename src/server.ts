@@ -22,7 +22,17 @@ async function main(): Promise<number | undefined> {
   }
 
   const logger = createLogger(config)
-  let running
+  let running: Awaited<ReturnType<typeof startService>> | undefined
+  // A renewed certificate is taken without a restart (also while starting: it is read then anyway);
+  // without TLS, SIGHUP keeps its default (it ends the process).
+  let reloadWhenStarted = false
+  if (config.tlsCertFile) {
+    process.on('SIGHUP', () => {
+      logger.info({ signal: 'SIGHUP' }, 'Reloading the TLS certificate')
+      if (running) void running.reloadTls()
+      else reloadWhenStarted = true
+    })
+  }
   try {
     running = await startService(config, logger)
   } catch (err) {
@@ -38,6 +48,8 @@ async function main(): Promise<number | undefined> {
     }
     throw err
   }
+  // A SIGHUP while starting: the files may have changed after they were read.
+  if (reloadWhenStarted) void running.reloadTls()
 
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
@@ -64,13 +76,7 @@ async function main(): Promise<number | undefined> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
-  // A renewed certificate is taken without a restart; without TLS, SIGHUP keeps its default (it ends the process).
-  if (running.https) {
-    process.on('SIGHUP', () => {
-      logger.info({ signal: 'SIGHUP' }, 'Reloading the TLS certificate')
-      void running.reloadTls()
-    })
-  }
+
   return undefined
 }
 

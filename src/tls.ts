@@ -1,5 +1,6 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { createSecureContext } from 'node:tls'
 import type { Logger } from 'pino'
 
 /** What both doors' TLS servers are given: the PEM certificate chain and its private key. */
@@ -27,7 +28,7 @@ export class TlsError extends Error {
 /**
  * Reads TLS_CERT_FILE and TLS_KEY_FILE and checks them as a server would use them: the first
  * certificate of the chain parses, the key parses (an encrypted key is refused: the service has
- * no passphrase to give it), and the key is that certificate's.
+ * no passphrase to give it), the key is that certificate's, and OpenSSL takes the whole chain.
  */
 export async function readTlsCredentials(certFile: string, keyFile: string): Promise<LoadedTls> {
   const [cert, key] = await Promise.all([readPem(certFile, 'TLS_CERT_FILE'), readPem(keyFile, 'TLS_KEY_FILE')])
@@ -45,6 +46,12 @@ export async function readTlsCredentials(certFile: string, keyFile: string): Pro
   }
   if (!certificate.checkPrivateKey(privateKey)) {
     throw new TlsError(`TLS_KEY_FILE ${keyFile} is not the private key of the certificate in TLS_CERT_FILE ${certFile}`)
+  }
+  // What else a TLS server refuses: a broken certificate later in the chain, a key too weak for OpenSSL's level.
+  try {
+    createSecureContext({ cert, key })
+  } catch (err) {
+    throw new TlsError(`TLS_CERT_FILE ${certFile} and TLS_KEY_FILE ${keyFile} cannot serve TLS: ${(err as Error).message}`)
   }
   return { cert, key, certificate }
 }

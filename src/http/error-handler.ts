@@ -140,6 +140,12 @@ export function clientErrorHandler(metrics: Pick<ServiceMetrics, 'rejected'>) {
   return (err: NodeJS.ErrnoException & { reason?: string }, socket: Duplex): void => {
     // A reset connection, or one already gone: nobody to answer.
     if (err.code === 'ECONNRESET' || socket.destroyed) return
+    // HTTPS: a TLS handshake that failed or never finished (ERR_TLS_HANDSHAKE_TIMEOUT) is no
+    // request, and an answer in clear could not be read: the connection just goes.
+    if (err.code?.startsWith('ERR_TLS_') || err.code?.startsWith('ERR_SSL_')) {
+      socket.destroy()
+      return
+    }
     const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : 'bad_request'
     const message = code === 'request_timeout'
       ? 'the request did not arrive in full within HTTP_REQUEST_TIMEOUT'

@@ -17,15 +17,10 @@ const MESSAGE = 'an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)'
 export function requireHostHeader(server: Server, metrics: Pick<ServiceMetrics, 'rejected'>): void {
   const listeners = server.listeners('request') as RequestListener[]
   if (listeners.length === 0) throw new Error('requireHostHeader: the server has no request listener yet')
-  server.removeAllListeners('request')
-  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    if (request.headers.host !== undefined || request.httpVersion !== '1.1') {
-      for (const listener of listeners) listener.call(server, request, response)
-      return
-    }
-    metrics.rejected('rest', 'bad_request')
-    const body = JSON.stringify({ error: 'bad_request', message: MESSAGE })
-    response.writeHead(ERRORS.bad_request.status, {
+  const refuse = (request: IncomingMessage, response: ServerResponse, code: 'bad_request' | 'expectation_failed' = 'bad_request', message = MESSAGE) => {
+    metrics.rejected('rest', code)
+    const body = JSON.stringify({ error: code, message })
+    response.writeHead(ERRORS[code].status, {
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(body),
       connection: 'close',
@@ -33,5 +28,29 @@ export function requireHostHeader(server: Server, metrics: Pick<ServiceMetrics, 
     response.end(body)
     // Whatever follows on the connection (a body, pipelined requests) is not read.
     request.resume()
+  }
+  server.removeAllListeners('request')
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
+    if (!lacksHost(request)) {
+      for (const listener of listeners) listener.call(server, request, response)
+      return
+    }
+    refuse(request, response)
   })
+  // Node answers `Expect` before a request reaches 'request': without Host, the 400 comes first
+  // (no 100 Continue, no 417). With Host, what Node does on its own, the 417 in the error shape.
+  server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
+    if (lacksHost(request)) return refuse(request, response)
+    response.writeContinue()
+    server.emit('request', request, response)
+  })
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    if (lacksHost(request)) return refuse(request, response)
+    // RFC 9110 §10.1.1: 100-continue is the only expectation there is.
+    refuse(request, response, 'expectation_failed', `Expect: ${request.headers.expect} is not an expectation this server meets (only 100-continue)`)
+  })
+}
+
+function lacksHost(request: IncomingMessage): boolean {
+  return request.headers.host === undefined && request.httpVersion === '1.1'
 }

@@ -1,5 +1,6 @@
 import type { IncomingMessage, Server } from 'node:http'
 import type { Duplex } from 'node:stream'
+import tls from 'node:tls'
 import { whenAnswered } from './request-order.js'
 
 type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) => void
@@ -23,7 +24,8 @@ export function gateUpgrades(server: Server, isStreamPath: (url: string) => bool
   if (websocket.length === 0) throw new Error('gateUpgrades: register the WebSocket plugin first')
   server.removeAllListeners('upgrade')
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const toStream = request.method === 'GET' && isWebSocketHandshake(request) && isStreamPath(request.url ?? '')
+    // A handshake without Host (RFC 6455 §4.1 requires it) goes the HTTP way, to its 400 (host-header.ts).
+    const toStream = request.method === 'GET' && isWebSocketHandshake(request) && isStreamPath(request.url ?? '') && (request.headers.host !== undefined || request.httpVersion !== '1.1')
     whenAnswered(socket, () => {
       if (toStream) for (const listener of websocket) listener.call(server, request, socket, head)
       else answerAsHttp(server, request, socket, head)
@@ -53,7 +55,8 @@ function answerAsHttp(server: Server, request: IncomingMessage, socket: Duplex, 
   }
   // Header values reached us as latin1 strings: written back as latin1, they are the same bytes.
   socket.unshift(Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1'), head]))
-  server.emit('connection', socket)
+  // Over HTTPS the socket is already a TLS one: 'connection' would start a second handshake on it.
+  server.emit(server instanceof tls.Server ? 'secureConnection' : 'connection', socket)
 }
 
 function tokens(value: string | undefined): string[] {

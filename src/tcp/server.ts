@@ -27,6 +27,8 @@ export interface TcpServerOptions {
   readonly verifier?: TokenVerifier
   /** TCP_TLS: the connections speak TLS with this certificate; the protocol inside is the same. */
   readonly tls?: TlsCredentials
+  /** A connection that has not finished its TLS handshake by then is dropped (TLS_HANDSHAKE_TIMEOUT_MS by default). */
+  readonly tlsHandshakeTimeoutMs?: number
 }
 
 export interface TcpServer {
@@ -75,7 +77,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
   // allowHalfOpen: a client that half-closes after its request (`echo … | nc`) still gets the answer.
   const socketOptions = { allowHalfOpen: true, noDelay: true }
   const server: net.Server = options.tls
-    ? tls.createServer({ ...socketOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: TLS_HANDSHAKE_TIMEOUT_MS }, onConnection)
+    ? tls.createServer({ ...socketOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, onConnection)
     : net.createServer(socketOptions, onConnection)
   // Every accepted socket, a TLS one still in its handshake included, so close() can cut it.
   const sockets = new Set<net.Socket>()
@@ -83,8 +85,12 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
     sockets.add(socket)
     socket.once('close', () => sockets.delete(socket))
   })
-  // A failed handshake (plain text sent to the TLS port, an old protocol, a client that gave up): Node drops the socket.
-  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => log.debug({ err, remote: formatAddress(socket) }, 'TCP: TLS handshake failed'))
+  // A failed handshake (plain text sent to the TLS port, an old protocol, a client that gave up,
+  // one that never finished within the handshake timeout): with a listener here, closing it is ours.
+  server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
+    log.debug({ err, remote: formatAddress(socket) }, 'TCP: TLS handshake failed')
+    socket.destroy()
+  })
   // A listening socket error after listen() (rare: e.g. EMFILE on accept) must not crash the process.
   server.on('error', (err) => log.error({ err }, 'TCP listener error'))
 

@@ -97,7 +97,10 @@ test('TLS: the certificate and its key together; TCP_TLS follows them unless set
   assert.deepEqual(problems({ TLS_CERT_FILE: 'c.pem' }), ['TLS_CERT_FILE is set without TLS_KEY_FILE: TLS needs both the certificate and its private key'])
   assert.deepEqual(problems({ TLS_KEY_FILE: 'k.pem' }), ['TLS_KEY_FILE is set without TLS_CERT_FILE: TLS needs both the certificate and its private key'])
   assert.deepEqual(problems({ TCP_TLS: 'true' }), ['TCP_TLS=true needs TLS_CERT_FILE and TLS_KEY_FILE'])
-  assert.match(problems({ TCP_TLS: 'yes' })[0] ?? '', /^TCP_TLS="yes": /)
+  for (const [raw, mode] of [['yes', 'true'], ['1', 'true'], ['ON', 'true'], ['no', 'false'], ['0', 'false'], ['off', 'false'], ['AUTO', 'auto']] as const) {
+    assert.equal(load({ TLS_CERT_FILE: 'c.pem', TLS_KEY_FILE: 'k.pem', TCP_TLS: raw }).tcpTls, mode, raw)
+  }
+  assert.deepEqual(problems({ TCP_TLS: 'maybe' }), ['TCP_TLS="maybe": must be auto, true or false'])
 })
 
 test('TCP_IDLE_TIMEOUT: a duration, or 0 for never', () => {

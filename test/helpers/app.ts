@@ -1,6 +1,6 @@
 import { pino } from 'pino'
 import type { FastifyInstance } from 'fastify'
-import { buildApp } from '../../src/app.js'
+import { buildApp, type AppOptions } from '../../src/app.js'
 import { loadConfig, type Config } from '../../src/config.js'
 import { DeliveryService } from '../../src/service/delivery-service.js'
 import { createBackend } from '../../src/storage/index.js'
@@ -12,13 +12,13 @@ export const silentLogger = pino({ level: 'silent' })
  * The REST app over a fresh store of the TEST_STORE backend (memory by default), for app.inject
  * tests. The store and its bus are chosen as the runtime chooses them, and close with the app.
  */
-export async function buildTestApp(overrides: Partial<Config> = {}): Promise<{ app: FastifyInstance; service: DeliveryService }> {
+export async function buildTestApp(overrides: Partial<Config> = {}, appOptions: Pick<AppOptions, 'tls' | 'tlsHandshakeTimeoutMs'> = {}): Promise<{ app: FastifyInstance; service: DeliveryService }> {
   const config = { ...testConfig(), ...(await testStoreConfig(overrides)), ...overrides }
   const backend = await createBackend(config, silentLogger)
   const service = new DeliveryService({ store: backend.store, bus: backend.bus, log: silentLogger, pageMaxBytes: config.maxMessageBytes })
   let app: FastifyInstance
   try {
-    app = await buildApp({ config, service, logger: silentLogger })
+    app = await buildApp({ config, service, logger: silentLogger, ...appOptions })
     // After the server has stopped and requests in flight are done, as runtime.ts closes it.
     app.addHook('onClose', () => backend.close())
     await app.ready()

@@ -239,6 +239,26 @@ describe('requests without a Host header', () => {
     assert.equal((await service.api.call('GET', '/groups/hosted')).status, 200, 'a request after the Host-less one was carried out')
   })
 
+  test('an `Expect` without Host is the same 400 (no 100 Continue, no 417); with Host, Node\'s answers', async () => {
+    for (const expect of ['100-continue', 'something-else']) {
+      const responses = await exchange(port(), withoutHost(request('POST', '/groups', { 'Content-Type': 'application/json', Expect: expect }, JSON.stringify({ group_id: `expect-${expect}`, creator_id: 'alice' }))))
+      assert.deepEqual(responses.map((r) => r.status), [400], expect)
+      assert.equal(JSON.parse(responses[0]!.body).error, 'bad_request')
+      assert.equal((await service.api.call('GET', `/groups/expect-${expect}`)).status, 404)
+    }
+    const continued = await exchange(port(), request('POST', '/groups', { 'Content-Type': 'application/json', Expect: '100-continue', Connection: 'close' }, JSON.stringify({ group_id: 'expect-ok', creator_id: 'alice' })))
+    assert.deepEqual(continued.map((r) => r.status), [100, 201])
+    const unknown = await exchange(port(), request('GET', '/health', { Expect: 'something-else', Connection: 'close' }))
+    assert.deepEqual(unknown.map((r) => r.status), [417])
+    assert.equal(JSON.parse(unknown[0]!.body).error, 'expectation_failed')
+  })
+
+  test('a WebSocket handshake to a stream without Host is the same 400, not an upgrade', async () => {
+    const [answer] = await exchange(port(), withoutHost(request('GET', '/clients/carol/stream', handshake)))
+    assert.equal(answer?.status, 400)
+    assert.equal(JSON.parse(answer!.body).error, 'bad_request')
+  })
+
   test('HTTP/1.0 needs no Host', async () => {
     const [answer] = await exchange(port(), 'GET /health HTTP/1.0\r\n\r\n')
     assert.equal(answer?.status, 200)

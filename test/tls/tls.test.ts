@@ -10,7 +10,8 @@ import type { RunningService } from '../../src/runtime.js'
 import { logCertificate, readTlsCredentials, TlsError } from '../../src/tls.js'
 import { startTestService } from '../helpers/service.js'
 import { makeCertificate, useCertificateFiles, type TestCertificate } from '../helpers/tls.js'
-import { LineReader } from '../tcp/helpers.js'
+import { LineReader, startServer } from '../tcp/helpers.js'
+import { buildTestApp } from '../helpers/app.js'
 
 interface HttpsAnswer {
   status: number
@@ -87,6 +88,25 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TL
       assert.match(text, /^HTTP\/1\.1 400 /, bad)
       assert.equal(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)).error, 'bad_request', bad)
     }
+  })
+
+  test('Upgrade headers that are not a stream handshake are ignored over HTTPS too (the request is answered as plain HTTPS)', async () => {
+    const exchangeTls = async (text: string) => {
+      const socket = tls.connect({ host: '127.0.0.1', port: running.httpPort, ca: certificate.cert })
+      await once(socket, 'secureConnect')
+      let received = ''
+      socket.setEncoding('utf8')
+      socket.on('data', (chunk: string) => (received += chunk))
+      socket.write(text)
+      await once(socket, 'end')
+      socket.destroy()
+      return received
+    }
+    const health = await exchangeTls('GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, close\r\nUpgrade: foo\r\n\r\n')
+    assert.match(health, /^HTTP\/1\.1 200 /)
+    const body = JSON.stringify({ group_id: 'tls-h2c', creator_id: 'alice' })
+    const created = await exchangeTls(`POST /groups HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    assert.match(created, /^HTTP\/1\.1 201 /)
   })
 
   test('the TCP door speaks TLS: legacy requests over it see what HTTPS stored, and plain TCP gets no answer', async () => {
@@ -211,6 +231,15 @@ describe('unusable TLS files', () => {
     await assert.rejects(readTlsCredentials(certFile, keyFile), /TLS_KEY_FILE .* is not the private key of the certificate in TLS_CERT_FILE/)
   })
 
+  test('a chain OpenSSL cannot take (a broken certificate after the first) is a TlsError naming both files', async () => {
+    const good = await makeCertificate()
+    // A second certificate with a line of its body missing: well-formed PEM, truncated DER.
+    const lines = (await makeCertificate('second')).cert.trim().split('\n')
+    const broken = `${good.cert.trim()}\n${[...lines.slice(0, 2), ...lines.slice(3)].join('\n')}\n`
+    const { certFile, keyFile } = await files.write({ cert: broken, key: good.key })
+    await assert.rejects(readTlsCredentials(certFile, keyFile), (err: Error) => err instanceof TlsError && /TLS_CERT_FILE .* and TLS_KEY_FILE .* cannot serve TLS: /.test(err.message))
+  })
+
   test('a certificate out of its validity is loaded with a warning', async () => {
     const expired = await makeCertificate('old.example', { notBeforeDate: new Date(Date.now() - 10 * 86_400_000), notAfterDate: new Date(Date.now() - 86_400_000) })
     const warned: string[] = []
@@ -218,5 +247,57 @@ describe('unusable TLS files', () => {
     const loaded = await readTlsCredentials(certFile, keyFile)
     logCertificate({ info: () => assert.fail('an expired certificate logged at info'), warn: (_fields: object, message: string) => void warned.push(message) } as never, loaded.certificate, 'TLS certificate loaded')
     assert.match(warned[0] ?? '', /EXPIRED/)
+  })
+})
+
+describe('TLS handshakes that never finish', () => {
+  test('the TCP door drops the connection at the handshake timeout', async () => {
+    const certificate = await makeCertificate()
+    const server = await startServer({ tls: certificate, tlsHandshakeTimeoutMs: 300 })
+    try {
+      const socket = net.connect(server.port, '127.0.0.1')
+      socket.on('error', () => {})
+      await once(socket, 'connect')
+      await Promise.race([once(socket, 'close'), new Promise((_, reject) => setTimeout(() => reject(new Error('a connection that never started its handshake was kept')), 5000))])
+    } finally {
+      await server.close()
+    }
+  })
+
+  test('HTTPS drops the connection at the handshake timeout without counting a rejected request', async () => {
+    const certificate = await makeCertificate()
+    const { app } = await buildTestApp({ metrics: true }, { tls: certificate, tlsHandshakeTimeoutMs: 300 })
+    try {
+      await app.listen({ host: '127.0.0.1', port: 0 })
+      const port = (app.server.address() as net.AddressInfo).port
+      const socket = net.connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      let received = ''
+      socket.on('data', (chunk: Buffer) => (received += chunk.toString('latin1')))
+      await once(socket, 'connect')
+      await Promise.race([once(socket, 'close'), new Promise((_, reject) => setTimeout(() => reject(new Error('a connection that never started its handshake was kept')), 5000))])
+      assert.equal(received, '', 'an answer in clear on a TLS port')
+      const metrics = await app.inject({ method: 'GET', url: '/metrics' })
+      assert.doesNotMatch(metrics.body, /mlsds_requests_rejected_total\{door="rest",error="bad_request"\} [1-9]/)
+    } finally {
+      await app.close()
+    }
+  })
+})
+
+describe('shutdown with connections that never sent a request', () => {
+  const files = useCertificateFiles()
+  test('a plain one and one in its TLS handshake are cut at SHUTDOWN_TIMEOUT_MS, so the stop ends', async () => {
+    for (const secure of [false, true]) {
+      const certificate = await makeCertificate()
+      const tlsFiles = secure ? await files.write(certificate) : undefined
+      const running = await startTestService({ shutdownTimeoutMs: 300, ...(tlsFiles ? { tlsCertFile: tlsFiles.certFile, tlsKeyFile: tlsFiles.keyFile } : {}) })
+      const socket = net.connect(running.httpPort, '127.0.0.1')
+      socket.on('error', () => {})
+      await once(socket, 'connect')
+      const closed = once(socket, 'close')
+      await Promise.race([running.close(), new Promise((_, reject) => setTimeout(() => reject(new Error(`the stop waited for a silent connection (${secure ? 'https' : 'http'})`)), 10_000))])
+      await closed
+    }
   })
 })
