@@ -71,6 +71,15 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
   const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier, tls: tcpUsesTls(config) ? tls : undefined }) : undefined
 
+  // Every socket of the REST door, one still in its TLS handshake or that never sent a request included
+  // (counted from the first, before listening): Node's close() waits for them, and only answered
+  // keep-alive connections are closed for it.
+  const httpSockets = new Set<Socket>()
+  app.server.on('connection', (socket: Socket) => {
+    httpSockets.add(socket)
+    socket.once('close', () => httpSockets.delete(socket))
+  })
+
   let httpPort: number
   let tcpPort: number | undefined
   try {
@@ -92,13 +101,6 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON${tcp.tls ? ' over TLS' : ''})`)
   }
 
-  // Every socket of the REST door, one still in its TLS handshake or that never sent a request included:
-  // Node's close() waits for them, and only answered keep-alive connections are closed for it.
-  const httpSockets = new Set<Socket>()
-  app.server.on('connection', (socket: Socket) => {
-    httpSockets.add(socket)
-    socket.once('close', () => httpSockets.delete(socket))
-  })
   let closing: Promise<void> | undefined
   const close = () => {
     closing ??= (async () => {

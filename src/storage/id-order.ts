@@ -33,6 +33,12 @@ export interface IdPage {
  */
 export function pageOfIds(ids: Iterable<string>, page: IdPage, accept: (id: string) => boolean = () => true): string[] {
   const { after, limit = Infinity } = page
+  if (limit === Infinity) {
+    // Every one (the legacy list): a sort of those after the cursor, no heap.
+    const all: string[] = []
+    for (const id of ids) if ((after === undefined || compareIds(id, after) > 0) && accept(id)) all.push(id)
+    return all.sort(compareIds)
+  }
   const heap: string[] = []
   for (const id of ids) {
     if (after !== undefined && compareIds(id, after) <= 0) continue

@@ -144,9 +144,12 @@ export class SqliteStore implements Store {
   }
 
   async listKeyPackageClients(now: number, page: IdPage = {}): Promise<string[]> {
-    // BINARY compares the UTF-8 bytes: id order (id-order.ts). LIMIT -1 is none.
-    const rows = this.#db.prepare(`SELECT DISTINCT client_id FROM key_packages WHERE ${USABLE} AND (@after IS NULL OR client_id > @after)
-      ORDER BY client_id LIMIT @limit`).all({ now, after: page.after ?? null, limit: page.limit ?? -1 }) as { client_id: string }[]
+    // BINARY compares the UTF-8 bytes: id order (id-order.ts). LIMIT -1 is none. With a cursor,
+    // its own statement, so the index is searched from the cursor on (an `@after IS NULL OR`
+    // would make every page scan from the first client).
+    const cursor = page.after === undefined ? '' : 'AND client_id > @after'
+    const rows = this.#db.prepare(`SELECT DISTINCT client_id FROM key_packages WHERE ${USABLE} ${cursor}
+      ORDER BY client_id LIMIT @limit`).all({ now, limit: page.limit ?? -1, ...(page.after === undefined ? {} : { after: page.after }) }) as { client_id: string }[]
     return rows.map((r) => r.client_id)
   }
 

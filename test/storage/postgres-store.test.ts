@@ -303,6 +303,13 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a request still running when a stop has closed the store is unavailable (503), not an internal error', async () => {
+    const store = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'closed_pool' })
+    await store.close()
+    await assert.rejects(store.getGroup('g'), StoreUnavailableError)
+    await assert.rejects(store.addKeyPackages('bob', [keyPackage()], 1), StoreUnavailableError)
+  })
+
   test('a join racing the delete of its group finds no group (it was a foreign key violation, a 500)', async () => {
     const store = await PostgresStore.open({ connectionString: db.url, poolSize: 4, schema: 'join_delete' })
     try {

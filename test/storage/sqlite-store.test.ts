@@ -94,6 +94,18 @@ describe('SQLite: handed-out refs and Welcome inboxes stay bounded', () => {
     }
   })
 
+  test('a page of the client list is searched from its cursor in the index, not scanned from the first client', async () => {
+    const path = join(dir, 'client-pages.sqlite')
+    const store = SqliteStore.open({ path })
+    try {
+      for (let i = 0; i < 30; i++) await store.addKeyPackages(`c${String(i).padStart(2, '0')}`, [keyPackage()], 1000)
+      assert.deepEqual(await store.listKeyPackageClients(1000, { after: 'c27' }), ['c28', 'c29'])
+      assert.match(queryPlan(path, "SELECT DISTINCT client_id FROM key_packages WHERE (legacy OR not_after IS NULL OR not_after >= 5) AND client_id > 'c27' ORDER BY client_id LIMIT 10"), /SEARCH key_packages USING .*INDEX .*\(client_id>\?\)/)
+    } finally {
+      await store.close()
+    }
+  })
+
   test('a message\'s deliveries share its bytes with the log; deleting the group copies them, found by an index, into those still queued', async () => {
     const path = join(dir, 'shared-bytes.sqlite')
     const store = SqliteStore.open({ path })

@@ -55,7 +55,8 @@ export function isUnavailable(err: unknown): boolean {
     if (/^(08|53|57|58)/.test(code)) return true
     if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'EAI_AGAIN', 'ENOENT'].includes(code)) return true
   }
-  return /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Query read timeout|connection timeout/i.test(err.message)
+  // The last: a request still running when a stop closed the pool (after SHUTDOWN_TIMEOUT_MS).
+  return /timeout exceeded when trying to connect|Connection terminated|Client has encountered a connection error|Query read timeout|connection timeout|Cannot use a pool after calling end on the pool/i.test(err.message)
 }
 
 /** Rethrows a connection failure as StoreUnavailableError; anything else unchanged. */
