@@ -1,4 +1,4 @@
-import type { AddressInfo, Socket } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import type { Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import type { Logger } from 'pino'
@@ -6,6 +6,7 @@ import { buildApp } from './app.js'
 import { tokenVerifier } from './auth/token-verifier.js'
 import { tcpUsesTls, type Config } from './config.js'
 import { createKeyPackageInspector } from './mls/index.js'
+import { openSockets } from './open-sockets.js'
 import { DeliveryService } from './service/delivery-service.js'
 import { ServiceMetrics } from './service/metrics.js'
 import { createBackend, type Store } from './storage/index.js'
@@ -71,14 +72,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
   const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier, tls: tcpUsesTls(config) ? tls : undefined }) : undefined
 
-  // Every socket of the REST door, one still in its TLS handshake or that never sent a request included
-  // (counted from the first, before listening): Node's close() waits for them, and only answered
-  // keep-alive connections are closed for it.
-  const httpSockets = new Set<Socket>()
-  app.server.on('connection', (socket: Socket) => {
-    httpSockets.add(socket)
-    socket.once('close', () => httpSockets.delete(socket))
-  })
+  // Node's close() waits for every connection, and closes only answered keep-alive ones for it.
+  const httpSockets = openSockets(app.server)
 
   let httpPort: number
   let tcpPort: number | undefined

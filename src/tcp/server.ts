@@ -5,6 +5,7 @@ import { MemberAccess, OPEN_ACCESS } from '../auth/access-policy.js'
 import type { TokenVerifier } from '../auth/token-verifier.js'
 import type { ValidationMode } from '../config.js'
 import type { DeliveryService } from '../service/delivery-service.js'
+import { openSockets } from '../open-sockets.js'
 import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsCredentials } from '../tls.js'
 import { Connection } from './connection.js'
 import { DEFAULT_LIVE_STREAM, type LiveStreamOptions } from './live-stream.js'
@@ -80,11 +81,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
     ? tls.createServer({ ...socketOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, onConnection)
     : net.createServer(socketOptions, onConnection)
   // Every accepted socket, a TLS one still in its handshake included, so close() can cut it.
-  const sockets = new Set<net.Socket>()
-  server.on('connection', (socket: net.Socket) => {
-    sockets.add(socket)
-    socket.once('close', () => sockets.delete(socket))
-  })
+  const sockets = openSockets(server)
   // A failed handshake (plain text sent to the TLS port, an old protocol, a client that gave up,
   // one that never finished within the handshake timeout): with a listener here, closing it is ours.
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
