@@ -6,6 +6,8 @@ import tls from 'node:tls'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { WebSocket } from 'ws'
+import type { Logger } from 'pino'
+import type { Config } from '../../src/config.js'
 import type { RunningService } from '../../src/runtime.js'
 import { logCertificate, readTlsCredentials, TlsError } from '../../src/tls.js'
 import { startTestService } from '../helpers/service.js'
@@ -54,30 +56,47 @@ async function plainGetsNoAnswer(port: number, text: string): Promise<void> {
   assert.doesNotMatch(received, /HTTP\/1\.1 \d{3}|"type"/, 'a plain client got an answer in clear')
 }
 
-describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TLS', () => {
+/**
+ * The service of one suite with TLS on a fresh self-signed certificate (`commonName`), started
+ * before its tests and closed after them; `files` rewrites the certificate files it reads.
+ */
+function useTlsService(overrides: Partial<Config> = {}, options: { commonName?: string; logger?: Logger } = {}) {
   const files = useCertificateFiles()
-  let certificate: TestCertificate
-  let running: RunningService
+  let certificate: TestCertificate | undefined
+  let running: RunningService | undefined
   before(async () => {
-    certificate = await makeCertificate()
+    certificate = await makeCertificate(options.commonName)
     const { certFile, keyFile } = await files.write(certificate)
-    running = await startTestService({ tlsCertFile: certFile, tlsKeyFile: keyFile, mlsValidation: 'permissive', tcpMlsValidation: 'permissive' })
+    running = await startTestService({ tlsCertFile: certFile, tlsKeyFile: keyFile, ...overrides }, options.logger)
   })
   after(() => running?.close())
+  return {
+    files,
+    get certificate(): TestCertificate {
+      return certificate ?? assert.fail('the suite\'s service starts before its tests')
+    },
+    get running(): RunningService {
+      return running ?? assert.fail('the suite\'s service starts before its tests')
+    },
+  }
+}
+
+describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TLS', () => {
+  const suite = useTlsService({ mlsValidation: 'permissive', tcpMlsValidation: 'permissive' })
 
   test('the REST API answers over HTTPS with the configured certificate; plain HTTP gets no answer in clear', async () => {
-    const created = await httpsCall(running.httpPort, certificate.cert, 'POST', '/groups', { group_id: 'tls-group', creator_id: 'alice' })
+    const created = await httpsCall(suite.running.httpPort, suite.certificate.cert, 'POST', '/groups', { group_id: 'tls-group', creator_id: 'alice' })
     assert.equal(created.status, 201, JSON.stringify(created.body))
-    assert.equal(created.fingerprint256, certificate.fingerprint256)
-    assert.equal((await httpsCall(running.httpPort, certificate.cert, 'GET', '/groups/tls-group')).body.members[0], 'alice')
-    await plainGetsNoAnswer(running.httpPort, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert.equal(created.fingerprint256, suite.certificate.fingerprint256)
+    assert.equal((await httpsCall(suite.running.httpPort, suite.certificate.cert, 'GET', '/groups/tls-group')).body.members[0], 'alice')
+    await plainGetsNoAnswer(suite.running.httpPort, 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
     // And a client that does not trust the certificate refuses it.
-    await assert.rejects(httpsCall(running.httpPort, (await makeCertificate('someone else')).cert, 'GET', '/health'), /self[- ]signed|unable to verify|certificate/i)
+    await assert.rejects(httpsCall(suite.running.httpPort, (await makeCertificate('someone else')).cert, 'GET', '/health'), /self[- ]signed|unable to verify|certificate/i)
   })
 
   test('malformed HTTP inside TLS gets the same JSON 400s as in clear', async () => {
     for (const bad of ['GARBAGE / HTTP/1.1\r\n\r\n', 'GET /health HTTP/1.1\r\n\r\n']) {
-      const socket = tls.connect({ host: '127.0.0.1', port: running.httpPort, ca: certificate.cert })
+      const socket = tls.connect({ host: '127.0.0.1', port: suite.running.httpPort, ca: suite.certificate.cert })
       await once(socket, 'secureConnect')
       let text = ''
       socket.setEncoding('utf8')
@@ -92,7 +111,7 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TL
 
   test('Upgrade headers that are not a stream handshake are ignored over HTTPS too (the request is answered as plain HTTPS)', async () => {
     const exchangeTls = async (text: string) => {
-      const socket = tls.connect({ host: '127.0.0.1', port: running.httpPort, ca: certificate.cert })
+      const socket = tls.connect({ host: '127.0.0.1', port: suite.running.httpPort, ca: suite.certificate.cert })
       await once(socket, 'secureConnect')
       let received = ''
       socket.setEncoding('utf8')
@@ -110,9 +129,9 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TL
   })
 
   test('the TCP door speaks TLS: legacy requests over it see what HTTPS stored, and plain TCP gets no answer', async () => {
-    const { socket, reader } = await tlsConnect(running.tcpPort!, certificate.cert)
+    const { socket, reader } = await tlsConnect(suite.running.tcpPort!, suite.certificate.cert)
     try {
-      assert.equal(socket.getPeerCertificate().fingerprint256, certificate.fingerprint256)
+      assert.equal(socket.getPeerCertificate().fingerprint256, suite.certificate.fingerprint256)
       socket.write(`${JSON.stringify({ type: 'JoinGroup', group_id: 'tls-group', client_id: 'bob' })}\n`)
       assert.deepEqual(await reader.next(), { type: 'GroupResponse', group_id: 'tls-group', members: ['alice', 'bob'] })
       socket.write(`${JSON.stringify({ type: 'RelayMessage', group_id: 'tls-group', sender_id: 'bob', message: [104, 105], message_type: 'Application' })}\n`)
@@ -121,20 +140,20 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TL
     } finally {
       socket.destroy()
     }
-    const log = await httpsCall(running.httpPort, certificate.cert, 'GET', '/groups/tls-group/messages')
+    const log = await httpsCall(suite.running.httpPort, suite.certificate.cert, 'GET', '/groups/tls-group/messages')
     assert.deepEqual(log.body.messages.map((m: { sender_id: string }) => m.sender_id), ['bob'])
-    await plainGetsNoAnswer(running.tcpPort!, `${JSON.stringify({ type: 'ListKeyPackages' })}\n`)
+    await plainGetsNoAnswer(suite.running.tcpPort!, `${JSON.stringify({ type: 'ListKeyPackages' })}\n`)
   })
 
   test('a stream over wss:// gets what is relayed to the group', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${running.httpPort}/clients/alice/stream?after=0`, { ca: certificate.cert })
+    const ws = new WebSocket(`wss://127.0.0.1:${suite.running.httpPort}/clients/alice/stream?after=0`, { ca: suite.certificate.cert })
     try {
       const first = new Promise<any>((resolve, reject) => {
         ws.once('message', (data) => resolve(JSON.parse(String(data))))
         ws.once('error', reject)
       })
       await once(ws, 'open')
-      assert.equal((await httpsCall(running.httpPort, certificate.cert, 'POST', '/groups/tls-group/messages', { sender_id: 'bob', message: 'aGk=', message_type: 'Application' })).status, 201)
+      assert.equal((await httpsCall(suite.running.httpPort, suite.certificate.cert, 'POST', '/groups/tls-group/messages', { sender_id: 'bob', message: 'aGk=', message_type: 'Application' })).status, 201)
       const delivery = await first
       assert.equal(delivery.group_id, 'tls-group')
     } finally {
@@ -144,19 +163,11 @@ describe('TLS_CERT_FILE and TLS_KEY_FILE: HTTPS, wss:// and the TCP door over TL
 })
 
 describe('TCP_TLS=false: the REST API over HTTPS, the TCP door plain for the original clients', () => {
-  const files = useCertificateFiles()
-  let certificate: TestCertificate
-  let running: RunningService
-  before(async () => {
-    certificate = await makeCertificate()
-    const { certFile, keyFile } = await files.write(certificate)
-    running = await startTestService({ tlsCertFile: certFile, tlsKeyFile: keyFile, tcpTls: 'false', tcpMlsValidation: 'permissive' })
-  })
-  after(() => running?.close())
+  const suite = useTlsService({ tcpTls: 'false', tcpMlsValidation: 'permissive' })
 
   test('both doors, one state', async () => {
-    assert.equal((await httpsCall(running.httpPort, certificate.cert, 'POST', '/groups', { group_id: 'mixed', creator_id: 'alice' })).status, 201)
-    const socket = net.connect(running.tcpPort!, '127.0.0.1')
+    assert.equal((await httpsCall(suite.running.httpPort, suite.certificate.cert, 'POST', '/groups', { group_id: 'mixed', creator_id: 'alice' })).status, 201)
+    const socket = net.connect(suite.running.tcpPort!, '127.0.0.1')
     await once(socket, 'connect')
     const reader = new LineReader(socket)
     try {
@@ -169,26 +180,17 @@ describe('TCP_TLS=false: the REST API over HTTPS, the TCP door plain for the ori
 })
 
 describe('certificate reload (SIGHUP)', () => {
-  const files = useCertificateFiles()
   const logged: Array<{ level: number; msg: string }> = []
   const logger = pino({ level: 'info' }, { write: (line: string) => void logged.push(JSON.parse(line)) })
-  let first: TestCertificate
-  let running: RunningService
-  let paths: { certFile: string; keyFile: string }
-  before(async () => {
-    first = await makeCertificate('first.example')
-    paths = await files.write(first)
-    running = await startTestService({ tlsCertFile: paths.certFile, tlsKeyFile: paths.keyFile }, logger)
-  })
-  after(() => running?.close())
+  const suite = useTlsService({}, { commonName: 'first.example', logger })
 
   test('new connections of both doors get the renewed certificate; an open one keeps working', async () => {
-    const open = await tlsConnect(running.tcpPort!, first.cert)
+    const open = await tlsConnect(suite.running.tcpPort!, suite.certificate.cert)
     const renewed = await makeCertificate('renewed.example')
-    await files.write(renewed)
-    assert.equal(await running.reloadTls(), true)
-    assert.equal((await httpsCall(running.httpPort, renewed.cert, 'GET', '/health')).fingerprint256, renewed.fingerprint256)
-    const fresh = await tlsConnect(running.tcpPort!, renewed.cert)
+    await suite.files.write(renewed)
+    assert.equal(await suite.running.reloadTls(), true)
+    assert.equal((await httpsCall(suite.running.httpPort, renewed.cert, 'GET', '/health')).fingerprint256, renewed.fingerprint256)
+    const fresh = await tlsConnect(suite.running.tcpPort!, renewed.cert)
     assert.equal(fresh.socket.getPeerCertificate().fingerprint256, renewed.fingerprint256)
     fresh.socket.destroy()
     open.socket.write(`${JSON.stringify({ type: 'ListKeyPackages' })}\n`)
@@ -199,13 +201,13 @@ describe('certificate reload (SIGHUP)', () => {
 
   test('files that cannot be used are logged and the certificate served is kept', async () => {
     const current = await makeCertificate('current.example')
-    await files.write(current)
-    assert.equal(await running.reloadTls(), true)
+    await suite.files.write(current)
+    assert.equal(await suite.running.reloadTls(), true)
     // A key that is not the certificate's, as when the files are half replaced.
     const other = await makeCertificate('other.example')
-    await files.write({ cert: other.cert, key: current.key })
-    assert.equal(await running.reloadTls(), false)
-    assert.equal((await httpsCall(running.httpPort, current.cert, 'GET', '/health')).fingerprint256, current.fingerprint256)
+    await suite.files.write({ cert: other.cert, key: current.key })
+    assert.equal(await suite.running.reloadTls(), false)
+    assert.equal((await httpsCall(suite.running.httpPort, current.cert, 'GET', '/health')).fingerprint256, current.fingerprint256)
     assert.ok(logged.some((l) => l.level === 50 && /not reloaded.*not the private key/.test(l.msg)), JSON.stringify(logged.slice(-3)))
   })
 })
