@@ -7,8 +7,10 @@ import websocket from '@fastify/websocket'
 import { MemberAccess, OPEN_ACCESS, type AccessPolicy } from './auth/access-policy.js'
 import { tokenVerifier, type TokenVerifier } from './auth/token-verifier.js'
 import type { Config } from './config.js'
+import type { ConnectionGate } from './connection-gate.js'
 import { ServiceError } from './errors.js'
 import { requireBearerTokens } from './http/authentication.js'
+import { answerRefusedConnections } from './http/connection-refusal.js'
 import { clientErrorHandler, frameworkErrors, invalidJson, registerErrorHandlers } from './http/error-handler.js'
 import { LevelAwareLogController, serializeRequest } from './http/log-controller.js'
 import { clientRoutes } from './http/routes/clients.js'
@@ -35,10 +37,12 @@ export interface AppOptions {
   readonly tls?: TlsCredentials
   /** A connection that has not finished its TLS handshake by then is dropped (TLS_HANDSHAKE_TIMEOUT_MS by default). */
   readonly tlsHandshakeTimeoutMs?: number
+  /** The connection limits of the process (shared with the TCP door); none when not given. */
+  readonly connections?: ConnectionGate
 }
 
 /** Builds the REST app over the given service. Never listens: see server.ts. */
-export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger), tls, tlsHandshakeTimeoutMs = TLS_HANDSHAKE_TIMEOUT_MS }: AppOptions): Promise<FastifyInstance> {
+export async function buildApp({ config, service, logger, verifier = tokenVerifier(config, logger), tls, tlsHandshakeTimeoutMs = TLS_HANDSHAKE_TIMEOUT_MS, connections }: AppOptions): Promise<FastifyInstance> {
   const requestTimeoutMs = config.httpRequestTimeoutSeconds * 1000
   const serverOptions: http.ServerOptions = {
     // Answered by requireHostHeader in the service's shape rather than Node's empty 400.
@@ -97,8 +101,12 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
     await registerApiRoutes(api, { config, service, access })
   })
   requireHostHeader(app.server, service.metrics)
+  if (connections) {
+    connections.watch(app.server, 'rest')
+    answerRefusedConnections(app.server, connections, service.metrics)
+  }
   serveInOrder(app.server)
-  gateUpgrades(app.server, (url) => STREAM_PATH.test(url))
+  gateUpgrades(app.server, (url) => STREAM_PATH.test(url), connections ? (socket) => connections.refusalOf(socket) !== undefined : undefined)
   return app
 }
 

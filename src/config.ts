@@ -43,6 +43,12 @@ export interface Config {
   readonly tlsCertFile: string
   readonly tlsKeyFile: string
   readonly tcpTls: TcpTlsMode
+  /** Connections open at once on this instance, both doors together; 0 no limit. */
+  readonly maxConnections: number
+  /** Connections open at once from one IP address (IPv6: one /64); 0 no limit. */
+  readonly maxConnectionsPerIp: number
+  /** New connections from one IP address per window; null no limit. */
+  readonly connectionRateLimit: RateLimit | null
   readonly logLevel: LogLevel
   readonly logFormat: 'json' | 'pretty'
   /** Serve GET /metrics (Prometheus) and collect the process metrics. */
@@ -115,6 +121,9 @@ export const OPTIONS = [
   option({ key: 'tlsCertFile', env: 'TLS_CERT_FILE', flag: 'tls-cert-file', default: '', help: 'PEM certificate (chain) file: with TLS_KEY_FILE, the REST API is served over HTTPS (streams over wss://) and the TCP door over TLS (see TCP_TLS); both files are read again on SIGHUP', parse: parseOptionalPath }),
   option({ key: 'tlsKeyFile', env: 'TLS_KEY_FILE', flag: 'tls-key-file', default: '', help: "PEM private key file of TLS_CERT_FILE's certificate", parse: parseOptionalPath }),
   option({ key: 'tcpTls', env: 'TCP_TLS', flag: 'tcp-tls', default: 'auto', help: 'Whether the TCP door speaks TLS: auto (when TLS_CERT_FILE is set), true, or false (plain, for the original clients, while the REST API is HTTPS)', parse: parseTcpTls }),
+  option({ key: 'maxConnections', env: 'MAX_CONNECTIONS', flag: 'max-connections', default: '10000', help: 'Most connections open at once on this instance, both doors together (keep-alive HTTP connections, WebSocket streams, TCP connections, TLS handshakes); beyond it a REST request is answered 503 unavailable and a TCP connection an Error line, then closed; 0 for no limit. Each connection takes a file descriptor: keep it below ulimit -n', parse: (raw) => parseInteger(raw, 0, 10_000_000) }),
+  option({ key: 'maxConnectionsPerIp', env: 'MAX_CONNECTIONS_PER_IP', flag: 'max-connections-per-ip', default: '0', help: 'Most connections open at once from one IP address (IPv6: one /64), both doors together; beyond it 429 rate_limited (TCP: an Error line), then closed; 0 for no limit (behind a proxy every client has its address)', parse: (raw) => parseInteger(raw, 0, 10_000_000) }),
+  option({ key: 'connectionRateLimit', env: 'CONNECTION_RATE_LIMIT', flag: 'connection-rate-limit', default: '0', help: 'Most new connections from one IP address (IPv6: one /64) per window, both doors together: <connections>/<window> (e.g. 100/1m), or 0 for no limit; beyond it 429 rate_limited with retry_after (TCP: an Error line), then closed', parse: parseRateLimit }),
   option({ key: 'logLevel', env: 'LOG_LEVEL', flag: 'log-level', default: 'info', help: `Log level: ${LOG_LEVELS.join('|')}; when unset, RUST_LOG (error|warn|info|debug|trace) is honoured`, parse: parseLogLevel }),
   option({ key: 'logFormat', env: 'LOG_FORMAT', flag: 'log-format', default: 'json', help: 'Log output: json (one JSON object a line) or pretty (readable)', parse: (raw) => oneOf(raw, ['json', 'pretty'] as const) }),
   option({ key: 'metrics', env: 'METRICS', flag: 'metrics', default: 'true', help: 'Serve GET /metrics (Prometheus text format) on the REST port (true/false)', parse: parseBoolean }),

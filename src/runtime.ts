@@ -5,6 +5,7 @@ import type { Logger } from 'pino'
 import { buildApp } from './app.js'
 import { tokenVerifier } from './auth/token-verifier.js'
 import { tcpUsesTls, type Config } from './config.js'
+import { ConnectionGate } from './connection-gate.js'
 import { createKeyPackageInspector } from './mls/index.js'
 import { openSockets } from './open-sockets.js'
 import { DeliveryService } from './service/delivery-service.js'
@@ -20,6 +21,8 @@ export interface RunningService {
   readonly tcp: TcpServer | undefined
   readonly httpPort: number
   readonly tcpPort: number | undefined
+  /** The connections of both doors against MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP and CONNECTION_RATE_LIMIT. */
+  readonly connections: ConnectionGate
   /** Whether the REST door is HTTPS (TLS_CERT_FILE). */
   readonly https: boolean
   /**
@@ -67,10 +70,12 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   })
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
   const verifier = tokenVerifier(config, logger)
-  const app = await buildApp({ config, service, logger, verifier, tls })
+  // MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP and CONNECTION_RATE_LIMIT: both doors count together.
+  const connections = new ConnectionGate({ limits: config, metrics, log: logger })
+  const app = await buildApp({ config, service, logger, verifier, tls, connections })
   app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }
-  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier, tls: tcpUsesTls(config) ? tls : undefined }) : undefined
+  const tcp = config.tcpEnabled ? createTcpServer({ service, maxMessageBytes: config.maxMessageBytes, log: logger, mlsValidation: config.tcpMlsValidation, idleTimeoutMs: config.tcpIdleTimeoutSeconds * 1000, stream, verifier, tls: tcpUsesTls(config) ? tls : undefined, connections }) : undefined
 
   // Node's close() waits for every connection, and closes only answered keep-alive ones for it.
   const httpSockets = openSockets(app.server)
@@ -127,5 +132,5 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       return false
     }
   }
-  return { app, service, store, tcp, httpPort, tcpPort, https: tls !== undefined, reloadTls, close }
+  return { app, service, store, tcp, connections, httpPort, tcpPort, https: tls !== undefined, reloadTls, close }
 }

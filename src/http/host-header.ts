@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import { ERRORS } from '../errors.js'
 import type { ServiceMetrics } from '../service/metrics.js'
+import { answerAndClose } from './plain-answer.js'
 
 type RequestListener = (request: IncomingMessage, response: ServerResponse) => void
 
@@ -19,15 +19,7 @@ export function requireHostHeader(server: Server, metrics: Pick<ServiceMetrics, 
   if (listeners.length === 0) throw new Error('requireHostHeader: the server has no request listener yet')
   const refuse = (request: IncomingMessage, response: ServerResponse, code: 'bad_request' | 'expectation_failed' = 'bad_request', message = MESSAGE) => {
     metrics.rejected('rest', code)
-    const body = JSON.stringify({ error: code, message })
-    response.writeHead(ERRORS[code].status, {
-      'content-type': 'application/json; charset=utf-8',
-      'content-length': Buffer.byteLength(body),
-      connection: 'close',
-    })
-    response.end(body)
-    // Whatever follows on the connection (a body, pipelined requests) is not read.
-    request.resume()
+    answerAndClose(request, response, code, message)
   }
   server.removeAllListeners('request')
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {

@@ -12,7 +12,9 @@ export const OPENAPI_INFO = {
     'CORS_ORIGINS (403 `forbidden_origin` otherwise). ' +
     'A service run with AUTH=jwt needs `Authorization: Bearer <JWT>` on every route but health, readiness, metrics and the docs ' +
     '(401 `unauthenticated` without a valid one): the token\'s `sub` is the client it acts as, which may act only as itself and ' +
-    'read a group only while a member (403 `forbidden`). Without AUTH=jwt no token is needed and one sent is ignored.',
+    'read a group only while a member (403 `forbidden`). Without AUTH=jwt no token is needed and one sent is ignored. ' +
+    'A connection beyond the connection limits has its request answered 503 `unavailable` (MAX_CONNECTIONS) or 429 `rate_limited` ' +
+    '(MAX_CONNECTIONS_PER_IP, CONNECTION_RATE_LIMIT), with `retry_after` and Retry-After, and is closed; health, readiness and metrics are answered on it as usual.',
   version: '0.1.0',
 }
 

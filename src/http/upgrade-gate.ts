@@ -17,15 +17,17 @@ type UpgradeListener = (request: IncomingMessage, socket: Duplex, head: Buffer) 
  * (RFC 9110 §7.8: a server may ignore Upgrade): its head is written out again in front of the
  * bytes read after it, and the socket starts over as a connection of its own, so the request is
  * answered like any other, body, keep-alive, timeouts and later pipelined requests included.
- * Either way it waits for the answers to earlier requests on its connection.
+ * Either way it waits for the answers to earlier requests on its connection. A handshake on a
+ * connection the connection limits refused (`isRefused`) goes the HTTP way too, to its 503 or 429
+ * (connection-refusal.ts).
  */
-export function gateUpgrades(server: Server, isStreamPath: (url: string) => boolean): void {
+export function gateUpgrades(server: Server, isStreamPath: (url: string) => boolean, isRefused: (socket: Duplex) => boolean = () => false): void {
   const websocket = server.listeners('upgrade') as UpgradeListener[]
   if (websocket.length === 0) throw new Error('gateUpgrades: register the WebSocket plugin first')
   server.removeAllListeners('upgrade')
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     // A handshake without Host (RFC 6455 §4.1 requires it) goes the HTTP way, to its 400 (host-header.ts).
-    const toStream = request.method === 'GET' && isWebSocketHandshake(request) && isStreamPath(request.url ?? '') && (request.headers.host !== undefined || request.httpVersion !== '1.1')
+    const toStream = request.method === 'GET' && isWebSocketHandshake(request) && isStreamPath(request.url ?? '') && (request.headers.host !== undefined || request.httpVersion !== '1.1') && !isRefused(socket)
     whenAnswered(socket, () => {
       if (toStream) for (const listener of websocket) listener.call(server, request, socket, head)
       else answerAsHttp(server, request, socket, head)

@@ -27,14 +27,20 @@ export const ClientParamsSchema = Type.Object({ client: IdSchema })
 export const GroupParamsSchema = Type.Object({ group: IdSchema })
 export const GroupMemberParamsSchema = Type.Object({ group: IdSchema, client: IdSchema })
 
+/** Statuses any API route may answer: 401 with AUTH=jwt, 429 and 503 on a connection beyond the connection limits (503 also while a database store is unreachable). */
+const ALWAYS_POSSIBLE = [401, 429, 503] as const
+type AlwaysPossible = (typeof ALWAYS_POSSIBLE)[number]
+
 /**
  * Error responses by status, for the API's route schemas. Every such route reads or writes the
- * store, so it may answer 503 while a database store is unreachable, and with AUTH=jwt it needs a
- * bearer token (401): both are always declared. (The operations routes use `errorResponse`.)
+ * store, so it may answer 503 while a database store is unreachable; with AUTH=jwt it needs a
+ * bearer token (401); and on a connection beyond MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP or
+ * CONNECTION_RATE_LIMIT any request is answered 503 or 429: all three are always declared.
+ * (The operations routes use `errorResponse`: they are answered even on such a connection.)
  */
-export function errorResponses<const S extends readonly number[]>(...given: S): Record<S[number] | 401 | 503, typeof ErrorSchema> {
-  const statuses = [...new Set([...given, 401, 503])].sort((a, b) => a - b)
-  return Object.fromEntries(statuses.map((s) => [s, errorResponse(s)])) as unknown as Record<S[number] | 401 | 503, typeof ErrorSchema>
+export function errorResponses<const S extends readonly number[]>(...given: S): Record<S[number] | AlwaysPossible, typeof ErrorSchema> {
+  const statuses = [...new Set([...given, ...ALWAYS_POSSIBLE])].sort((a, b) => a - b)
+  return Object.fromEntries(statuses.map((s) => [s, errorResponse(s)])) as unknown as Record<S[number] | AlwaysPossible, typeof ErrorSchema>
 }
 
 const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
@@ -47,8 +53,8 @@ const ERROR_DESCRIPTIONS: Readonly<Record<number, string>> = {
   415: 'Unsupported Content-Type',
   422: 'The Idempotency-Key was used for another message (error "idempotency_key_reused", with the seq it stands for)',
   426: 'Not a WebSocket handshake (error "upgrade_required")',
-  429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header)',
-  503: 'The database (or, with AUTH_JWKS_URL, the token issuer\'s keys) cannot be reached (error "unavailable"); retry later',
+  429: 'Too many requests (error "rate_limited", with retry_after in seconds and a Retry-After header): a limit of the route, or a connection beyond MAX_CONNECTIONS_PER_IP or CONNECTION_RATE_LIMIT (then closed)',
+  503: 'The database (or, with AUTH_JWKS_URL, the token issuer\'s keys) cannot be reached, or the instance has MAX_CONNECTIONS open (then with retry_after and Retry-After, and the connection closed) (error "unavailable"); retry later',
 }
 
 /** The error response of one status, described. */

@@ -4,6 +4,9 @@ import { CONTENT_TYPES, type ContentType } from '../storage/store.js'
 /** Where a request came in: REST, the legacy TCP listener, or a frame on a WebSocket stream. */
 export type Door = 'rest' | 'tcp' | 'stream'
 
+/** The port a connection came in on: REST (its WebSocket streams included) or the legacy TCP listener. */
+export type ConnectionDoor = 'rest' | 'tcp'
+
 /** How a KeyPackage claim ended. */
 export type ClaimOutcome = 'claimed' | 'last_resort' | 'last_resort_over_limit' | 'none' | 'rate_limited'
 
@@ -25,6 +28,8 @@ export class ServiceMetrics {
   readonly #groups: Counter<'event'>
   readonly #rejected: Counter<'door' | 'error'>
   #streamsOpen = 0
+  readonly #connectionsOpen: Record<ConnectionDoor, number> = { rest: 0, tcp: 0 }
+  readonly #connectionsRefused: Counter<'door' | 'reason'>
 
   constructor() {
     const registers = [this.registry]
@@ -41,6 +46,18 @@ export class ServiceMetrics {
     this.#claims = new Counter({ name: 'mlsds_key_package_claims_total', help: 'KeyPackage claims, by outcome: claimed (a one-time KeyPackage, now gone), last_resort (handed out and kept; opaque legacy ones too), last_resort_over_limit (beyond KEY_PACKAGE_CLAIM_LIMIT: the kept one instead of a one-time one), none (the pool was empty), rate_limited (refused: beyond KEY_PACKAGE_CLAIM_LIMIT and nothing kept)', labelNames: ['outcome'] as const, registers })
     this.#groups = new Counter({ name: 'mlsds_groups_total', help: 'Groups created and deleted', labelNames: ['event'] as const, registers })
     this.#rejected = new Counter({ name: 'mlsds_requests_rejected_total', help: 'Requests answered with an error, by door and error code (the codes of the REST error bodies)', labelNames: ['door', 'error'] as const, registers })
+    this.#connectionsRefused = new Counter({ name: 'mlsds_connections_refused_total', help: 'Connections turned away, by door and reason: max_connections (MAX_CONNECTIONS), max_connections_per_ip (MAX_CONNECTIONS_PER_IP), connection_rate (CONNECTION_RATE_LIMIT)', labelNames: ['door', 'reason'] as const, registers })
+    const connections = this.#connectionsOpen
+    new Gauge({
+      name: 'mlsds_connections_open',
+      help: 'Connections open on this instance and admitted, by door (rest: HTTP connections, WebSocket streams included; tcp: the legacy listener)',
+      labelNames: ['door'] as const,
+      registers,
+      collect() {
+        this.set({ door: 'rest' }, connections.rest)
+        this.set({ door: 'tcp' }, connections.tcp)
+      },
+    })
     const streams = () => this.#streamsOpen
     new Gauge({
       name: 'mlsds_streams_open',
@@ -88,6 +105,18 @@ export class ServiceMetrics {
 
   streamClosed(): void {
     this.#streamsOpen--
+  }
+
+  connectionOpened(door: ConnectionDoor): void {
+    this.#connectionsOpen[door]++
+  }
+
+  connectionClosed(door: ConnectionDoor): void {
+    this.#connectionsOpen[door]--
+  }
+
+  connectionRefused(door: ConnectionDoor, reason: string): void {
+    this.#connectionsRefused.inc({ door, reason })
   }
 
   /** The exposition: `contentType` and the text. */

@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import { MemberAccess, OPEN_ACCESS } from '../auth/access-policy.js'
 import type { TokenVerifier } from '../auth/token-verifier.js'
 import type { ValidationMode } from '../config.js'
+import type { ConnectionGate, Refusal } from '../connection-gate.js'
+import type { ServiceErrorResponse } from '../schemas/tcp.js'
 import type { DeliveryService } from '../service/delivery-service.js'
 import { openSockets } from '../open-sockets.js'
 import { TLS_HANDSHAKE_TIMEOUT_MS, type TlsCredentials } from '../tls.js'
@@ -30,6 +32,8 @@ export interface TcpServerOptions {
   readonly tls?: TlsCredentials
   /** A connection that has not finished its TLS handshake by then is dropped (TLS_HANDSHAKE_TIMEOUT_MS by default). */
   readonly tlsHandshakeTimeoutMs?: number
+  /** The connection limits of the process (shared with the REST door); none when not given. */
+  readonly connections?: ConnectionGate
 }
 
 export interface TcpServer {
@@ -61,6 +65,11 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
       socket.destroy()
       return
     }
+    const refusal = options.connections?.refusalOf(socket)
+    if (refusal) {
+      refuse(socket, refusal)
+      return
+    }
     log.info(`New client connected from: ${formatAddress(socket)}`)
     const connection = new Connection(socket, {
       protocol,
@@ -82,6 +91,7 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
     : net.createServer(socketOptions, onConnection)
   // Every accepted socket, a TLS one still in its handshake included, so close() can cut it.
   const sockets = openSockets(server)
+  options.connections?.watch(server, 'tcp')
   // A failed handshake (plain text sent to the TLS port, an old protocol, a client that gave up,
   // one that never finished within the handshake timeout): with a listener here, closing it is ours.
   server.on('tlsClientError', (err: Error, socket: tls.TLSSocket) => {
@@ -128,6 +138,18 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
       return closing
     },
   }
+}
+
+/**
+ * A connection the limits turn away (connection-gate.ts) is told why in one Error line, with
+ * the code and retry_after of the REST answer, and closed; what it sends is not read. The gate
+ * cuts it if it does not go within REFUSED_GRACE_MS.
+ */
+function refuse(socket: net.Socket, refusal: Refusal): void {
+  const line: ServiceErrorResponse = { type: 'Error', message: `Connection refused: ${refusal.message}`, code: refusal.code, retry_after: refusal.retryAfterSeconds }
+  socket.on('error', () => socket.destroy())
+  socket.resume()
+  socket.end(`${JSON.stringify(line)}\n`)
 }
 
 /** Like the original's SocketAddr: 127.0.0.1:5000, [::1]:5000. */

@@ -35,6 +35,9 @@ test('defaults', () => {
     keyPackageMaxLifetimeSeconds: 90 * 86400,
     keyPackageClaimLimit: { count: 20, windowSeconds: 60 },
     messageRateLimit: null,
+    maxConnections: 10000,
+    maxConnectionsPerIp: 0,
+    connectionRateLimit: null,
     mlsWorkers: Math.max(1, Math.min(4, availableParallelism() - 1)),
     queueMaxMessages: 10000,
     queueMaxAgeSeconds: 7 * 86400,
@@ -150,6 +153,19 @@ test('KEY_PACKAGE_CLAIM_LIMIT: <count>/<window>, or 0 for none', () => {
   for (const value of ['20', '/1m', '0/1m', '20/0s', '20/2d', '20/minute', '-1/1m']) {
     assert.throws(() => load({ KEY_PACKAGE_CLAIM_LIMIT: value }), (err: ConfigError) => err.problems.length === 1 && err.problems[0]!.startsWith('KEY_PACKAGE_CLAIM_LIMIT='), value)
   }
+})
+
+test('MAX_CONNECTIONS (10000 by default), MAX_CONNECTIONS_PER_IP and CONNECTION_RATE_LIMIT (none by default); 0 for none', () => {
+  assert.equal(load({ MAX_CONNECTIONS: '0' }).maxConnections, 0)
+  assert.equal(load({}, ['--max-connections', '50000']).maxConnections, 50000)
+  assert.equal(load({ MAX_CONNECTIONS_PER_IP: '100' }).maxConnectionsPerIp, 100)
+  assert.deepEqual(load({ CONNECTION_RATE_LIMIT: '100/1m' }).connectionRateLimit, { count: 100, windowSeconds: 60 })
+  assert.deepEqual(load({}, ['--connection-rate-limit', '5/10s']).connectionRateLimit, { count: 5, windowSeconds: 10 })
+  assert.deepEqual(problemsOf({ MAX_CONNECTIONS: '-1', MAX_CONNECTIONS_PER_IP: 'many', CONNECTION_RATE_LIMIT: '100' }), [
+    'MAX_CONNECTIONS="-1": must be a whole number from 0 to 10000000',
+    'MAX_CONNECTIONS_PER_IP="many": must be a whole number from 0 to 10000000',
+    'CONNECTION_RATE_LIMIT="100": must be <count>/<window> such as 20/1m, or 0 for no limit',
+  ])
 })
 
 test('MESSAGE_RATE_LIMIT: none by default, <messages>/<window>, or 0 for none', () => {

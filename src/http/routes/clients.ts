@@ -96,8 +96,9 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       tags,
       params: ClientParamsSchema,
       querystring: StreamQuerySchema,
-      // Answers before the upgrade: a bad query or a foreign page (no store is read, so no 503).
-      response: { 400: errorResponse(400), 401: errorResponse(401), 403: errorResponse(403), 426: errorResponse(426) },
+      // Answers before the upgrade: a bad query or a foreign page (no store is read), or a
+      // connection beyond the connection limits (429, 503).
+      response: { 400: errorResponse(400), 401: errorResponse(401), 403: errorResponse(403), 426: errorResponse(426), 429: errorResponse(429), 503: errorResponse(503) },
     },
     // A plain GET (no WebSocket handshake).
     handler: async (request, reply) => {
