@@ -82,12 +82,17 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
 
   let httpPort: number
   let tcpPort: number | undefined
+  // Fastify logs a line of its own per address it listens on; the line below names the door instead.
+  const level = app.log.level
+  app.log.level = 'silent'
   try {
-    await app.listen({ host: config.host, port: config.httpPort, listenTextResolver: () => '' })
+    await app.listen({ host: config.host, port: config.httpPort })
     httpPort = (app.server.address() as AddressInfo).port
   } catch (err) {
     await backend.close()
     throw new ListenError('HTTP_PORT', config.httpPort, config.host, err as NodeJS.ErrnoException)
+  } finally {
+    app.log.level = level
   }
   logger.info(`MLS Delivery Service running on ${config.host}:${httpPort} (${tls ? 'HTTPS' : 'HTTP'} REST API${config.auth === 'jwt' ? ', bearer tokens required' : ''})`)
   if (tcp) {

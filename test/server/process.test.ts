@@ -34,12 +34,21 @@ const portsFrom = (lines: Record<string, unknown>[]) => {
   return ports.length === 2 ? Object.fromEntries(ports.map((m) => [m[2], Number(m[1])])) as Record<'HTTP' | 'legacy TCP', number> : undefined
 }
 
-test('starts both listeners on free ports, logs them, and stops with exit 0 on SIGTERM', async () => {
+test('starts both listeners on free ports, logs them, and stops with exit 0 on SIGTERM', async (t) => {
   const proc = startProcess({ LOG_LEVEL: 'info' })
+  // A failed assertion must not leave the process running (the test would never end).
+  t.after(() => proc.child.kill('SIGKILL'))
   const ports = await waitFor(() => portsFrom(proc.lines()), 'both listeners')
   assert.ok(ports.HTTP > 0 && ports['legacy TCP'] > 0)
   const res = await fetch(`http://127.0.0.1:${ports.HTTP}/health`)
   assert.deepEqual(await res.json(), { status: 'ok', store: 'memory' })
+  // The start says what runs where, and nothing empty (Fastify's own listening line is not written).
+  assert.deepEqual(proc.lines().map((l) => String(l.msg)).filter((m) => !m.includes('request')), [
+    `MLS Delivery Service running on 127.0.0.1:${ports.HTTP} (HTTP REST API)`,
+    `MLS Delivery Service running on 127.0.0.1:${ports['legacy TCP']} (legacy TCP-JSON)`,
+  ])
+  // The level of the request logs is back after the start.
+  await waitFor(() => (proc.lines().some((l) => l.msg === 'request completed') ? true : undefined), 'the request log line')
 
   proc.child.kill('SIGTERM')
   const [code] = await once(proc.child, 'exit')
