@@ -7,6 +7,7 @@ import { tokenVerifier } from './auth/token-verifier.js'
 import { tcpUsesTls, type Config } from './config.js'
 import { ConnectionGate } from './connection-gate.js'
 import { createKeyPackageInspector } from './mls/index.js'
+import { fileLimitWarning, openFileLimit } from './open-file-limit.js'
 import { openSockets } from './open-sockets.js'
 import { DeliveryService } from './service/delivery-service.js'
 import { ServiceMetrics } from './service/metrics.js'
@@ -72,6 +73,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const verifier = tokenVerifier(config, logger)
   // MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP and CONNECTION_RATE_LIMIT: both doors count together.
   const connections = new ConnectionGate({ limits: config, metrics, log: logger })
+  const unreachable = fileLimitWarning(config.maxConnections, openFileLimit())
+  if (unreachable) logger.warn(unreachable)
   const app = await buildApp({ config, service, logger, verifier, tls, connections })
   app.addHook('onClose', () => keyPackages.close())
   const stream = { maxBufferedBytes: config.streamMaxBufferedBytes, stallTimeoutMs: config.streamStallTimeoutSeconds * 1000, keepAliveMs: config.streamPingIntervalSeconds * 1000 }

@@ -4,8 +4,10 @@ import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, describe, test } from 'node:test'
+import { pino } from 'pino'
 import { WebSocket } from 'ws'
 import { addressKey, ConnectionGate, type ConnectionLimits } from '../../src/connection-gate.js'
+import { DESCRIPTOR_HEADROOM, fileLimitWarning, openFileLimit } from '../../src/open-file-limit.js'
 import type { RunningService } from '../../src/runtime.js'
 import { exchangeOn, rawRequest, type RawResponse } from '../helpers/raw-http.js'
 import { startTestService, useTestService } from '../helpers/service.js'
@@ -309,4 +311,31 @@ test('addressKey: IPv4 as it is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () 
   assert.equal(addressKey('2001:db8:1:2::192.0.2.33'), '2001:db8:1:2::/64')
   assert.equal(addressKey(undefined), undefined)
   assert.equal(addressKey(''), undefined)
+})
+
+test('MAX_CONNECTIONS above the open-file limit is warned about at start, with what to change', () => {
+  const limits = (soft: string) => `Limit                     Soft Limit           Hard Limit           Units\nMax processes             95000                95000                processes\nMax open files            ${soft}                 524288               files\n`
+  assert.equal(openFileLimit(() => limits('1024')), 1024)
+  assert.equal(openFileLimit(() => limits('unlimited')), undefined)
+  assert.equal(openFileLimit(() => 'no such line'), undefined)
+  assert.equal(openFileLimit(() => {
+    throw new Error('ENOENT: not Linux')
+  }), undefined)
+  assert.equal(typeof openFileLimit(), process.platform === 'linux' ? 'number' : 'undefined', 'this process\'s own limit')
+
+  assert.equal(fileLimitWarning(10000, undefined), undefined)
+  assert.equal(fileLimitWarning(0, 1024), undefined, 'no limit set: nothing to reach')
+  assert.equal(fileLimitWarning(10000, 10000 + DESCRIPTOR_HEADROOM), undefined)
+  assert.equal(fileLimitWarning(10000, 1024), 'MAX_CONNECTIONS=10000 is above what this process can open (ulimit -n is 1024, and ~64 descriptors go to the store and the listeners): ' +
+    'connections beyond ~960 are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS')
+})
+
+test('the start warns when MAX_CONNECTIONS is above the open-file limit', async () => {
+  const limit = openFileLimit()
+  if (limit === undefined) return
+  const warnings: string[] = []
+  const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) })
+  const running = await startTestService({ maxConnections: limit }, logger)
+  await running.close()
+  assert.ok(warnings.some((w) => w.startsWith(`MAX_CONNECTIONS=${limit} is above what this process can open (ulimit -n is ${limit}`)), warnings.join('\n'))
 })

@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs'
+
+/** Descriptors the process needs besides connections: the listeners, the store, workers, logs. */
+export const DESCRIPTOR_HEADROOM = 64
+
+/**
+ * The process's soft limit of open files (`ulimit -n`), from Linux's /proc/self/limits; undefined
+ * elsewhere or when it cannot be read. Each connection takes one descriptor, and beyond the limit
+ * Node can accept none (libuv closes them at once): MAX_CONNECTIONS then never answers.
+ */
+export function openFileLimit(read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
+  let text: string
+  try {
+    text = read()
+  } catch {
+    return undefined
+  }
+  const match = /^Max open files\s+(\d+|unlimited)\s/m.exec(text)
+  if (!match || match[1] === 'unlimited') return undefined
+  return Number(match[1])
+}
+
+/** A warning when MAX_CONNECTIONS cannot be reached under the open-file limit; undefined when it can (or is off). */
+export function fileLimitWarning(maxConnections: number, limit: number | undefined): string | undefined {
+  if (maxConnections === 0 || limit === undefined || maxConnections + DESCRIPTOR_HEADROOM <= limit) return undefined
+  return `MAX_CONNECTIONS=${maxConnections} is above what this process can open (ulimit -n is ${limit}, and ~${DESCRIPTOR_HEADROOM} descriptors go to the store and the listeners): ` +
+    `connections beyond ~${Math.max(0, limit - DESCRIPTOR_HEADROOM)} are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS`
+}
