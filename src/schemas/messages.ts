@@ -45,6 +45,22 @@ export const PageQuerySchema = Type.Object(
   { additionalProperties: false },
 )
 
+/** The longest a read of a client's queue may wait for a delivery (`wait`), in seconds. */
+export const MAX_WAIT_SECONDS = 60
+
+export const DeliveriesQuerySchema = Type.Object(
+  {
+    ...PageQuerySchema.properties,
+    wait: Type.Integer({
+      minimum: 0,
+      maximum: MAX_WAIT_SECONDS,
+      default: 0,
+      description: `Long polling: when nothing is queued after \`after\`, wait up to this many seconds (at most ${MAX_WAIT_SECONDS}) for a delivery and answer as soon as one is queued; an empty page when none came. 0 answers at once`,
+    }),
+  },
+  { additionalProperties: false },
+)
+
 const NullableContentType = Type.Union([Type.Enum([...CONTENT_TYPES]), Type.Null()], { description: 'Read from the MLS bytes; null for opaque legacy bytes' })
 
 export const StoredMessageSchema = Type.Object({

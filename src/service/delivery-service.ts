@@ -18,6 +18,7 @@ import type {
 import type { RateLimiter } from '../storage/rate-limiter.js'
 import type { IdPage } from '../storage/id-order.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
+import { DeliveryWaiter } from './delivery-waiter.js'
 import { assertId } from './ids.js'
 import { ServiceMetrics } from './metrics.js'
 import { QueueReader } from './queue-reader.js'
@@ -329,6 +330,27 @@ export class DeliveryService {
     assertId('client_id', clientId)
     assertPage(after, limit)
     return this.#store.readDeliveries(clientId, after, limit, this.#now(), this.#pageMaxBytes)
+  }
+
+  /**
+   * readDeliveries that waits when there is nothing to read (long polling): up to `waitMs` for a
+   * delivery after `after`, answered as soon as one is queued; the page, empty or not, when the
+   * time is up or `signal` aborts.
+   */
+  async waitForDeliveries(clientId: string, after: number, limit: number, waitMs: number, signal?: AbortSignal): Promise<DeliveryPage> {
+    assertId('client_id', clientId)
+    assertPage(after, limit)
+    if (waitMs <= 0) return this.readDeliveries(clientId, after, limit)
+    const waiter = new DeliveryWaiter(this.#bus, clientId, waitMs, signal)
+    try {
+      for (;;) {
+        const page = await this.readDeliveries(clientId, after, limit)
+        // A wake for a delivery at or before `after` (a cursor beyond the queue) reads an empty page again and waits on.
+        if (page.deliveries.length > 0 || page.gap || !(await waiter.next())) return page
+      }
+    } finally {
+      waiter.close()
+    }
   }
 
   async ack(clientId: string, upTo: number): Promise<{ ackedUpTo: number; remaining: number }> {

@@ -66,6 +66,18 @@ describe('two service processes on one PostgreSQL database', () => {
     }
   })
 
+  test('a long poll on one instance is answered by a message relayed through the other', async () => {
+    const [a, b] = apis as [RestApi, RestApi]
+    assert.equal((await a.call('POST', '/groups', { group_id: 'polled', creator_id: 'alice' })).status, 201)
+    assert.equal((await a.call('POST', '/groups/polled/members', { client_id: 'dora' })).status, 200)
+    // 60 s: had the other instance's notification not woken it, the answer would come after a minute, empty.
+    const polled = a.call('GET', '/clients/dora/messages?after=0&wait=60')
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal((await send(b, 'polled', 'alice', 'across')).status, 201)
+    const reply = await polled
+    assert.deepEqual(reply.body.deliveries.map((d: { message: string }) => Buffer.from(d.message, 'base64').toString()), ['across'])
+  })
+
   test('20 concurrent MLS commits for one epoch, split across both: exactly one accepted', async () => {
     const alice = await MlsTestClient.create('alice')
     await alice.createGroup('race')

@@ -1,9 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
+import type { FastifyReply } from 'fastify'
 import { ServiceError } from '../../errors.js'
 import { ClientParamsSchema, errorResponse, errorResponses } from '../../schemas/common.js'
 import {
   AckBodySchema,
   AckReplySchema,
+  DeliveriesQuerySchema,
   DeliveriesReplySchema,
   PageQuerySchema,
   StreamQuerySchema,
@@ -27,21 +29,42 @@ export interface ClientRoutesOptions {
 
 export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = async (app, { service, stream, corsOrigins, access }) => {
   const streams = new Set<ServedStream>()
+  // Long polls in progress: they stop waiting when their client goes away or the service stops.
+  const waits = new Set<AbortController>()
+  app.addHook('preClose', async () => {
+    for (const controller of waits) controller.abort()
+  })
+  const waiting = async <T>(reply: FastifyReply, wait: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+    const controller = new AbortController()
+    const gone = () => controller.abort()
+    waits.add(controller)
+    reply.raw.once('close', gone)
+    try {
+      return await wait(controller.signal)
+    } finally {
+      waits.delete(controller)
+      reply.raw.off('close', gone)
+    }
+  }
+
   app.get('/clients/:client/messages', {
     schema: {
       summary: "Pull the client's queue: every group message and Welcome routed to it, in order",
-      description: 'Deliveries stay until acknowledged (or dropped by retention, which is reported as `gap`).',
+      description: 'Deliveries stay until acknowledged (or dropped by retention, which is reported as `gap`). ' +
+        'With `wait`, a read that finds nothing waits for the next delivery (long polling, for clients that cannot keep a WebSocket): ' +
+        'it answers as soon as one is queued, or with an empty page after `wait` seconds (at once while the service stops); ask again with `after` = `next_after`.',
       tags,
       params: ClientParamsSchema,
-      querystring: PageQuerySchema,
+      querystring: DeliveriesQuerySchema,
       response: { 200: DeliveriesReplySchema, ...errorResponses(400, 403) },
     },
-  }, async (request) => {
+  }, async (request, reply) => {
     const { client } = request.params
     access.self(request.caller, client, 'read its queue')
-    const page = await service.readDeliveries(client, request.query.after, request.query.limit)
+    const { after, limit, wait } = request.query
+    const page = wait > 0 ? await waiting(reply, (signal) => service.waitForDeliveries(client, after, limit, wait * 1000, signal)) : await service.readDeliveries(client, after, limit)
     const last = page.deliveries.at(-1)?.seq
-    const nextAfter = last ?? (page.gap ? page.gap.firstAvailableSeq - 1 : request.query.after)
+    const nextAfter = last ?? (page.gap ? page.gap.firstAvailableSeq - 1 : after)
     return {
       client_id: client,
       deliveries: page.deliveries.map((d) => deliveryView(d, toBase64)),
