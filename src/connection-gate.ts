@@ -31,6 +31,8 @@ export const REFUSED_GRACE_MS = 5000
 export const MAX_REFUSED_WAITING = 1024
 /** When a limit of open connections turns a client away, it is told to come back after this long. */
 const FULL_RETRY_AFTER_SECONDS = 5
+/** Addresses whose CONNECTION_RATE_LIMIT window is kept at once; beyond it the oldest window is forgotten. */
+export const MAX_RATE_WINDOWS = 100_000
 /** At most one log line per reason this often; the lines between are counted. */
 const WARN_EVERY_MS = 60_000
 
@@ -47,6 +49,8 @@ export interface ConnectionGateOptions {
   /** REFUSED_GRACE_MS and MAX_REFUSED_WAITING by default. */
   readonly refusedGraceMs?: number
   readonly maxRefusedWaiting?: number
+  /** MAX_RATE_WINDOWS by default. */
+  readonly maxRateWindows?: number
 }
 
 /**
@@ -65,14 +69,19 @@ export class ConnectionGate {
   readonly #now: () => number
   readonly #refusedGraceMs: number
   readonly #maxRefusedWaiting: number
+  readonly #maxRateWindows: number
   #open = 0
   readonly #openByAddress = new Map<string, number>()
   /** CONNECTION_RATE_LIMIT: a fixed window per address, opened by its first connection. */
   readonly #windows = new Map<string, { start: number; count: number }>()
   #nextSweep = 0
   #refusedWaiting = 0
-  /** Refused sockets of TLS servers, by their ends, until the TLS socket over them is known. */
-  readonly #refusedByEnds = new Map<string, Refusal>()
+  /**
+   * Refused sockets of TLS servers, by their ends, until the TLS socket over them is known. A new
+   * connection with the same ends (a client that reset one and reconnected from the same port)
+   * takes the entry over: only the newest socket with those ends can finish a handshake.
+   */
+  readonly #refusedByEnds = new Map<string, { socket: net.Socket; refusal: Refusal }>()
   readonly #warned = new Map<RefusalReason, { at: number; since: number }>()
 
   constructor(options: ConnectionGateOptions) {
@@ -82,6 +91,7 @@ export class ConnectionGate {
     this.#now = options.now ?? Date.now
     this.#refusedGraceMs = options.refusedGraceMs ?? REFUSED_GRACE_MS
     this.#maxRefusedWaiting = options.maxRefusedWaiting ?? MAX_REFUSED_WAITING
+    this.#maxRateWindows = options.maxRateWindows ?? MAX_RATE_WINDOWS
   }
 
   /** Connections open now and admitted (refused ones are not counted). */
@@ -95,21 +105,22 @@ export class ConnectionGate {
    * counted twice.
    */
   watch(server: net.Server, door: ConnectionDoor): void {
+    const overTls = server instanceof tls.Server
     server.prependListener('connection', (socket: Marked) => {
       if (socket[COUNTED]) return
       socket[COUNTED] = true
       const refusal = this.#admit(socket, door)
-      if (refusal && server instanceof tls.Server) this.#holdForTls(socket, refusal)
+      if (overTls && (refusal || this.#refusedByEnds.size > 0)) this.#holdForTls(socket, refusal)
     })
     if (server instanceof tls.Server) {
       // The doors see the TLS socket, not the one accepted: the refusal moves over to it.
       server.prependListener('secureConnection', (secure: Marked) => {
         if (this.#refusedByEnds.size === 0 || secure[REFUSAL]) return
         const key = ends(secure)
-        const refusal = this.#refusedByEnds.get(key)
-        if (refusal === undefined) return
+        const held = this.#refusedByEnds.get(key)
+        if (held === undefined) return
         this.#refusedByEnds.delete(key)
-        secure[REFUSAL] = refusal
+        secure[REFUSAL] = held.refusal
       })
     }
   }
@@ -151,6 +162,9 @@ export class ConnectionGate {
       let window = this.#windows.get(address)
       if (window === undefined || now - window.start >= windowMs) {
         window = { start: now, count: 0 }
+        // Deleted first, so the map stays in the order the windows started.
+        this.#windows.delete(address)
+        if (this.#windows.size >= this.#maxRateWindows) this.#forgetOldestWindow(now, windowMs)
         this.#windows.set(address, window)
       }
       window.count++
@@ -204,18 +218,41 @@ export class ConnectionGate {
     })
   }
 
-  #holdForTls(socket: Marked, refusal: Refusal): void {
+  /** Keeps a refusal for the TLS socket to come; an admitted socket clears what an older one with its ends left. */
+  #holdForTls(socket: Marked, refusal: Refusal | undefined): void {
     if (socket.destroyed) return
     const key = ends(socket)
-    this.#refusedByEnds.set(key, refusal)
-    socket.once('close', () => this.#refusedByEnds.delete(key))
+    if (refusal === undefined) {
+      this.#refusedByEnds.delete(key)
+      return
+    }
+    this.#refusedByEnds.set(key, { socket, refusal })
+    socket.once('close', () => {
+      if (this.#refusedByEnds.get(key)?.socket === socket) this.#refusedByEnds.delete(key)
+    })
+  }
+
+  /**
+   * Many addresses (a holder of many IPv6 /64s) would fill the map within one window: the
+   * windows that ended go first, then the oldest one, whose address may then open its count again.
+   */
+  #forgetOldestWindow(now: number, windowMs: number): void {
+    this.#nextSweep = 0
+    this.#sweep(now, windowMs)
+    if (this.#windows.size < this.#maxRateWindows) return
+    const oldest = this.#windows.keys().next().value
+    if (oldest !== undefined) this.#windows.delete(oldest)
   }
 
   /** Drops the windows that have ended, once per window length (so the map holds only live windows). */
   #sweep(now: number, windowMs: number): void {
     if (now < this.#nextSweep) return
     this.#nextSweep = now + windowMs
-    for (const [address, window] of this.#windows) if (now - window.start >= windowMs) this.#windows.delete(address)
+    // In the order the windows started: the first that is still open ends the sweep.
+    for (const [address, window] of this.#windows) {
+      if (now - window.start < windowMs) break
+      this.#windows.delete(address)
+    }
   }
 
   /** A refusal is worth a line in the log, but a flood of them is not worth a flood of lines. */

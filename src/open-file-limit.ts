@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { MAX_REFUSED_WAITING } from './connection-gate.js'
 
 /** Descriptors the process needs besides connections: the listeners, the store, workers, logs. */
 export const DESCRIPTOR_HEADROOM = 64
@@ -20,9 +21,14 @@ export function openFileLimit(read: () => string = () => readFileSync('/proc/sel
   return Number(match[1])
 }
 
-/** A warning when MAX_CONNECTIONS cannot be reached under the open-file limit; undefined when it can (or is off). */
+/**
+ * A warning when MAX_CONNECTIONS cannot be reached under the open-file limit; undefined when it
+ * can (or is off). Besides the connections admitted, up to MAX_REFUSED_WAITING refused ones wait
+ * for their answer, and the store and the listeners take a few.
+ */
 export function fileLimitWarning(maxConnections: number, limit: number | undefined): string | undefined {
-  if (maxConnections === 0 || limit === undefined || maxConnections + DESCRIPTOR_HEADROOM <= limit) return undefined
-  return `MAX_CONNECTIONS=${maxConnections} is above what this process can open (ulimit -n is ${limit}, and ~${DESCRIPTOR_HEADROOM} descriptors go to the store and the listeners): ` +
-    `connections beyond ~${Math.max(0, limit - DESCRIPTOR_HEADROOM)} are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS`
+  const needed = maxConnections + MAX_REFUSED_WAITING + DESCRIPTOR_HEADROOM
+  if (maxConnections === 0 || limit === undefined || needed <= limit) return undefined
+  return `MAX_CONNECTIONS=${maxConnections} needs ulimit -n of at least ${needed} (up to ${MAX_REFUSED_WAITING} more for refused connections waiting for their answer, ~${DESCRIPTOR_HEADROOM} for the store and the listeners), and it is ${limit}: ` +
+    'beyond it connections are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS'
 }

@@ -14,12 +14,12 @@ const OPERATIONS_PATHS = new Set(['/health', '/ready', '/metrics'])
  * `retry_after` and `Retry-After`, and the connection is closed. An HTTP client can read an answer
  * only to a request it sent, and over HTTPS only after the handshake, so the door waits for it
  * (at most REFUSED_GRACE_MS). A liveness or readiness probe or a metrics scrape is answered as
- * usual instead, then the connection closed. An `Expect: 100-continue` request gets the refusal
- * without the 100. Wrap after `requireHostHeader` and before `serveInOrder`; a request for the
+ * usual instead, then the connection closed. A request with `Expect` gets the refusal, without a
+ * 100 Continue or a 417. Wrap after `requireHostHeader` and before `serveInOrder`; a request for the
  * stream is brought here by the upgrade gate.
  */
 export function answerRefusedConnections(server: Server, gate: ConnectionGate, metrics: Pick<ServiceMetrics, 'rejected'>): void {
-  for (const event of ['request', 'checkContinue'] as const) {
+  for (const event of ['request', 'checkContinue', 'checkExpectation'] as const) {
     const listeners = server.listeners(event) as RequestListener[]
     if (event === 'request' && listeners.length === 0) throw new Error('answerRefusedConnections: the server has no request listener yet')
     server.removeAllListeners(event)
@@ -33,14 +33,20 @@ export function answerRefusedConnections(server: Server, gate: ConnectionGate, m
         }
         response.setHeader('connection', 'close')
       }
-      // Without a listener of its own, Node answers 100 Continue itself.
-      if (listeners.length === 0) {
-        response.writeContinue()
-        server.emit('request', request, response)
-        return
-      }
+      if (listeners.length === 0) return answerAsNode(server, event, request, response)
       for (const listener of listeners) listener.call(server, request, response)
     })
+  }
+}
+
+/** What Node does for an event nobody listens to: 100 Continue and on, or 417. */
+function answerAsNode(server: Server, event: 'request' | 'checkContinue' | 'checkExpectation', request: IncomingMessage, response: ServerResponse): void {
+  if (event === 'checkContinue') {
+    response.writeContinue()
+    server.emit('request', request, response)
+  } else {
+    response.writeHead(417)
+    response.end()
   }
 }
 

@@ -85,10 +85,14 @@ export function createTcpServer(options: TcpServerOptions): TcpServer {
     connections.add(connection)
   }
   // allowHalfOpen: a client that half-closes after its request (`echo … | nc`) still gets the answer.
-  const socketOptions = { allowHalfOpen: true, noDelay: true }
+  // Over TLS only once the handshake is done: a client that goes away during it (one that refused
+  // the certificate) is closed then, not kept until the handshake timeout.
   const server: net.Server = options.tls
-    ? tls.createServer({ ...socketOptions, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, onConnection)
-    : net.createServer(socketOptions, onConnection)
+    ? tls.createServer({ allowHalfOpen: false, noDelay: true, cert: options.tls.cert, key: options.tls.key, handshakeTimeout: options.tlsHandshakeTimeoutMs ?? TLS_HANDSHAKE_TIMEOUT_MS }, (socket: tls.TLSSocket) => {
+      socket.allowHalfOpen = true
+      onConnection(socket)
+    })
+    : net.createServer({ allowHalfOpen: true, noDelay: true }, onConnection)
   // Every accepted socket, a TLS one still in its handshake included, so close() can cut it.
   const sockets = openSockets(server)
   options.connections?.watch(server, 'tcp')

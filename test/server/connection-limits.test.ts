@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import https from 'node:https'
 import net from 'node:net'
 import tls from 'node:tls'
 import { after, before, describe, test } from 'node:test'
 import { pino } from 'pino'
 import { WebSocket } from 'ws'
-import { addressKey, ConnectionGate, type ConnectionLimits } from '../../src/connection-gate.js'
+import { addressKey, ConnectionGate, MAX_REFUSED_WAITING, type ConnectionLimits } from '../../src/connection-gate.js'
 import { DESCRIPTOR_HEADROOM, fileLimitWarning, openFileLimit } from '../../src/open-file-limit.js'
 import type { RunningService } from '../../src/runtime.js'
 import { exchangeOn, rawRequest, type RawResponse } from '../helpers/raw-http.js'
@@ -120,6 +120,9 @@ describe('MAX_CONNECTIONS: connections open at once on an instance, both doors t
     const [response, ...more] = await exchangeOn(socket, text)
     assertRefused(response!, 503, /MAX_CONNECTIONS/)
     assert.equal(more.length, 0)
+    // Another expectation: the refusal too, not a 417.
+    const [other] = await exchangeOn(await open(running.httpPort), rawRequest('POST', '/groups', { 'Content-Type': 'application/json', Expect: 'something' }, body))
+    assertRefused(other!, 503, /MAX_CONNECTIONS/)
     for (const s of held) s.destroy()
   })
 })
@@ -218,11 +221,21 @@ describe('connection limits over TLS', () => {
     admitted.end()
     await until(() => running.connections.open === 0, 'the TLS connections uncounted once closed')
   })
+
+  test('a client that goes away during its TLS handshake is uncounted then, not at the handshake timeout (30 s)', async () => {
+    for (const port of [running.tcpPort!, running.httpPort]) {
+      // Without the certificate's CA: the client refuses the certificate and closes.
+      const doubting = tls.connect({ host: '127.0.0.1', port })
+      const [err] = await once(doubting, 'error')
+      assert.match(String(err), /self.signed|unable to verify/i)
+      await until(() => running.connections.open === 0, `the refused handshake on port ${port} uncounted`)
+    }
+  })
 })
 
 describe('ConnectionGate', () => {
   /** A bare listener watched by a gate, with the clock of the test. */
-  async function gated(limits: Partial<ConnectionLimits>, options: { refusedGraceMs?: number; maxRefusedWaiting?: number } = {}) {
+  async function gated(limits: Partial<ConnectionLimits>, options: { refusedGraceMs?: number; maxRefusedWaiting?: number; maxRateWindows?: number } = {}) {
     let now = 1_000_000
     const warnings: string[] = []
     /** Every decision of the gate, in order: admitted, or the reason of a refusal. */
@@ -246,9 +259,9 @@ describe('ConnectionGate', () => {
       decisions,
       advance: (ms: number) => (now += ms),
       /** Connects and waits until the gate has decided about it. */
-      async connect(): Promise<net.Socket> {
+      async connect(from?: string): Promise<net.Socket> {
         const before = decisions.length
-        const socket = await open(port)
+        const socket = await open(port, from)
         await until(() => decisions.length > before, 'the gate deciding about the connection')
         return socket
       },
@@ -268,6 +281,19 @@ describe('ConnectionGate', () => {
     assert.deepEqual(t.decisions, ['admitted', 'connection_rate', 'connection_rate', 'admitted'])
     assert.equal(t.gate.open, 2)
     for (const s of sockets) s.destroy()
+    await t.close()
+  })
+
+  test('CONNECTION_RATE_LIMIT keeps at most so many windows: beyond, the oldest is forgotten', async () => {
+    const t = await gated({ connectionRateLimit: { count: 1, windowSeconds: 60 } }, { maxRateWindows: 2 })
+    const sockets: net.Socket[] = []
+    for (const from of ['127.0.0.11', '127.0.0.11', '127.0.0.12', '127.0.0.13', '127.0.0.11', '127.0.0.13']) {
+      sockets.push(await t.connect(from))
+      t.advance(1000)
+    }
+    // .11's window is forgotten when .13's starts, so .11 starts a new one; .13 is still in its own.
+    assert.deepEqual(t.decisions, ['admitted', 'connection_rate', 'admitted', 'admitted', 'admitted', 'connection_rate'])
+    for (const socket of sockets) socket.destroy()
     await t.close()
   })
 
@@ -299,6 +325,67 @@ describe('ConnectionGate', () => {
   })
 })
 
+describe('ConnectionGate on a TLS server: refusals move to the TLS socket by the connection\'s ends', () => {
+  /** A raw socket as the gate sees it, with ends of its own; destroying it emits 'close'. */
+  class RawSocket extends EventEmitter {
+    readonly remoteAddress = '127.0.0.1'
+    readonly localAddress = '127.0.0.1'
+    readonly localPort = 443
+    destroyed = false
+    constructor(readonly remotePort: number) {
+      super()
+    }
+
+    destroy(): void {
+      this.destroyed = true
+      this.emit('close')
+    }
+  }
+  const rawSocket = (remotePort: number) => new RawSocket(remotePort)
+  /** A TLS server whose connections only the gate sees (no handshake is started on these sockets). */
+  function gatedTlsServer(maxConnections: number) {
+    const gate = new ConnectionGate({ limits: { maxConnections, maxConnectionsPerIp: 0, connectionRateLimit: null }, refusedGraceMs: 60_000 })
+    const server = new tls.Server({})
+    server.removeAllListeners('connection')
+    gate.watch(server, 'rest')
+    const accept = (socket: RawSocket) => server.emit('connection', socket)
+    const secure = (remotePort: number) => {
+      const socket = rawSocket(remotePort)
+      server.emit('secureConnection', socket)
+      return gate.refusalOf(socket)
+    }
+    return { gate, accept, secure }
+  }
+
+  test('a connection reset and made again from the same port while refused is refused, even when the first one\'s close comes late', () => {
+    const t = gatedTlsServer(1)
+    t.accept(rawSocket(1000))
+    const first = rawSocket(5000)
+    t.accept(first)
+    const again = rawSocket(5000)
+    t.accept(again)
+    first.destroy()
+    assert.equal(t.secure(5000)?.reason, 'max_connections', 'the second connection from port 5000 keeps its refusal')
+    assert.equal(t.gate.open, 1)
+    again.destroy()
+  })
+
+  test('a connection admitted from the same port as a refused one whose close comes late is not refused', () => {
+    const t = gatedTlsServer(1)
+    const holder = rawSocket(1000)
+    t.accept(holder)
+    const refused = rawSocket(5000)
+    t.accept(refused)
+    holder.destroy()
+    const admitted = rawSocket(5000)
+    t.accept(admitted)
+    // Its handshake done before the refused one's close is seen.
+    assert.equal(t.secure(5000), undefined)
+    refused.destroy()
+    assert.equal(t.gate.open, 1)
+  })
+})
+
 test('addressKey: IPv4 as it is, IPv4-mapped IPv6 as IPv4, IPv6 by its /64', () => {
   assert.equal(addressKey('203.0.113.7'), '203.0.113.7')
   assert.equal(addressKey('::ffff:203.0.113.7'), '203.0.113.7')
@@ -325,9 +412,9 @@ test('MAX_CONNECTIONS above the open-file limit is warned about at start, with w
 
   assert.equal(fileLimitWarning(10000, undefined), undefined)
   assert.equal(fileLimitWarning(0, 1024), undefined, 'no limit set: nothing to reach')
-  assert.equal(fileLimitWarning(10000, 10000 + DESCRIPTOR_HEADROOM), undefined)
-  assert.equal(fileLimitWarning(10000, 1024), 'MAX_CONNECTIONS=10000 is above what this process can open (ulimit -n is 1024, and ~64 descriptors go to the store and the listeners): ' +
-    'connections beyond ~960 are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS')
+  assert.equal(fileLimitWarning(10000, 10000 + MAX_REFUSED_WAITING + DESCRIPTOR_HEADROOM), undefined)
+  assert.equal(fileLimitWarning(10000, 10000 + MAX_REFUSED_WAITING + DESCRIPTOR_HEADROOM - 1), 'MAX_CONNECTIONS=10000 needs ulimit -n of at least 11088 (up to 1024 more for refused connections waiting for their answer, ~64 for the store and the listeners), and it is 11087: ' +
+    'beyond it connections are closed unanswered; raise ulimit -n (LimitNOFILE= in systemd, --ulimit nofile= in Docker) or lower MAX_CONNECTIONS')
 })
 
 test('the start warns when MAX_CONNECTIONS is above the open-file limit', async () => {
@@ -337,5 +424,5 @@ test('the start warns when MAX_CONNECTIONS is above the open-file limit', async 
   const logger = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) })
   const running = await startTestService({ maxConnections: limit }, logger)
   await running.close()
-  assert.ok(warnings.some((w) => w.startsWith(`MAX_CONNECTIONS=${limit} is above what this process can open (ulimit -n is ${limit}`)), warnings.join('\n'))
+  assert.ok(warnings.some((w) => w.startsWith(`MAX_CONNECTIONS=${limit} needs ulimit -n of at least ${limit + MAX_REFUSED_WAITING + DESCRIPTOR_HEADROOM} `)), warnings.join('\n'))
 })
