@@ -1,6 +1,6 @@
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifySchema } from 'fastify'
 
 export const OPENAPI_INFO = {
   title: 'MLS Delivery Service',
@@ -21,6 +21,7 @@ export const OPENAPI_INFO = {
 /** The OpenAPI document is generated from the route schemas; Swagger UI serves it at /docs. */
 export async function registerDocs(app: FastifyInstance): Promise<void> {
   await app.register(swagger, {
+    transform: optionalDefaults,
     openapi: {
       openapi: '3.1.0',
       info: OPENAPI_INFO,
@@ -40,6 +41,17 @@ export async function registerDocs(app: FastifyInstance): Promise<void> {
   })
   await app.register(swaggerUi, { routePrefix: '/docs' })
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger())
+}
+
+/**
+ * A query parameter with a default may be left out (the validator fills the default in), yet
+ * TypeBox lists it as required: the document says it is not, so generated clients do not force it.
+ */
+function optionalDefaults({ schema, url }: { schema: FastifySchema; url: string }): { schema: FastifySchema; url: string } {
+  const query = schema?.querystring as { properties?: Record<string, { default?: unknown }>; required?: string[] } | undefined
+  if (!query?.properties || !query.required) return { schema, url }
+  const required = query.required.filter((name) => query.properties![name]?.default === undefined)
+  return { schema: { ...schema, querystring: { ...query, required } }, url }
 }
 
 /** RFC 6750 bearer tokens, needed when the service runs with AUTH=jwt (and optional otherwise). */

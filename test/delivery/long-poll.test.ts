@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { describe, test } from 'node:test'
 import { buildApp } from '../../src/app.js'
+import { CLOCK_TOLERANCE_SECONDS } from '../../src/auth/token-verifier.js'
 import { DeliveryService } from '../../src/service/delivery-service.js'
 import { createBackend } from '../../src/storage/index.js'
 import { silentLogger, testConfig } from '../helpers/app.js'
@@ -9,6 +10,7 @@ import { LocalDeliveryBus } from '../../src/service/delivery-bus.js'
 import { DeliveryWaiter } from '../../src/service/delivery-waiter.js'
 import { startTestService, useTestService } from '../helpers/service.js'
 import { RestApi } from '../helpers/rest-api.js'
+import { hmacToken, JwksIssuer, TEST_SECRET } from '../helpers/tokens.js'
 
 const text64 = (text: string) => Buffer.from(text).toString('base64')
 
@@ -141,3 +143,76 @@ async function until(condition: () => boolean, what: string): Promise<void> {
   for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
   assert.ok(condition(), `timed out waiting for ${what}`)
 }
+
+describe('long polling with AUTH=jwt', () => {
+  test('a poll whose token is still being verified when the service stops is answered at once', async () => {
+    const issuer = await JwksIssuer.start(1, { delayMs: 2000 })
+    const running = await startTestService({ auth: 'jwt', authJwksUrl: issuer.url, shutdownTimeoutMs: 20_000 })
+    try {
+      const api = new RestApi(running.httpPort, await issuer.sign('bob'))
+      const polled = api.call('GET', '/clients/bob/messages?after=0&wait=60')
+      await until(() => issuer.fetches > 0, 'the token being verified')
+      await running.close()
+      // Had the stop missed it, it would have waited on, and been cut at SHUTDOWN_TIMEOUT_MS unanswered.
+      const reply = await polled
+      assert.equal(reply.status, 200)
+      assert.deepEqual(reply.body, { client_id: 'bob', deliveries: [], next_after: 0 })
+    } finally {
+      await running.close()
+      await issuer.stop()
+    }
+  })
+
+  test('a client that leaves while its token is verified leaves no wait behind', async () => {
+    const issuer = await JwksIssuer.start(1, { delayMs: 300 })
+    const bus = new CountingBus()
+    const config = { ...testConfig(), auth: 'jwt' as const, authJwksUrl: issuer.url }
+    const backend = await createBackend(config, silentLogger)
+    const service = new DeliveryService({ store: backend.store, bus, log: silentLogger, pageMaxBytes: config.maxMessageBytes })
+    let reads = 0
+    const read = service.readDeliveries.bind(service)
+    service.readDeliveries = (...args) => {
+      reads++
+      return read(...args)
+    }
+    const app = await buildApp({ config, service, logger: silentLogger })
+    try {
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
+      socket.on('error', () => {})
+      socket.write(`GET /clients/bob/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${await issuer.sign('bob')}\r\n\r\n`)
+      await until(() => issuer.fetches > 0, 'the token being verified')
+      socket.destroy()
+      await until(() => reads > 0, 'the handler reading the queue')
+      await until(() => bus.listening === 0, 'no wait left behind')
+    } finally {
+      await app.close()
+      await backend.close()
+      await issuer.stop()
+    }
+  })
+
+  test('a poll waits no longer than its token is accepted', async () => {
+    const running = await startTestService({ auth: 'jwt', authJwtSecret: TEST_SECRET, mlsValidation: 'permissive' })
+    try {
+      const alice = new RestApi(running.httpPort, await hmacToken('alice'))
+      assert.equal((await alice.call('POST', '/groups', { group_id: 'expiring', creator_id: 'alice' })).status, 201)
+      assert.equal((await alice.call('POST', '/groups/expiring/members', { client_id: 'bob' })).status, 200)
+      // Accepted for 2 to 3 s more.
+      const bob = new RestApi(running.httpPort, await hmacToken('bob', { expiresIn: -(CLOCK_TOLERANCE_SECONDS - 2) }))
+      const polled = bob.call('GET', '/clients/bob/messages?after=0&wait=30')
+      for (;;) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        if ((await bob.call('GET', '/clients/bob/messages?after=0')).status === 401) break
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      // Sent after the token stopped being accepted: not for the poll made with it.
+      assert.equal((await alice.call('POST', '/groups/expiring/messages', { sender_id: 'alice', message: text64('late'), message_type: 'Application' })).status, 201)
+      const reply = await polled
+      assert.equal(reply.status, 200)
+      assert.deepEqual(reply.body.deliveries, [])
+    } finally {
+      await running.close()
+    }
+  })
+})

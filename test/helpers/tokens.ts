@@ -53,15 +53,17 @@ export class JwksIssuer {
 
   /**
    * `keys` key pairs, all published (two or more: a key rotation). `padBytes` adds a member of that
-   * many bytes to the document; `chunked` sends it without Content-Length, in pieces.
+   * many bytes to the document; `chunked` sends it without Content-Length, in pieces; `delayMs`
+   * answers that much later (a slow issuer: a token is being verified meanwhile).
    */
-  static async start(keys = 1, document: { padBytes?: number; chunked?: boolean } = {}): Promise<JwksIssuer> {
+  static async start(keys = 1, document: { padBytes?: number; chunked?: boolean; delayMs?: number } = {}): Promise<JwksIssuer> {
     const pairs = await Promise.all(Array.from({ length: keys }, () => generateKeyPair('ES256')))
     const published = await Promise.all(pairs.map(async ({ publicKey }, i) => ({ ...(await exportJWK(publicKey)), kid: `test-key-${i + 1}`, alg: 'ES256', use: 'sig' })))
     const jwks = JSON.stringify({ keys: published, ...(document.padBytes ? { pad: 'x'.repeat(document.padBytes) } : {}) })
     let issuer: JwksIssuer | undefined
-    const server = createServer((req, res) => {
+    const server = createServer(async (req, res) => {
       issuer!.fetches++
+      if (document.delayMs) await new Promise((resolve) => setTimeout(resolve, document.delayMs))
       if (req.url !== '/.well-known/jwks.json') return void res.writeHead(404).end()
       if (!document.chunked) return void res.writeHead(200, { 'content-type': 'application/json' }).end(jwks)
       res.writeHead(200, { 'content-type': 'application/json' })

@@ -1,5 +1,5 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
-import type { FastifyReply } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ServiceError } from '../../errors.js'
 import { ClientParamsSchema, errorResponse, errorResponses } from '../../schemas/common.js'
 import {
@@ -31,14 +31,22 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
   const streams = new Set<ServedStream>()
   // Long polls in progress: they stop waiting when their client goes away or the service stops.
   const waits = new Set<AbortController>()
+  let closing = false
   app.addHook('preClose', async () => {
+    closing = true
     for (const controller of waits) controller.abort()
   })
-  const waiting = async <T>(reply: FastifyReply, wait: (signal: AbortSignal) => Promise<T>): Promise<T> => {
+  /**
+   * Runs `wait` until it is done, its client goes away or the service stops. A request that
+   * reaches here after the stop began or after its client left (while its token was verified)
+   * gets an aborted signal, so it reads once and answers.
+   */
+  const waiting = async <T>(request: FastifyRequest, reply: FastifyReply, wait: (signal: AbortSignal) => Promise<T>): Promise<T> => {
     const controller = new AbortController()
     const gone = () => controller.abort()
     waits.add(controller)
     reply.raw.once('close', gone)
+    if (closing || request.raw.socket.destroyed) controller.abort()
     try {
       return await wait(controller.signal)
     } finally {
@@ -52,7 +60,8 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
       summary: "Pull the client's queue: every group message and Welcome routed to it, in order",
       description: 'Deliveries stay until acknowledged (or dropped by retention, which is reported as `gap`). ' +
         'With `wait`, a read that finds nothing waits for the next delivery (long polling, for clients that cannot keep a WebSocket): ' +
-        'it answers as soon as one is queued, or with an empty page after `wait` seconds (at once while the service stops); ask again with `after` = `next_after`.',
+        'it answers as soon as one is queued, or with an empty page after `wait` seconds (at once while the service stops; with AUTH=jwt at the latest when the token expires); ask again with `after` = `next_after`. ' +
+        'Requests pipelined behind it on the same connection wait for its answer.',
       tags,
       params: ClientParamsSchema,
       querystring: DeliveriesQuerySchema,
@@ -62,7 +71,9 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
     const { client } = request.params
     access.self(request.caller, client, 'read its queue')
     const { after, limit, wait } = request.query
-    const page = wait > 0 ? await waiting(reply, (signal) => service.waitForDeliveries(client, after, limit, wait * 1000, signal)) : await service.readDeliveries(client, after, limit)
+    // With AUTH=jwt no longer than the token is accepted, as a stream ends at its expiry.
+    const waitMs = request.caller ? Math.min(wait * 1000, request.caller.expiresAt - Date.now()) : wait * 1000
+    const page = waitMs > 0 ? await waiting(request, reply, (signal) => service.waitForDeliveries(client, after, limit, waitMs, signal)) : await service.readDeliveries(client, after, limit)
     const last = page.deliveries.at(-1)?.seq
     const nextAfter = last ?? (page.gap ? page.gap.firstAvailableSeq - 1 : after)
     return {
