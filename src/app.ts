@@ -103,7 +103,7 @@ export async function buildApp({ config, service, logger, verifier = tokenVerifi
   requireHostHeader(app.server, service.metrics)
   if (connections) {
     connections.watch(app.server, 'rest')
-    answerRefusedConnections(app.server, connections, service.metrics)
+    answerRefusedConnections(app.server, connections, service.metrics, config.corsOrigins)
   }
   serveInOrder(app.server)
   gateUpgrades(app.server, (url) => STREAM_PATH.test(url), connections ? (socket) => connections.refusalOf(socket) !== undefined : undefined)

@@ -18,7 +18,7 @@ const OPERATIONS_PATHS = new Set(['/health', '/ready', '/metrics'])
  * 100 Continue or a 417. Wrap after `requireHostHeader` and before `serveInOrder`; a request for the
  * stream is brought here by the upgrade gate.
  */
-export function answerRefusedConnections(server: Server, gate: ConnectionGate, metrics: Pick<ServiceMetrics, 'rejected'>): void {
+export function answerRefusedConnections(server: Server, gate: ConnectionGate, metrics: Pick<ServiceMetrics, 'rejected'>, corsOrigins: readonly string[] = []): void {
   for (const event of ['request', 'checkContinue', 'checkExpectation'] as const) {
     const listeners = server.listeners(event) as RequestListener[]
     if (event === 'request' && listeners.length === 0) throw new Error('answerRefusedConnections: the server has no request listener yet')
@@ -28,7 +28,7 @@ export function answerRefusedConnections(server: Server, gate: ConnectionGate, m
       if (refusal !== undefined) {
         if (!OPERATIONS_PATHS.has(pathOf(request.url))) {
           metrics.rejected('rest', refusal.code)
-          answerAndClose(request, response, refusal.code, refusal.message, { retry_after: refusal.retryAfterSeconds }, { 'retry-after': String(refusal.retryAfterSeconds) })
+          answerAndClose(request, response, refusal.code, refusal.message, { retry_after: refusal.retryAfterSeconds }, { 'retry-after': String(refusal.retryAfterSeconds), ...corsHeaders(corsOrigins, request.headers.origin) })
           return
         }
         response.setHeader('connection', 'close')
@@ -37,6 +37,17 @@ export function answerRefusedConnections(server: Server, gate: ConnectionGate, m
       for (const listener of listeners) listener.call(server, request, response)
     })
   }
+}
+
+/**
+ * The refusal is answered outside Fastify, so without its CORS plugin: a page of an origin in
+ * CORS_ORIGINS may still read it (and when to retry), as it reads every other error.
+ */
+function corsHeaders(origins: readonly string[], origin: string | undefined): Record<string, string> {
+  const exposed = { 'access-control-expose-headers': 'retry-after' }
+  if (origins.includes('*')) return { 'access-control-allow-origin': '*', ...exposed }
+  if (origin === undefined || !origins.includes(origin)) return {}
+  return { 'access-control-allow-origin': origin, vary: 'Origin', ...exposed }
 }
 
 /** What Node does for an event nobody listens to: 100 Continue and on, or 417. */

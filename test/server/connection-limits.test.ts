@@ -61,7 +61,7 @@ function assertRefused(response: RawResponse, status: 503 | 429, message: RegExp
 }
 
 describe('MAX_CONNECTIONS: connections open at once on an instance, both doors together', () => {
-  const suite = useTestService({ maxConnections: 3, mlsValidation: 'permissive', tcpMlsValidation: 'permissive' })
+  const suite = useTestService({ maxConnections: 3, mlsValidation: 'permissive', tcpMlsValidation: 'permissive', corsOrigins: ['https://chat.example.com'] })
 
   test('beyond it REST answers 503 and TCP an Error line, nothing is done, probes are answered; a closed connection makes room', async () => {
     const { running } = suite
@@ -120,6 +120,14 @@ describe('MAX_CONNECTIONS: connections open at once on an instance, both doors t
     const [response, ...more] = await exchangeOn(socket, text)
     assertRefused(response!, 503, /MAX_CONNECTIONS/)
     assert.equal(more.length, 0)
+    // A page of an allowed origin may read the refusal; another origin's may not.
+    const fromPage = await http(running.httpPort, rawRequest('GET', '/groups/g', { Origin: 'https://chat.example.com' }))
+    assertRefused(fromPage, 503, /MAX_CONNECTIONS/)
+    assert.equal(fromPage.headers['access-control-allow-origin'], 'https://chat.example.com')
+    assert.equal(fromPage.headers['access-control-expose-headers'], 'retry-after')
+    const foreign = await http(running.httpPort, rawRequest('GET', '/groups/g', { Origin: 'https://evil.example' }))
+    assertRefused(foreign, 503, /MAX_CONNECTIONS/)
+    assert.equal(foreign.headers['access-control-allow-origin'], undefined)
     // Another expectation: the refusal too, not a 417.
     const [other] = await exchangeOn(await open(running.httpPort), rawRequest('POST', '/groups', { 'Content-Type': 'application/json', Expect: 'something' }, body))
     assertRefused(other!, 503, /MAX_CONNECTIONS/)
