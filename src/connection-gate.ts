@@ -112,7 +112,7 @@ export class ConnectionGate {
       const refusal = this.#admit(socket, door)
       if (overTls && (refusal || this.#refusedByEnds.size > 0)) this.#holdForTls(socket, refusal)
     })
-    if (server instanceof tls.Server) {
+    if (overTls) {
       // The doors see the TLS socket, not the one accepted: the refusal moves over to it.
       server.prependListener('secureConnection', (secure: Marked) => {
         if (this.#refusedByEnds.size === 0 || secure[REFUSAL]) return
@@ -138,14 +138,16 @@ export class ConnectionGate {
       return refusal
     }
     this.#open++
-    if (address !== undefined && this.#limits.maxConnectionsPerIp > 0) this.#openByAddress.set(address, (this.#openByAddress.get(address) ?? 0) + 1)
+    // Open connections by address are kept only for MAX_CONNECTIONS_PER_IP.
+    const counted = this.#limits.maxConnectionsPerIp > 0 ? address : undefined
+    if (counted !== undefined) this.#openByAddress.set(counted, (this.#openByAddress.get(counted) ?? 0) + 1)
     this.#metrics?.connectionOpened(door)
     socket.once('close', () => {
       this.#open--
-      if (address !== undefined && this.#limits.maxConnectionsPerIp > 0) {
-        const left = this.#openByAddress.get(address)! - 1
-        if (left === 0) this.#openByAddress.delete(address)
-        else this.#openByAddress.set(address, left)
+      if (counted !== undefined) {
+        const left = this.#openByAddress.get(counted)! - 1
+        if (left === 0) this.#openByAddress.delete(counted)
+        else this.#openByAddress.set(counted, left)
       }
       this.#metrics?.connectionClosed(door)
     })

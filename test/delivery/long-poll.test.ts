@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { describe, test } from 'node:test'
 import { buildApp } from '../../src/app.js'
+import type { Config } from '../../src/config.js'
 import { CLOCK_TOLERANCE_SECONDS } from '../../src/auth/token-verifier.js'
 import { DeliveryService } from '../../src/service/delivery-service.js'
 import { createBackend } from '../../src/storage/index.js'
@@ -11,6 +12,7 @@ import { DeliveryWaiter } from '../../src/service/delivery-waiter.js'
 import { startTestService, useTestService } from '../helpers/service.js'
 import { RestApi } from '../helpers/rest-api.js'
 import { hmacToken, JwksIssuer, TEST_SECRET } from '../helpers/tokens.js'
+import { until } from '../helpers/until.js'
 
 const text64 = (text: string) => Buffer.from(text).toString('base64')
 
@@ -119,30 +121,46 @@ test('DeliveryWaiter: a wake before the wait is kept; the time up and an abort e
   assert.equal(bus.listening, 0, 'every closed waiter let go of the bus')
 })
 
-test('a client that goes away while it waits ends its wait', async () => {
+/**
+ * The REST app on a free port over a memory store whose bus counts its listeners; `poll` sends
+ * one request on a socket of its own. Closes with `close()`.
+ */
+async function appOverCountingBus(overrides: Partial<Config> = {}) {
   const bus = new CountingBus()
-  const config = testConfig()
+  const config = { ...testConfig(), ...overrides }
   const backend = await createBackend(config, silentLogger)
   const service = new DeliveryService({ store: backend.store, bus, log: silentLogger, pageMaxBytes: config.maxMessageBytes })
   const app = await buildApp({ config, service, logger: silentLogger })
-  try {
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
-    socket.on('error', () => {})
-    socket.write('GET /clients/yan/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(() => bus.listening === 1, 'the wait to start')
-    socket.destroy()
-    await until(() => bus.listening === 0, 'the wait to end with its client')
-  } finally {
+  const close = async () => {
     await app.close()
     await backend.close()
   }
-})
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
-  assert.ok(condition(), `timed out waiting for ${what}`)
+  try {
+    await app.listen({ port: 0, host: '127.0.0.1' })
+  } catch (err) {
+    await close()
+    throw err
+  }
+  const poll = (request: string) => {
+    const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
+    socket.on('error', () => {})
+    socket.write(request)
+    return socket
+  }
+  return { bus, service, poll, close }
 }
+
+test('a client that goes away while it waits ends its wait', async () => {
+  const t = await appOverCountingBus()
+  try {
+    const socket = t.poll('GET /clients/yan/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(() => t.bus.listening === 1, 'the wait to start')
+    socket.destroy()
+    await until(() => t.bus.listening === 0, 'the wait to end with its client')
+  } finally {
+    await t.close()
+  }
+})
 
 describe('long polling with AUTH=jwt', () => {
   test('a poll whose token is still being verified when the service stops is answered at once', async () => {
@@ -165,29 +183,21 @@ describe('long polling with AUTH=jwt', () => {
 
   test('a client that leaves while its token is verified leaves no wait behind', async () => {
     const issuer = await JwksIssuer.start(1, { delayMs: 300 })
-    const bus = new CountingBus()
-    const config = { ...testConfig(), auth: 'jwt' as const, authJwksUrl: issuer.url }
-    const backend = await createBackend(config, silentLogger)
-    const service = new DeliveryService({ store: backend.store, bus, log: silentLogger, pageMaxBytes: config.maxMessageBytes })
+    const t = await appOverCountingBus({ auth: 'jwt', authJwksUrl: issuer.url })
     let reads = 0
-    const read = service.readDeliveries.bind(service)
-    service.readDeliveries = (...args) => {
+    const read = t.service.readDeliveries.bind(t.service)
+    t.service.readDeliveries = (...args) => {
       reads++
       return read(...args)
     }
-    const app = await buildApp({ config, service, logger: silentLogger })
     try {
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      const socket = net.connect((app.server.address() as net.AddressInfo).port, '127.0.0.1')
-      socket.on('error', () => {})
-      socket.write(`GET /clients/bob/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${await issuer.sign('bob')}\r\n\r\n`)
+      const socket = t.poll(`GET /clients/bob/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${await issuer.sign('bob')}\r\n\r\n`)
       await until(() => issuer.fetches > 0, 'the token being verified')
       socket.destroy()
       await until(() => reads > 0, 'the handler reading the queue')
-      await until(() => bus.listening === 0, 'no wait left behind')
+      await until(() => t.bus.listening === 0, 'no wait left behind')
     } finally {
-      await app.close()
-      await backend.close()
+      await t.close()
       await issuer.stop()
     }
   })

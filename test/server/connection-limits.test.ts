@@ -13,6 +13,7 @@ import { exchangeOn, rawRequest, type RawResponse } from '../helpers/raw-http.js
 import { startTestService, useTestService } from '../helpers/service.js'
 import { makeCertificate, useCertificateFiles, type TestCertificate } from '../helpers/tls.js'
 import { LineReader } from '../tcp/helpers.js'
+import { until } from '../helpers/until.js'
 
 /** A plain connection from `from` (another loopback address stands for another client). */
 async function open(port: number, from = '127.0.0.1'): Promise<net.Socket> {
@@ -34,11 +35,6 @@ async function tcpGreeting(socket: net.Socket | tls.TLSSocket): Promise<any> {
   const reader = new LineReader(socket)
   const line = await Promise.race([reader.next(), new Promise((resolve) => setTimeout(resolve, 300, undefined))])
   return line
-}
-
-async function until(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 500 && !condition(); i++) await new Promise((resolve) => setTimeout(resolve, 10))
-  assert.ok(condition(), `timed out waiting for ${what}`)
 }
 
 const createGroup = (group: string) => rawRequest('POST', '/groups', { 'Content-Type': 'application/json', Connection: 'close' }, JSON.stringify({ group_id: group, creator_id: 'alice' }))
