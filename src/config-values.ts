@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os'
 import type { RateLimit } from './config.js'
 import { parseCiphersuiteList, supportedCiphersuites } from './mls/index.js'
+import { webhookKey } from './push/webhook.js'
 
 /**
  * The parsers of setting values (config.ts lists the settings and reads them): each takes the
@@ -72,6 +73,17 @@ export function parseJwtSecret(raw: string): string {
 
 export function parseJwksUrl(raw: string): string {
   return parseOptionalUrl(raw, ['https:', 'http:'], 'must be an http(s) URL such as https://id.example.com/.well-known/jwks.json')
+}
+
+/** PUSH_WEBHOOK_URL: may be http (a gateway inside the deployment) or https. */
+export function parseWebhookUrl(raw: string): string {
+  return parseOptionalUrl(raw, ['https:', 'http:'], 'must be an http(s) URL such as https://push.example.com/mls-deliveries')
+}
+
+/** PUSH_WEBHOOK_SECRET: '' or a Standard Webhooks secret. */
+export function parseWebhookSecret(raw: string): string {
+  if (raw !== '') webhookKey(raw)
+  return raw
 }
 
 export function parseWorkers(raw: string): number {

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseRateLimit, parseWorkers } from './config-values.js'
+import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseRateLimit, parseWebhookSecret, parseWebhookUrl, parseWorkers } from './config-values.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -87,6 +87,12 @@ export interface Config {
   readonly authJwtIssuer: string
   /** A token's `aud` must be or include this when not ''. */
   readonly authJwtAudience: string
+  /** The app's push gateway, told which offline clients have new deliveries; '' for none. */
+  readonly pushWebhookUrl: string
+  /** Its Standard Webhooks secret (`whsec_…`), or ''. */
+  readonly pushWebhookSecret: string
+  /** A client is told at most once per window this long; 0 for every time. */
+  readonly pushMinIntervalSeconds: number
 }
 
 interface Option<K extends keyof Config> {
@@ -152,6 +158,9 @@ export const OPTIONS = [
   option({ key: 'authJwksUrl', env: 'AUTH_JWKS_URL', flag: 'auth-jwks-url', default: '', help: "AUTH=jwt: the token issuer's public keys (JWKS) for RS*, PS*, ES* and EdDSA tokens, e.g. https://id.example.com/.well-known/jwks.json", parse: parseJwksUrl, secret: true }),
   option({ key: 'authJwtIssuer', env: 'AUTH_JWT_ISSUER', flag: 'auth-jwt-issuer', default: '', help: "AUTH=jwt: when set, a token's iss must be this", parse: (raw) => raw }),
   option({ key: 'authJwtAudience', env: 'AUTH_JWT_AUDIENCE', flag: 'auth-jwt-audience', default: '', help: "AUTH=jwt: when set, a token's aud must be or include this", parse: (raw) => raw }),
+  option({ key: 'pushWebhookUrl', env: 'PUSH_WEBHOOK_URL', flag: 'push-webhook-url', default: '', help: "Push notifications: the app's push gateway, POSTed {\"type\":\"deliveries\",\"clients\":[…]} (signed, Standard Webhooks) when clients without a live stream on this instance get deliveries; empty for none", parse: parseWebhookUrl, secret: true }),
+  option({ key: 'pushWebhookSecret', env: 'PUSH_WEBHOOK_SECRET', flag: 'push-webhook-secret', default: '', help: 'The signing secret of PUSH_WEBHOOK_URL: whsec_ and the base64 of 24 to 64 random bytes (whsec_$(openssl rand -base64 32))', parse: parseWebhookSecret, secret: true }),
+  option({ key: 'pushMinIntervalSeconds', env: 'PUSH_MIN_INTERVAL', flag: 'push-min-interval', default: '10s', help: 'A client is notified at most once per window this long (later deliveries of the window: once at its end): seconds, or a number with s, m, h or d; 0 for every time', parse: parseDurationOrNever }),
 ] as const
 
 export class ConfigError extends Error {
@@ -205,7 +214,7 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
   if (problems.length === 0 && values.store === 'postgres' && values.databaseUrl === '') {
     problems.push('DATABASE_URL is required with STORE=postgres (e.g. postgres://mls:secret@127.0.0.1:5432/mls)')
   }
-  if (problems.length === 0) problems.push(...authProblems(values as unknown as Config), ...tlsProblems(values as unknown as Config))
+  if (problems.length === 0) problems.push(...authProblems(values as unknown as Config), ...tlsProblems(values as unknown as Config), ...pushProblems(values as unknown as Config))
   if (problems.length > 0) throw new ConfigError(problems)
   return values as unknown as Config
 }
@@ -246,6 +255,12 @@ function tlsProblems(config: Config): string[] {
     return [`${config.tlsCertFile ? 'TLS_CERT_FILE' : 'TLS_KEY_FILE'} is set without ${config.tlsCertFile ? 'TLS_KEY_FILE' : 'TLS_CERT_FILE'}: TLS needs both the certificate and its private key`]
   }
   return config.tcpTls === 'true' && config.tlsCertFile === '' ? ['TCP_TLS=true needs TLS_CERT_FILE and TLS_KEY_FILE'] : []
+}
+
+/** A webhook needs its secret, and a secret its webhook. */
+function pushProblems(config: Config): string[] {
+  if ((config.pushWebhookUrl === '') === (config.pushWebhookSecret === '')) return []
+  return [config.pushWebhookUrl ? 'PUSH_WEBHOOK_URL is set without PUSH_WEBHOOK_SECRET: calls to the push gateway are signed (e.g. PUSH_WEBHOOK_SECRET=whsec_$(openssl rand -base64 32))' : 'PUSH_WEBHOOK_SECRET is set without PUSH_WEBHOOK_URL: set the push gateway\'s URL, or unset the secret']
 }
 
 /** auto, or any spelling of true and false that TCP_ENABLED takes. */

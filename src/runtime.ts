@@ -9,6 +9,8 @@ import { ConnectionGate } from './connection-gate.js'
 import { createKeyPackageInspector } from './mls/index.js'
 import { fileLimitWarning, openFileLimit } from './open-file-limit.js'
 import { openSockets } from './open-sockets.js'
+import { PushNotifier } from './push/notifier.js'
+import { WebhookChannel } from './push/webhook.js'
 import { DeliveryService } from './service/delivery-service.js'
 import { ServiceMetrics } from './service/metrics.js'
 import { createBackend, type Store } from './storage/index.js'
@@ -57,6 +59,16 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
   const keyPackages = createKeyPackageInspector(config.mlsWorkers)
   const metrics = new ServiceMetrics()
   if (config.metrics) metrics.collectProcessMetrics()
+  // PUSH_WEBHOOK_URL: clients that do not listen on this instance are told of new deliveries.
+  const push = config.pushWebhookUrl
+    ? new PushNotifier({
+      channel: new WebhookChannel({ url: config.pushWebhookUrl, secret: config.pushWebhookSecret }),
+      minIntervalMs: config.pushMinIntervalSeconds * 1000,
+      listening: (clientId) => bus.listening(clientId),
+      log: logger,
+      counts: metrics,
+    })
+    : undefined
   const service = new DeliveryService({
     metrics,
     claimLimiter: config.keyPackageClaimLimit ? backend.rateLimiter('claims', config.keyPackageClaimLimit) : undefined,
@@ -68,6 +80,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     inspectKeyPackage: keyPackages.inspect,
     // The largest request also bounds the message data of one page of a read, on both doors.
     pageMaxBytes: config.maxMessageBytes,
+    push,
   })
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
   const verifier = tokenVerifier(config, logger)
@@ -122,6 +135,8 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       } finally {
         clearTimeout(cut)
       }
+      // Notifications not yet sent are dropped: the deliveries stay queued, and clients read them when they connect.
+      await push?.close()
       await backend.close()
     })()
     return closing

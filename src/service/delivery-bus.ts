@@ -8,6 +8,8 @@ export interface DeliveryBus {
   publish(clientIds: readonly string[]): void
   /** Returns the function that unsubscribes. */
   subscribe(clientId: string, listener: () => void): () => void
+  /** Whether the client listens on this instance (a live stream, a waiting long poll). */
+  listening(clientId: string): boolean
 }
 
 export class LocalDeliveryBus implements DeliveryBus {
@@ -23,6 +25,10 @@ export class LocalDeliveryBus implements DeliveryBus {
   /** Wakes every stream: after a notification channel was down, anything may have been missed. */
   publishAll(): void {
     this.publish([...this.#listeners.keys()])
+  }
+
+  listening(clientId: string): boolean {
+    return this.#listeners.has(clientId)
   }
 
   subscribe(clientId: string, listener: () => void): () => void {

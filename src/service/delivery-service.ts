@@ -17,6 +17,7 @@ import type {
 } from '../storage/store.js'
 import type { RateLimiter } from '../storage/rate-limiter.js'
 import type { IdPage } from '../storage/id-order.js'
+import type { PushNotifier } from '../push/notifier.js'
 import { LocalDeliveryBus, type DeliveryBus } from './delivery-bus.js'
 import { DeliveryWaiter } from './delivery-waiter.js'
 import { assertId } from './ids.js'
@@ -66,6 +67,8 @@ export interface ServiceOptions {
    * least one message, page-budget.ts); MAX_MESSAGE_BYTES in the runtime, DEFAULT_PAGE_BYTES if not given.
    */
   readonly pageMaxBytes?: number
+  /** Push notifications (PUSH_WEBHOOK_URL): told of every accepted message's recipients; none when not given. */
+  readonly push?: Pick<PushNotifier, 'notify'>
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -131,6 +134,7 @@ export class DeliveryService {
   /** MESSAGE_RATE_LIMIT: fixed windows per sender. */
   readonly #messages: RateLimiter | undefined
   readonly #pageMaxBytes: number
+  readonly #push: ServiceOptions['push']
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
@@ -144,6 +148,7 @@ export class DeliveryService {
     this.#pageMaxBytes = options.pageMaxBytes ?? DEFAULT_PAGE_BYTES
     this.#streamReads = new QueueReader(this.#store, { limit: STREAM_PAGE, maxBytes: this.#pageMaxBytes }, this.#now)
     this.#inspectKeyPackage = options.inspectKeyPackage
+    this.#push = options.push
   }
 
   get storeKind(): string {
@@ -408,6 +413,8 @@ export class DeliveryService {
       if (result.duplicate) this.metrics.messageRetried()
       else this.metrics.messageAccepted(classified.contentType, result.recipients.length)
       this.#bus.publish(result.recipients)
+      // A retry has no recipients: it delivered nothing new.
+      this.#push?.notify(result.recipients)
       return { groupId, seq: result.seq, epoch: result.epoch, messageType: result.messageType, duplicate: result.duplicate }
     }
     switch (result.reason) {

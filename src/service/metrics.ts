@@ -1,4 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import type { PushCounts } from '../push/notifier.js'
 import { CONTENT_TYPES, type ContentType } from '../storage/store.js'
 
 /** Where a request came in: REST, the legacy TCP listener, or a frame on a WebSocket stream. */
@@ -18,7 +19,7 @@ const OPAQUE = 'opaque' as const
  * service, so both doors count into the same series. The counters on the relay path are
  * children bound to their labels once, so counting a message is one addition.
  */
-export class ServiceMetrics {
+export class ServiceMetrics implements PushCounts {
   readonly registry = new Registry()
   readonly #accepted: Map<ContentType | typeof OPAQUE, Counter.Internal>
   readonly #duplicates: Counter.Internal
@@ -30,6 +31,8 @@ export class ServiceMetrics {
   #streamsOpen = 0
   readonly #connectionsOpen: Record<ConnectionDoor, number> = { rest: 0, tcp: 0 }
   readonly #connectionsRefused: Counter<'door' | 'reason'>
+  readonly #pushClients: Counter<'result'>
+  readonly #pushBatches: Counter<'outcome'>
 
   constructor() {
     const registers = [this.registry]
@@ -47,6 +50,8 @@ export class ServiceMetrics {
     this.#groups = new Counter({ name: 'mlsds_groups_total', help: 'Groups created and deleted', labelNames: ['event'] as const, registers })
     this.#rejected = new Counter({ name: 'mlsds_requests_rejected_total', help: 'Requests answered with an error, by door and error code (the codes of the REST error bodies)', labelNames: ['door', 'error'] as const, registers })
     this.#connectionsRefused = new Counter({ name: 'mlsds_connections_refused_total', help: 'Connections turned away, by door and reason: max_connections (MAX_CONNECTIONS), max_connections_per_ip (MAX_CONNECTIONS_PER_IP), connection_rate (CONNECTION_RATE_LIMIT)', labelNames: ['door', 'reason'] as const, registers })
+    this.#pushClients = new Counter({ name: 'mlsds_push_clients_total', help: 'Clients whose queue grew while push notifications are on (PUSH_WEBHOOK_URL), by result: notified (now, or at the end of their PUSH_MIN_INTERVAL window), listening (not told: a live stream or long poll on this instance)', labelNames: ['result'] as const, registers })
+    this.#pushBatches = new Counter({ name: 'mlsds_push_webhook_calls_total', help: 'Calls of the push gateway (PUSH_WEBHOOK_URL), by outcome: delivered (2xx), retried (a timeout, 408, 429 or 5xx: tried again), failed (given up: another 4xx, a redirect, or the last of 5 tries)', labelNames: ['outcome'] as const, registers })
     const connections = this.#connectionsOpen
     new Gauge({
       name: 'mlsds_connections_open',
@@ -117,6 +122,14 @@ export class ServiceMetrics {
 
   connectionRefused(door: ConnectionDoor, reason: string): void {
     this.#connectionsRefused.inc({ door, reason })
+  }
+
+  pushClient(result: 'notified' | 'listening'): void {
+    this.#pushClients.inc({ result })
+  }
+
+  pushBatch(outcome: 'delivered' | 'retried' | 'failed'): void {
+    this.#pushBatches.inc({ outcome })
   }
 
   /** The exposition: `contentType` and the text. */

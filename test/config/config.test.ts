@@ -50,6 +50,9 @@ test('defaults', () => {
     authJwksUrl: '',
     authJwtIssuer: '',
     authJwtAudience: '',
+    pushWebhookUrl: '',
+    pushWebhookSecret: '',
+    pushMinIntervalSeconds: 10,
   })
 })
 
@@ -175,6 +178,22 @@ test('MESSAGE_RATE_LIMIT: none by default, <messages>/<window>, or 0 for none', 
   assert.equal(load({ MESSAGE_RATE_LIMIT: 'off' }).messageRateLimit, null)
   assert.deepEqual(problemsOf({ MESSAGE_RATE_LIMIT: '600' }), ['MESSAGE_RATE_LIMIT="600": must be <count>/<window> such as 20/1m, or 0 for no limit'])
   assert.match(problemsOf({ MESSAGE_RATE_LIMIT: '0/1m' })[0] ?? '', /^MESSAGE_RATE_LIMIT="0\/1m": the count must be from 1 to 1000000/)
+})
+
+test('push notifications: off by default; PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECRET together, the secret never echoed', () => {
+  const secret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`
+  const off = load({})
+  assert.deepEqual([off.pushWebhookUrl, off.pushWebhookSecret, off.pushMinIntervalSeconds], ['', '', 10])
+  const on = load({ PUSH_WEBHOOK_URL: 'https://push.example.com/mls', PUSH_WEBHOOK_SECRET: secret, PUSH_MIN_INTERVAL: '0' })
+  assert.deepEqual([on.pushWebhookUrl, on.pushWebhookSecret, on.pushMinIntervalSeconds], ['https://push.example.com/mls', secret, 0])
+  assert.equal(load({}, ['--push-min-interval', '1m']).pushMinIntervalSeconds, 60)
+  assert.deepEqual(problemsOf({ PUSH_WEBHOOK_URL: 'https://push.example.com/mls' }), ['PUSH_WEBHOOK_URL is set without PUSH_WEBHOOK_SECRET: calls to the push gateway are signed (e.g. PUSH_WEBHOOK_SECRET=whsec_$(openssl rand -base64 32))'])
+  assert.deepEqual(problemsOf({ PUSH_WEBHOOK_SECRET: secret }), ["PUSH_WEBHOOK_SECRET is set without PUSH_WEBHOOK_URL: set the push gateway's URL, or unset the secret"])
+  assert.deepEqual(problemsOf({ PUSH_WEBHOOK_URL: 'ftp://push.example.com/x?key=hidden', PUSH_WEBHOOK_SECRET: 'whsec_hidden' }), [
+    'PUSH_WEBHOOK_URL=(hidden): must be an http(s) URL such as https://push.example.com/mls-deliveries',
+    'PUSH_WEBHOOK_SECRET=(hidden): the part after whsec_ must be standard base64 (with padding)',
+  ])
+  assert.match(problemsOf({ PUSH_MIN_INTERVAL: 'soon' })[0] ?? '', /^PUSH_MIN_INTERVAL="soon": must be a whole number of seconds/)
 })
 
 function problemsOf(env: Record<string, string>): readonly string[] {

@@ -81,12 +81,12 @@ test('a stopping service answers its long polls at once, with what there is', as
 
 /** The local bus, counting its listeners. */
 class CountingBus extends LocalDeliveryBus {
-  listening = 0
+  listeners = 0
   override subscribe(clientId: string, listener: () => void): () => void {
-    this.listening++
+    this.listeners++
     const unsubscribe = super.subscribe(clientId, listener)
     return () => {
-      this.listening--
+      this.listeners--
       unsubscribe()
     }
   }
@@ -101,7 +101,7 @@ test('DeliveryWaiter: a wake before the wait is kept; the time up and an abort e
   bus.publish(['alice'])
   bus.publish(['bob'])
   assert.equal(await later, true)
-  assert.equal(bus.listening, 1)
+  assert.equal(bus.listeners, 1)
   early.close()
   assert.equal(await early.next(), false, 'closed: no more waiting')
 
@@ -118,7 +118,7 @@ test('DeliveryWaiter: a wake before the wait is kept; the time up and an abort e
   const already = new DeliveryWaiter(bus, 'bob', 60_000, controller.signal)
   assert.equal(await already.next(), false, 'a signal aborted before the wait')
   already.close()
-  assert.equal(bus.listening, 0, 'every closed waiter let go of the bus')
+  assert.equal(bus.listeners, 0, 'every closed waiter let go of the bus')
 })
 
 /**
@@ -154,9 +154,9 @@ test('a client that goes away while it waits ends its wait', async () => {
   const t = await appOverCountingBus()
   try {
     const socket = t.poll('GET /clients/yan/messages?after=0&wait=60 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(() => t.bus.listening === 1, 'the wait to start')
+    await until(() => t.bus.listeners === 1, 'the wait to start')
     socket.destroy()
-    await until(() => t.bus.listening === 0, 'the wait to end with its client')
+    await until(() => t.bus.listeners === 0, 'the wait to end with its client')
   } finally {
     await t.close()
   }
@@ -195,7 +195,7 @@ describe('long polling with AUTH=jwt', () => {
       await until(() => issuer.fetches > 0, 'the token being verified')
       socket.destroy()
       await until(() => reads > 0, 'the handler reading the queue')
-      await until(() => t.bus.listening === 0, 'no wait left behind')
+      await until(() => t.bus.listeners === 0, 'no wait left behind')
     } finally {
       await t.close()
       await issuer.stop()

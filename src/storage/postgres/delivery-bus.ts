@@ -67,6 +67,10 @@ export class PostgresDeliveryBus implements DeliveryBus {
     }
   }
 
+  listening(clientId: string): boolean {
+    return this.#local.listening(clientId)
+  }
+
   subscribe(clientId: string, listener: () => void): () => void {
     return this.#local.subscribe(clientId, listener)
   }
