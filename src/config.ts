@@ -93,6 +93,8 @@ export interface Config {
   readonly pushWebhookSecret: string
   /** A client is told at most once per window this long; 0 for every time. */
   readonly pushMinIntervalSeconds: number
+  /** Whether clients may join groups by external commits (RFC 9420 §12.4.3.2). */
+  readonly mlsExternalCommits: boolean
 }
 
 interface Option<K extends keyof Config> {
@@ -143,6 +145,7 @@ export const OPTIONS = [
   option({ key: 'mlsValidation', env: 'MLS_VALIDATION', flag: 'mls-validation', default: 'strict', help: 'REST: bytes that are not MLS at all are rejected (strict) or kept as opaque legacy data (permissive)', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'tcpMlsValidation', env: 'TCP_MLS_VALIDATION', flag: 'tcp-mls-validation', default: 'permissive', help: 'The same for the legacy TCP listener, whose original clients send placeholder bytes', parse: (raw) => oneOf(raw, VALIDATION_MODES) }),
   option({ key: 'mlsCiphersuites', env: 'MLS_CIPHERSUITES', flag: 'mls-ciphersuites', default: 'all', help: 'Ciphersuites accepted in KeyPackages: all, or a comma list of ids or names (e.g. 1,3,83)', parse: parseCiphersuites }),
+  option({ key: 'mlsExternalCommits', env: 'MLS_EXTERNAL_COMMITS', flag: 'mls-external-commits', default: 'true', help: 'Clients may join a group by an external commit from its GroupInfo (RFC 9420 §12.4.3.2), signed over the epoch\'s GroupContext, and become members (true/false; with false a member may still resync by one)', parse: parseBoolean }),
   option({ key: 'keyPackageMaxLifetimeSeconds', env: 'KEY_PACKAGE_MAX_LIFETIME', flag: 'key-package-max-lifetime', default: '90d', help: 'Longest KeyPackage lifetime accepted: seconds, or a number with s, m, h or d', parse: parseDuration }),
   option({ key: 'keyPackageClaimLimit', env: 'KEY_PACKAGE_CLAIM_LIMIT', flag: 'key-package-claim-limit', default: '20/1m', help: "Most claims of one client's KeyPackages per window, across all instances on one database: <claims>/<window> (e.g. 20/1m, 100/1h), or 0 for no limit; beyond it only the last-resort KeyPackage is handed out, or 429 rate_limited with retry_after without one", parse: parseRateLimit }),
   option({ key: 'messageRateLimit', env: 'MESSAGE_RATE_LIMIT', flag: 'message-rate-limit', default: '0', help: 'Most messages one sender may relay per window (group messages and commits, both doors and streams), across all instances on one database: <messages>/<window> (e.g. 600/1m), or 0 for no limit; beyond it 429 rate_limited with retry_after', parse: parseRateLimit }),

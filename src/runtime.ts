@@ -81,6 +81,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     // The largest request also bounds the message data of one page of a read, on both doors.
     pageMaxBytes: config.maxMessageBytes,
     push,
+    externalCommits: config.mlsExternalCommits,
   })
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
   const verifier = tokenVerifier(config, logger)

@@ -7,8 +7,10 @@ import type { Caller } from './token-verifier.js'
  * Who may do what, once callers are authenticated (AUTH=jwt). A caller is the client its token
  * names. It acts only as itself (its pool, its queue, its sends) and sees a group's members, log
  * and GroupInfo (whose ratchet tree names every member) only while it is a member; anyone
- * authenticated may claim a KeyPackage, to add its owner. (External commits, RFC 9420
- * §12.4.3.2, are not taken: every commit's sender must be a member.)
+ * authenticated may claim a KeyPackage, to add its owner. A non-member may join a group by an
+ * external commit (RFC 9420 §12.4.3.2, MLS_EXTERNAL_COMMITS) as itself: that takes the group's
+ * current GroupInfo, which only a member can read here, so a member must have given it to it
+ * (an invitation); the service checks the commit's signature against it.
  *
  * Without authentication (AUTH=none) every check passes: `OPEN_ACCESS`.
  */

@@ -40,6 +40,13 @@ export type MlsCheck =
   | 'not_a_key_package'
   /** A valid MLSMessage of another wire format where a GroupInfo was expected. */
   | 'not_a_group_info'
+  /**
+   * An external commit (RFC 9420 §12.4.3.2) that cannot be taken: no UpdatePath, or no GroupInfo
+   * of its epoch to check it against.
+   */
+  | 'external_commit'
+  /** The signature of a PublicMessage over FramedContentTBS (RFC 9420 §6.1) does not verify. */
+  | 'message_signature'
 
 export class MlsValidationError extends Error {
   readonly check: MlsCheck

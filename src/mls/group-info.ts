@@ -79,7 +79,7 @@ export async function inspectGroupInfo(bytes: Uint8Array, ratchetTree?: Uint8Arr
 }
 
 /** Bare GroupInfo starts with its GroupContext (0001 + cipher suite); framed with 0001 0004. */
-function locateGroupInfo(bytes: Uint8Array): { groupInfo: GroupInfo; framing: 'bare' | 'mls-message' } {
+export function locateGroupInfo(bytes: Uint8Array): { groupInfo: GroupInfo; framing: 'bare' | 'mls-message' } {
   const header = readHeader(bytes)
   if (header === undefined || header.version !== MLS10) {
     throw new MlsValidationError('malformed', 'not an MLS GroupInfo')

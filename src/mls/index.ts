@@ -22,4 +22,5 @@ export {
 export { createKeyPackageInspector, type KeyPackageInspector } from './key-package-pool.js'
 export { inspectMessage, type MessageInspection, type ContentType } from './message.js'
 export { inspectGroupInfo, type GroupInfoInspection } from './group-info.js'
+export { verifyExternalCommit } from './external-commit.js'
 export { equalBytes, toHex } from './bytes.js'

@@ -26,6 +26,11 @@ export type MessageInspection =
     readonly groupId: Uint8Array
     readonly epoch: bigint
     readonly contentType: ContentType
+    /**
+     * A Commit by a client joining from a GroupInfo (sender new_member_commit, RFC 9420
+     * §12.4.3.2), always a PublicMessage; a PrivateMessage's sender is encrypted (and a member).
+     */
+    readonly externalCommit: boolean
   }
   | {
     readonly kind: 'welcome'
@@ -61,7 +66,8 @@ export function inspectMessage(bytes: Uint8Array): MessageInspection {
   switch (m.wireformat) {
     case 'mls_public_message': {
       const c = m.publicMessage.content
-      return { kind: 'group-message', wireFormat: 'public', groupId: c.groupId, epoch: c.epoch, contentType: c.contentType }
+      const externalCommit = c.sender.senderType === 'new_member_commit' && c.contentType === 'commit'
+      return { kind: 'group-message', wireFormat: 'public', groupId: c.groupId, epoch: c.epoch, contentType: c.contentType, externalCommit }
     }
     case 'mls_welcome':
       return {
@@ -103,5 +109,6 @@ function inspectPrivateMessage(bytes: Uint8Array): MessageInspection {
     groupId: view(bytes, groupId.start, groupId.end - groupId.start),
     epoch,
     contentType,
+    externalCommit: false,
   }
 }

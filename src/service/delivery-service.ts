@@ -2,7 +2,7 @@ import type { Logger } from 'pino'
 import { RateLimiterRes } from 'rate-limiter-flexible'
 import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
-import { equalBytes, isKnownCiphersuite, supportedCiphersuites } from '../mls/index.js'
+import { equalBytes, isKnownCiphersuite, isMlsValidationError, supportedCiphersuites, verifyExternalCommit } from '../mls/index.js'
 import type {
   GroupInfoRecord,
   GroupRecord,
@@ -69,6 +69,8 @@ export interface ServiceOptions {
   readonly pageMaxBytes?: number
   /** Push notifications (PUSH_WEBHOOK_URL): told of every accepted message's recipients; none when not given. */
   readonly push?: Pick<PushNotifier, 'notify'>
+  /** MLS_EXTERNAL_COMMITS: whether clients may join a group by an external commit (true when not given). */
+  readonly externalCommits?: boolean
 }
 
 /** Each door says how it treats bytes that are not MLS (strict on REST, permissive on TCP by default). */
@@ -135,6 +137,7 @@ export class DeliveryService {
   readonly #messages: RateLimiter | undefined
   readonly #pageMaxBytes: number
   readonly #push: ServiceOptions['push']
+  readonly #externalCommits: boolean
 
   constructor(options: ServiceOptions) {
     this.metrics = options.metrics ?? new ServiceMetrics()
@@ -149,6 +152,7 @@ export class DeliveryService {
     this.#streamReads = new QueueReader(this.#store, { limit: STREAM_PAGE, maxBytes: this.#pageMaxBytes }, this.#now)
     this.#inspectKeyPackage = options.inspectKeyPackage
     this.#push = options.push
+    this.#externalCommits = options.externalCommits ?? true
   }
 
   get storeKind(): string {
@@ -279,10 +283,11 @@ export class DeliveryService {
     assertId('sender_id', senderId)
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
     await this.#countMessage(senderId)
-    const classified = classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict')
+    const classified = await this.#externalJoin(groupId, message, classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict'))
     const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
     const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
       welcome: recipients ? { data: message, recipients } : undefined,
+      senderJoins: classified.externalCommit,
     })
     this.#log.info('Relayed message from %s to group %s', senderId, groupId)
     return result
@@ -301,6 +306,7 @@ export class DeliveryService {
     if (classified.contentType !== 'commit' || classified.epoch === null) {
       throw new ServiceError('invalid_message', `commit: the message is ${classified.contentType ?? 'not MLS'}, not a Commit`)
     }
+    if (classified.externalCommit && bundle.welcome) throw new ServiceError('bad_request', 'an external commit adds no one but its sender: it comes without a welcome (RFC 9420 §12.4.3.2)')
     const groupInfo = bundle.groupInfo ? await checkGroupInfo(groupId, bundle.groupInfo, bundle.ratchetTree, classified.epoch + 1, this.#now()) : undefined
     if (!bundle.groupInfo && bundle.ratchetTree) throw new ServiceError('bad_request', 'ratchet_tree is only accepted together with group_info')
     let welcome: { data: Uint8Array; recipients: readonly string[] } | undefined
@@ -313,7 +319,8 @@ export class DeliveryService {
     } else if (bundle.welcomeRecipients) {
       throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
     }
-    const result = await this.#append(groupId, senderId, bundle.commit, classified, bundle.idempotencyKey, { groupInfo, welcome })
+    const admitted = await this.#externalJoin(groupId, bundle.commit, classified)
+    const result = await this.#append(groupId, senderId, bundle.commit, admitted, bundle.idempotencyKey, { groupInfo, welcome, senderJoins: admitted.externalCommit })
     this.#log.info('Relayed message from %s to group %s', senderId, groupId)
     return result
   }
@@ -412,6 +419,7 @@ export class DeliveryService {
       if (result.duplicate && idempotencyKey !== undefined) await this.#assertRetryOf(groupId, senderId, result.seq, data, idempotencyKey)
       if (result.duplicate) this.metrics.messageRetried()
       else this.metrics.messageAccepted(classified.contentType, result.recipients.length)
+      if (effects?.senderJoins && !result.duplicate) this.#log.info(`Client ${senderId} joined group ${groupId} by an external commit`)
       this.#bus.publish(result.recipients)
       // A retry has no recipients: it delivered nothing new.
       this.#push?.notify(result.recipients)
@@ -429,6 +437,31 @@ export class DeliveryService {
           { current_epoch: result.currentEpoch },
         )
     }
+  }
+
+  /**
+   * An external commit (RFC 9420 §12.4.3.2) lets its sender join. With MLS_EXTERNAL_COMMITS off
+   * it is taken as any commit (a member may still send one to resync; anyone else is not_member).
+   * Otherwise its signature must verify against the GroupContext of the group's current epoch,
+   * from the GroupInfo the DS keeps (verifyExternalCommit): a client that does not hold that
+   * GroupInfo cannot end the epoch. One for another epoch is left to the append, which answers
+   * it as a retry or refuses it as stale, and stores nothing new either way.
+   */
+  async #externalJoin(groupId: string, commit: Uint8Array, classified: ClassifiedMessage): Promise<ClassifiedMessage> {
+    if (!classified.externalCommit) return classified
+    if (!this.#externalCommits) return { ...classified, externalCommit: false, condition: { ...classified.condition, senderMustBeMember: true } }
+    const [group, info] = await Promise.all([this.#store.getGroup(groupId), this.#store.getGroupInfo(groupId)])
+    if (orNotFound(group, groupId).epoch !== classified.epoch) return classified
+    if (info?.epoch !== classified.epoch) {
+      throw new ServiceError('invalid_message', `commit: an external commit joins from the GroupInfo of epoch ${classified.epoch}, and the service keeps none for it: a member publishes it with its commit (group_info)`, { check: 'external_commit' })
+    }
+    try {
+      await verifyExternalCommit(commit, info.data)
+    } catch (err) {
+      if (!isMlsValidationError(err)) throw err
+      throw new ServiceError('invalid_message', `commit: ${err.message}`, { check: err.check })
+    }
+    return classified
   }
 
   /**

@@ -11,6 +11,11 @@ export interface ClassifiedMessage {
   readonly condition: AppendCondition
   /** KeyPackageRefs of a Welcome's recipients (RFC 9420 §12.4.3.1). */
   readonly welcomeRefs?: readonly string[]
+  /**
+   * A Commit by a client joining from the GroupInfo (RFC 9420 §12.4.3.2): its sender need not
+   * be a member, and becomes one by it, once DeliveryService has checked it (see externalJoin).
+   */
+  readonly externalCommit?: boolean
 }
 
 /** Declared types that agree with each content type; 'Add' is the original's name for an add proposal or commit. */
@@ -53,7 +58,8 @@ export function classifyMessage(groupId: string, bytes: Uint8Array, declared: Me
         messageType: agreeingType(declared, inspection.contentType),
         contentType: inspection.contentType,
         epoch,
-        condition: { senderMustBeMember: true, epoch: { expected: epoch, advance: inspection.contentType === 'commit' } },
+        condition: { senderMustBeMember: !inspection.externalCommit, epoch: { expected: epoch, advance: inspection.contentType === 'commit' } },
+        ...(inspection.externalCommit ? { externalCommit: true } : {}),
       }
     }
     case 'welcome':

@@ -227,6 +227,7 @@ export class MemoryStore implements Store {
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
+    if (effects.senderJoins) state.members.add(senderId)
     return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 

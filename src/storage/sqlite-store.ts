@@ -271,7 +271,8 @@ export class SqliteStore implements Store {
       }
       const messageTo = members.filter((m) => m !== message.senderId)
       const welcomeTo = [...new Set(effects.welcome?.recipients ?? [])]
-      for (const id of welcomeTo) this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, id)
+      const joining = effects.senderJoins ? [...welcomeTo, message.senderId] : welcomeTo
+      for (const id of joining) this.#db.prepare('INSERT INTO group_members (group_id, client_id) VALUES (?, ?) ON CONFLICT DO NOTHING').run(groupId, id)
       fanOut(this.#db, this.#options.retention, groupId, seq, message, messageTo, welcomeTo, effects.welcome?.data)
       for (const key of keys) {
         this.#db.prepare('INSERT OR REPLACE INTO idempotency_keys (group_id, key, seq, epoch, message_type, accepted_at) VALUES (?, ?, ?, ?, ?, ?)')

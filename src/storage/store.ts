@@ -117,6 +117,11 @@ export interface AppendEffects {
   readonly groupInfo?: GroupInfoRecord
   /** A Welcome for these clients: queued in their inboxes, and they become members. */
   readonly welcome?: { readonly data: Uint8Array; readonly recipients: readonly string[] }
+  /**
+   * The sender becomes a member, after the message (it is not one of its recipients): an
+   * external commit (RFC 9420 §12.4.3.2), whose sender joins by it. Idempotent for a member.
+   */
+  readonly senderJoins?: boolean
 }
 
 export type AppendResult =

@@ -53,6 +53,7 @@ test('defaults', () => {
     pushWebhookUrl: '',
     pushWebhookSecret: '',
     pushMinIntervalSeconds: 10,
+    mlsExternalCommits: true,
   })
 })
 

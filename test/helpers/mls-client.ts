@@ -12,7 +12,7 @@ import {
   acceptAll, ciphersuites, createApplicationMessage, createCommit, createGroup, createGroupInfoWithExternalPub,
   createGroupInfoWithExternalPubAndRatchetTree,
   decodeMlsMessage, defaultCapabilities, emptyPskIndex, encodeMlsMessage, generateKeyPackageWithKey,
-  getCiphersuiteFromName, getCiphersuiteImpl, joinGroup, mlsExporter, processMessage,
+  getCiphersuiteFromName, getCiphersuiteImpl, joinGroup, joinGroupExternal, mlsExporter, processMessage,
   type CiphersuiteImpl, type CiphersuiteName, type ClientState, type Credential, type CreateCommitResult,
   type Extension, type KeyPackage, type MLSMessage, type PrivateKeyPackage, type Proposal,
 } from 'ts-mls'
@@ -197,6 +197,35 @@ export class MlsTestClient {
     this.current = await joinGroup(m.welcome, pub, priv, emptyPskIndex, this.cs, tree)
     this.previous = undefined
     if (!lastResort) this.keyPackages.delete(ref)
+  }
+
+  /**
+   * Joins from a GroupInfo (MLSMessage bytes, with external_pub) and its ratchet tree by an
+   * external commit (RFC 9420 §12.4.3.2); `resync` also removes this client's old leaf. The
+   * bundle's GroupInfo is for the epoch the commit starts, for whoever joins next.
+   */
+  async joinExternal(groupInfoBytes: Uint8Array, ratchetTree: Uint8Array, resync = false): Promise<CommitBundle> {
+    const m = decode(groupInfoBytes)
+    if (m.wireformat !== 'mls_group_info') throw new Error(`expected a GroupInfo, got ${m.wireformat}`)
+    const { pub, priv } = await this.freshKeyPackage()
+    const tree = decodeRatchetTree(ratchetTree, 0)?.[0]
+    const r = await joinGroupExternal(m.groupInfo, pub, priv, resync, this.cs, tree)
+    this.previous = this.current
+    this.current = r.newState
+    const gi = await createGroupInfoWithExternalPub(r.newState, [], this.cs)
+    return {
+      commit: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_public_message', publicMessage: r.publicMessage }),
+      groupInfo: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_group_info', groupInfo: gi }),
+      ratchetTree: encodeRatchetTree(r.newState.ratchetTree),
+      epoch: m.groupInfo.groupContext.epoch,
+      newEpoch: r.newState.groupContext.epoch,
+    }
+  }
+
+  /** Forgets its group state (a device that lost its storage). */
+  forgetGroup(): void {
+    this.current = undefined
+    this.previous = undefined
   }
 
   /** An application message (PrivateMessage) as MLSMessage bytes. */

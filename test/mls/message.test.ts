@@ -24,7 +24,7 @@ async function groupOfTwo(suite = 1) {
 test('PrivateMessage commit, Welcome and GroupInfo of an Add', async () => {
   const { add, bobKp } = await groupOfTwo()
   assert.deepEqual(inspectMessage(add.commit), {
-    kind: 'group-message', wireFormat: 'private', groupId: utf8('room-1'), epoch: 0n, contentType: 'commit',
+    kind: 'group-message', wireFormat: 'private', groupId: utf8('room-1'), epoch: 0n, contentType: 'commit', externalCommit: false,
   })
   assert.deepEqual(inspectMessage(add.welcome!), { kind: 'welcome', ciphersuite: 1, newMembers: [bobKp.ref] })
   assert.deepEqual(inspectMessage(add.groupInfo), { kind: 'group-info', groupId: utf8('room-1'), epoch: 1n, ciphersuite: 1 })
@@ -51,12 +51,18 @@ test('application PrivateMessage and PublicMessage commit', async () => {
   const { alice, bob } = await groupOfTwo()
   const app = await alice.sendApplication('hello bob')
   assert.deepEqual(inspectMessage(app), {
-    kind: 'group-message', wireFormat: 'private', groupId: utf8('room-1'), epoch: 1n, contentType: 'application',
+    kind: 'group-message', wireFormat: 'private', groupId: utf8('room-1'), epoch: 1n, contentType: 'application', externalCommit: false,
   })
   assert.equal((await bob.receive(app)).kind, 'application')
   const upd = await bob.selfUpdate({ publicMessage: true })
   assert.deepEqual(inspectMessage(upd.commit), {
-    kind: 'group-message', wireFormat: 'public', groupId: utf8('room-1'), epoch: 1n, contentType: 'commit',
+    kind: 'group-message', wireFormat: 'public', groupId: utf8('room-1'), epoch: 1n, contentType: 'commit', externalCommit: false,
+  })
+  // RFC 9420 §12.4.3.2: a commit by a joiner (sender new_member_commit) is told apart.
+  const carol = await MlsTestClient.create('carol')
+  const join = await carol.joinExternal(upd.groupInfo, upd.ratchetTree)
+  assert.deepEqual(inspectMessage(join.commit), {
+    kind: 'group-message', wireFormat: 'public', groupId: utf8('room-1'), epoch: 2n, contentType: 'commit', externalCommit: true,
   })
 })
 

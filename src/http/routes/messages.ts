@@ -44,7 +44,10 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
     schema: {
       summary: 'Send a Commit with its Welcome and GroupInfo, as one atomic step',
       description: 'Checks the epoch, appends the Commit, keeps the GroupInfo (and ratchet tree) of the new epoch, and only then ' +
-        'routes the Welcome to its recipients, who become members (RFC 9420 §14). A rejected Commit routes nothing.',
+        'routes the Welcome to its recipients, who become members (RFC 9420 §14). A rejected Commit routes nothing. ' +
+        'An external commit (RFC 9420 §12.4.3.2, sender new_member_commit) makes its sender a member in the same step, without a Welcome; ' +
+        'its signature must verify against the GroupContext of the GroupInfo kept for the current epoch (400 with check message_signature or external_commit), ' +
+        'and MLS_EXTERNAL_COMMITS=false refuses it from non-members (403).',
       tags,
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,

@@ -2,7 +2,7 @@ import type pg from 'pg'
 import type { StoreOptions } from '../options.js'
 import type { AppendCondition, AppendEffects, AppendResult, MessageType, NewMessage } from '../store.js'
 import { retryKeys } from '../retry-keys.js'
-import { statement, toBuffer } from './database.js'
+import { statement, toBuffer, transaction } from './database.js'
 import { StoreUnavailableError } from '../errors.js'
 
 /** Expired idempotency keys of the group one append deletes, at most: more than an append adds, so a backlog drains. */
@@ -49,7 +49,7 @@ export async function appendMessage(
   const welcomeTo = effects.welcome ? [...new Set(effects.welcome.recipients)] : []
   const info = effects.groupInfo
   const { retention } = options
-  const { rows } = await statement<AppendRow>(pool, {
+  const call = {
     ...APPEND,
     values: [
       groupId, message.senderId, message.messageType, toBuffer(message.data), message.receivedAt,
@@ -60,7 +60,19 @@ export async function appendMessage(
       welcomeTo, effects.welcome ? toBuffer(effects.welcome.data) : null,
       retention.maxMessages, message.receivedAt - retention.maxAgeMs,
     ],
-  })
+  }
+  if (effects.senderJoins) {
+    // An external commit: its sender joins in the same transaction, after the function has
+    // locked the group row and fanned the commit out to the members before it.
+    return transaction(pool, async (client) => {
+      const row = (await client.query<AppendRow>(call)).rows[0]!
+      if (row.outcome === 'appended') {
+        await client.query('INSERT INTO group_members (group_id, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [groupId, message.senderId])
+      }
+      return appendResult(row, welcomeTo)
+    })
+  }
+  const { rows } = await statement<AppendRow>(pool, call)
   return appendResult(rows[0]!, welcomeTo)
 }
 
@@ -151,7 +163,7 @@ export class AppendQueue {
   }
 
   append(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects): Promise<AppendResult> {
-    if (effects.groupInfo || effects.welcome) return appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
+    if (effects.groupInfo || effects.welcome || effects.senderJoins) return appendMessage(this.#pool, this.#options, groupId, message, condition, effects)
     const waiting = this.#waiting.get(groupId)
     if (waiting) return new Promise((resolve, reject) => waiting.push({ message, condition, resolve, reject }))
     this.#waiting.set(groupId, [])

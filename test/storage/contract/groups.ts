@@ -127,6 +127,33 @@ export function groupContract(factory: StoreFactory): void {
       assert.deepEqual((await store.readWelcomes('carol', 0, 1, T0)).map((w) => w.seq), [1])
     })
 
+    test('an external commit: its sender joins after it (not a recipient), with the GroupInfo it brings; nothing on refusal; a retry joins no one again', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice', 'bob'], 2)
+      const commit = message('carol', 'ext', { epoch: 2, messageType: 'Commit', contentType: 'commit' })
+      const condition = { senderMustBeMember: false, epoch: { expected: 2, advance: true }, retry: { sameBytes: true } }
+      const info = { epoch: 3, data: bytes('info-3'), ratchetTree: bytes('tree-3'), storedAt: T0 }
+      const stale = await store.appendMessage('g', commit, { ...condition, epoch: { expected: 1, advance: true } }, { senderJoins: true, groupInfo: info })
+      assert.deepEqual(stale, { ok: false, reason: 'stale_epoch', currentEpoch: 2 })
+      assert.deepEqual((await store.getGroup('g'))?.members, ['alice', 'bob'], 'a refused external commit joins no one')
+
+      const accepted = await store.appendMessage('g', commit, condition, { senderJoins: true, groupInfo: info })
+      assert.ok(accepted.ok && !accepted.duplicate && accepted.epoch === 3)
+      assert.deepEqual([...accepted.recipients].sort(), ['alice', 'bob'])
+      const group = await store.getGroup('g')
+      assert.deepEqual(group?.members, ['alice', 'bob', 'carol'])
+      assert.equal(group?.groupInfoEpoch, 3)
+      assert.equal((await store.readDeliveries('carol', 0, 10, T0)).lastSeq, 0, 'the joiner is not sent its own commit')
+
+      const retry = await store.appendMessage('g', commit, condition, { senderJoins: true })
+      assert.ok(retry.ok && retry.duplicate && retry.seq === accepted.seq)
+      // A member that resyncs (RFC 9420 §12.4.3.2, its old leaf removed) stays listed once.
+      const resync = await store.appendMessage('g', message('bob', 'resync', { epoch: 3, messageType: 'Commit', contentType: 'commit' }), { ...condition, epoch: { expected: 3, advance: true } }, { senderJoins: true })
+      assert.ok(resync.ok)
+      assert.deepEqual([...resync.recipients].sort(), ['alice', 'carol'])
+      assert.deepEqual((await store.getGroup('g'))?.members, ['alice', 'bob', 'carol'])
+    })
+
     test('idempotency: a retry returns the original result, checked before the epoch; keys expire with the window', async (t) => {
       const store = await openStore(t, factory, { idempotencyWindowMs: 60_000 })
       await groupWith(store, 'g', ['alice', 'bob'])
