@@ -77,7 +77,17 @@ export function parseJwksUrl(raw: string): string {
 
 /** PUSH_WEBHOOK_URL: may be http (a gateway inside the deployment) or https. */
 export function parseWebhookUrl(raw: string): string {
-  return parseOptionalUrl(raw, ['https:', 'http:'], 'must be an http(s) URL such as https://push.example.com/mls-deliveries')
+  const url = parseOptionalUrl(raw, ['https:', 'http:'], 'must be an http(s) URL such as https://push.example.com/mls-deliveries')
+  // fetch refuses them; the calls are signed instead.
+  if (url !== '' && (new URL(url).username !== '' || new URL(url).password !== '')) throw new Error('must not hold a user name or password (calls are signed with PUSH_WEBHOOK_SECRET)')
+  return url
+}
+
+/** PUSH_MIN_INTERVAL: 0, or a duration of at most a day. */
+export function parsePushInterval(raw: string): number {
+  const seconds = parseDurationOrNever(raw)
+  if (seconds > 86400) throw new Error('must be at most 1d')
+  return seconds
 }
 
 /** PUSH_WEBHOOK_SECRET: '' or a Standard Webhooks secret. */

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parseRateLimit, parseWebhookSecret, parseWebhookUrl, parseWorkers } from './config-values.js'
+import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parsePushInterval, parseRateLimit, parseWebhookSecret, parseWebhookUrl, parseWorkers } from './config-values.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -163,7 +163,7 @@ export const OPTIONS = [
   option({ key: 'authJwtAudience', env: 'AUTH_JWT_AUDIENCE', flag: 'auth-jwt-audience', default: '', help: "AUTH=jwt: when set, a token's aud must be or include this", parse: (raw) => raw }),
   option({ key: 'pushWebhookUrl', env: 'PUSH_WEBHOOK_URL', flag: 'push-webhook-url', default: '', help: "Push notifications: the app's push gateway, POSTed {\"type\":\"deliveries\",\"clients\":[…]} (signed, Standard Webhooks) when clients without a live stream on this instance get deliveries; empty for none", parse: parseWebhookUrl, secret: true }),
   option({ key: 'pushWebhookSecret', env: 'PUSH_WEBHOOK_SECRET', flag: 'push-webhook-secret', default: '', help: 'The signing secret of PUSH_WEBHOOK_URL: whsec_ and the base64 of 24 to 64 random bytes (whsec_$(openssl rand -base64 32))', parse: parseWebhookSecret, secret: true }),
-  option({ key: 'pushMinIntervalSeconds', env: 'PUSH_MIN_INTERVAL', flag: 'push-min-interval', default: '10s', help: 'A client is notified at most once per window this long (later deliveries of the window: once at its end): seconds, or a number with s, m, h or d; 0 for every time', parse: parseDurationOrNever }),
+  option({ key: 'pushMinIntervalSeconds', env: 'PUSH_MIN_INTERVAL', flag: 'push-min-interval', default: '10s', help: 'A client is notified at most once per window this long (later deliveries of the window: once at its end): seconds, or a number with s, m, h or d, at most 1d; 0 for every time', parse: parsePushInterval }),
 ] as const
 
 export class ConfigError extends Error {

@@ -69,6 +69,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       counts: metrics,
     })
     : undefined
+  if (push) bus.whenMissed((clientId) => push.missed(clientId))
   const service = new DeliveryService({
     metrics,
     claimLimiter: config.keyPackageClaimLimit ? backend.rateLimiter('claims', config.keyPackageClaimLimit) : undefined,
@@ -137,7 +138,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
         clearTimeout(cut)
       }
       // Notifications not yet sent are dropped: the deliveries stay queued, and clients read them when they connect.
-      await push?.close()
+      push?.close()
       await backend.close()
     })()
     return closing

@@ -131,9 +131,10 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
       }
     })
   })
-  socket.on('close', () => {
+  // 1006: the connection ended without a close handshake (it broke, or missed a ping).
+  socket.on('close', (code) => {
     clearInterval(ping)
-    subscription.close()
+    subscription.close({ dropped: code === 1006 })
   })
   socket.on('error', (err) => log.debug({ err, clientId }, 'Stream socket error'))
   subscription.start()

@@ -5,30 +5,32 @@
  * doubles nothing. Time is cut into windows of `minIntervalMs` (PUSH_MIN_INTERVAL), and a client
  * is told at most once a window: its first new delivery at once, any later ones of the window
  * once when the window ends (so the last one is never left untold). Clients with a live stream or
- * a waiting long poll on this instance are not told.
+ * a waiting long poll on this instance are not told; one that leaves without having handed over
+ * a delivery (`missed`) is told then.
+ *
+ * Clients to tell wait in one set, so a client waits once however many deliveries it gets, and
+ * calls take them in batches as calls free up: a slow gateway gets fewer, larger calls, and a
+ * failing one is left alone until it should be tried again (its Retry-After, or a backoff),
+ * its clients kept for the next call.
  */
 export interface PushChannel {
   /** Tells the channel that these clients have new deliveries; resolves with what became of it (`signal`: the notifier stops). */
-  send(clientIds: readonly string[], attempt: PushAttempt, signal: AbortSignal): Promise<PushOutcome>
-}
-
-/** One batch through its retries: the same id each time, so the receiver can drop a repeat. */
-export interface PushAttempt {
-  readonly id: string
-  /** 1 for the first try. */
-  readonly number: number
+  send(clientIds: readonly string[], signal: AbortSignal): Promise<PushOutcome>
 }
 
 export type PushOutcome =
   | { readonly ok: true }
-  /** `retry`: worth trying again (a timeout, 429, 5xx), after `retryAfterMs` when the receiver said. */
-  | { readonly ok: false; readonly retry: boolean; readonly retryAfterMs?: number; readonly problem: string }
+  /**
+   * `retry`: worth trying again (a timeout, 408, 429, 5xx), after `retryAfterMs` when the receiver
+   * said; `tooLarge`: the receiver refused the body's size (413).
+   */
+  | { readonly ok: false; readonly retry: boolean; readonly tooLarge?: boolean; readonly retryAfterMs?: number; readonly problem: string }
 
 /** What the notifier counts, for GET /metrics. */
 export interface PushCounts {
-  /** A client whose queue grew: notified, or skipped because it listens on this instance. */
-  pushClient(result: 'notified' | 'listening'): void
-  /** A batch sent to the channel: delivered, retried (a failure worth another try), failed (given up). */
+  /** A client whose queue grew: notified, skipped because it listens on this instance, or dropped (too many waiting). */
+  pushClient(result: 'notified' | 'listening' | 'dropped'): void
+  /** A call of the channel: delivered, retried (a failure worth another try: its clients wait for the next call), failed (given up). */
   pushBatch(outcome: 'delivered' | 'retried' | 'failed'): void
 }
 
@@ -42,24 +44,23 @@ export interface PushNotifierOptions {
   readonly counts?: PushCounts
   /** Injected for tests; unix milliseconds. */
   readonly now?: () => number
-  readonly newId?: () => string
 }
 
-/** Clients per call of the channel. */
+/** Clients per call of the channel, at most. */
 export const PUSH_BATCH_SIZE = 1000
-/** Calls of the channel at once; more wait (their clients merge into the next batches). */
+/** Body bytes per call (the JSON of the ids), at first; halved whenever the receiver answers 413. */
+export const PUSH_BATCH_BYTES = 64 * 1024
+const MIN_BATCH_BYTES = 1024
+/** Calls of the channel at once. */
 export const PUSH_CONCURRENCY = 4
-/** Tries of one batch: the first and four retries (1, 2, 4, 8 s apart unless the receiver says). */
-export const PUSH_ATTEMPTS = 5
+/** Clients waiting to be told, at most; beyond, new ones are dropped (and counted). */
+export const PUSH_MAX_WAITING = 100_000
+/** The first wait after a failure; it doubles with each failure in a row. */
 const RETRY_BASE_MS = 1000
-/** The longest wait before a retry, whatever Retry-After says. */
+/** The longest pause after a failure, whatever Retry-After says. */
 export const PUSH_MAX_RETRY_DELAY_MS = 5 * 60_000
-
-interface Batch {
-  readonly clients: readonly string[]
-  readonly id: string
-  readonly attempt: number
-}
+/** Envelope of a webhook body around the ids: {"type":"deliveries","clients":[…]}. */
+const ENVELOPE_BYTES = 64
 
 export class PushNotifier {
   readonly #channel: PushChannel
@@ -68,7 +69,6 @@ export class PushNotifier {
   readonly #log: PushNotifierOptions['log']
   readonly #counts: PushCounts | undefined
   readonly #now: () => number
-  readonly #newId: () => string
   /** The window `#told` and `#later` are of: floor(now / interval). */
   #window = -1
   /** Clients told in this window. */
@@ -76,14 +76,15 @@ export class PushNotifier {
   /** Clients to tell when this window ends. */
   #later = new Set<string>()
   #laterTimer: NodeJS.Timeout | undefined
-  /** Clients to tell in the next batch. */
-  readonly #due = new Set<string>()
-  #flushScheduled = false
-  /** Batches waiting for a free call (retries first) and the calls in flight. */
-  readonly #waiting: Batch[] = []
+  /** Clients to tell in the next calls, in order. */
+  readonly #waiting = new Set<string>()
+  #pumpScheduled = false
   #inFlight = 0
-  readonly #retryTimers = new Set<NodeJS.Timeout>()
-  readonly #sending = new Set<Promise<void>>()
+  #maxBatchBytes = PUSH_BATCH_BYTES
+  /** After a failure: no call before this (unix ms). */
+  #pausedUntil = 0
+  #failuresInARow = 0
+  #resumeTimer: NodeJS.Timeout | undefined
   readonly #stop = new AbortController()
   #closed = false
 
@@ -94,7 +95,6 @@ export class PushNotifier {
     this.#log = options.log
     this.#counts = options.counts
     this.#now = options.now ?? Date.now
-    this.#newId = options.newId ?? (() => `msg_${crypto.randomUUID()}`)
   }
 
   /** These clients' queues grew (never blocks: the channel is called later). */
@@ -103,23 +103,29 @@ export class PushNotifier {
     this.#turnWindow()
     for (const clientId of clientIds) {
       if (!this.#told.has(clientId)) this.#tell(clientId)
-      else if (!this.#later.has(clientId)) this.#later.add(clientId)
+      else this.#later.add(clientId)
     }
     this.#armLater()
-    this.#scheduleFlush()
+    this.#schedulePump()
   }
 
-  /** Stops: nothing more is sent, and calls in flight are abandoned. */
-  async close(): Promise<void> {
+  /**
+   * The client stopped listening here without handing over all it was woken for (a long poll
+   * answered before a delivery it did not read, a stream that dropped): it is told as if the
+   * delivery came now.
+   */
+  missed(clientId: string): void {
+    this.notify([clientId])
+  }
+
+  /** Stops: nothing more is sent, and calls in flight are abandoned (at once, not awaited). */
+  close(): void {
     this.#closed = true
     this.#stop.abort()
     clearTimeout(this.#laterTimer)
-    for (const timer of this.#retryTimers) clearTimeout(timer)
-    this.#retryTimers.clear()
+    clearTimeout(this.#resumeTimer)
     this.#later.clear()
-    this.#due.clear()
-    this.#waiting.length = 0
-    await Promise.allSettled([...this.#sending])
+    this.#waiting.clear()
   }
 
   #tell(clientId: string): void {
@@ -127,9 +133,18 @@ export class PushNotifier {
       this.#counts?.pushClient('listening')
       return
     }
-    this.#counts?.pushClient('notified')
     if (this.#intervalMs > 0) this.#told.add(clientId)
-    this.#due.add(clientId)
+    this.#wait(clientId)
+  }
+
+  #wait(clientId: string): void {
+    if (this.#waiting.has(clientId)) return
+    if (this.#waiting.size >= PUSH_MAX_WAITING) {
+      this.#counts?.pushClient('dropped')
+      return
+    }
+    this.#counts?.pushClient('notified')
+    this.#waiting.add(clientId)
   }
 
   /**
@@ -157,68 +172,99 @@ export class PushNotifier {
       this.#turnWindow()
       // A timer may fire a little early by the clock: then it waits again.
       this.#armLater()
-      this.#scheduleFlush()
+      this.#schedulePump()
     }, Math.max(1, end - this.#now()))
     this.#laterTimer.unref()
   }
 
-  /** Batches what became due in this turn of the event loop. */
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#due.size === 0) return
-    this.#flushScheduled = true
+  /** Calls go out after this turn of the event loop, so the clients of one turn share a call. */
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#waiting.size === 0) return
+    this.#pumpScheduled = true
     setImmediate(() => {
-      this.#flushScheduled = false
-      if (this.#closed) return
-      const clients = [...this.#due]
-      this.#due.clear()
-      for (let i = 0; i < clients.length; i += PUSH_BATCH_SIZE) {
-        this.#waiting.push({ clients: clients.slice(i, i + PUSH_BATCH_SIZE), id: this.#newId(), attempt: 1 })
-      }
+      this.#pumpScheduled = false
       this.#pump()
     })
   }
 
   #pump(): void {
-    while (!this.#closed && this.#inFlight < PUSH_CONCURRENCY && this.#waiting.length > 0) {
-      const batch = this.#waiting.shift()!
+    while (!this.#closed && this.#inFlight < PUSH_CONCURRENCY && this.#waiting.size > 0) {
+      const pause = this.#pausedUntil - this.#now()
+      if (pause > 0) {
+        if (this.#resumeTimer === undefined) {
+          this.#resumeTimer = setTimeout(() => {
+            this.#resumeTimer = undefined
+            this.#pump()
+          }, pause)
+          this.#resumeTimer.unref()
+        }
+        return
+      }
+      const batch = this.#takeBatch()
       this.#inFlight++
-      const sending = this.#send(batch).finally(() => {
+      void this.#send(batch).finally(() => {
         this.#inFlight--
-        this.#sending.delete(sending)
         this.#pump()
       })
-      this.#sending.add(sending)
     }
   }
 
-  async #send(batch: Batch): Promise<void> {
+  /** The first waiting clients, as many as fit one call (always at least one). */
+  #takeBatch(): string[] {
+    const batch: string[] = []
+    let bytes = ENVELOPE_BYTES
+    for (const clientId of this.#waiting) {
+      const size = Buffer.byteLength(JSON.stringify(clientId)) + 1
+      if (batch.length > 0 && (batch.length === PUSH_BATCH_SIZE || bytes + size > this.#maxBatchBytes)) break
+      batch.push(clientId)
+      bytes += size
+    }
+    for (const clientId of batch) this.#waiting.delete(clientId)
+    return batch
+  }
+
+  async #send(batch: readonly string[]): Promise<void> {
     let outcome: PushOutcome
     try {
-      outcome = await this.#channel.send(batch.clients, { id: batch.id, number: batch.attempt }, this.#stop.signal)
+      outcome = await this.#channel.send(batch, this.#stop.signal)
     } catch (err) {
       // A channel reports failures as outcomes; anything thrown is a bug, not worth a retry.
       outcome = { ok: false, retry: false, problem: (err as Error).message }
     }
+    if (this.#closed) return
     if (outcome.ok) {
+      this.#failuresInARow = 0
       this.#counts?.pushBatch('delivered')
       return
     }
-    const context = { id: batch.id, attempt: batch.attempt, clients: batch.clients.length, problem: outcome.problem }
-    if (this.#closed) return
-    if (!outcome.retry || batch.attempt >= PUSH_ATTEMPTS) {
+    const context = { clients: batch.length, problem: outcome.problem }
+    if (outcome.tooLarge && batch.length > 1) {
+      // Smaller calls from now on; these clients go in them.
+      this.#maxBatchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.#maxBatchBytes / 2))
+      this.#counts?.pushBatch('retried')
+      this.#log.warn({ ...context, max_body_bytes: this.#maxBatchBytes }, 'Push gateway refused the size of a call; sending smaller ones')
+      this.#requeue(batch)
+      return
+    }
+    if (!outcome.retry) {
       this.#counts?.pushBatch('failed')
       this.#log.error(context, 'Push notification not delivered; the clients read their queues when they next connect')
       return
     }
+    // The gateway is down or busy: no call until it should be tried again; the clients wait.
+    this.#failuresInARow++
+    const delay = Math.min(outcome.retryAfterMs ?? RETRY_BASE_MS * 2 ** Math.min(this.#failuresInARow - 1, 20), PUSH_MAX_RETRY_DELAY_MS)
+    this.#pausedUntil = Math.max(this.#pausedUntil, this.#now() + delay)
     this.#counts?.pushBatch('retried')
-    const delay = Math.min(outcome.retryAfterMs ?? RETRY_BASE_MS * 2 ** (batch.attempt - 1), PUSH_MAX_RETRY_DELAY_MS)
-    this.#log.warn({ ...context, retry_in_ms: delay }, 'Push notification failed; trying again')
-    const timer = setTimeout(() => {
-      this.#retryTimers.delete(timer)
-      this.#waiting.unshift({ ...batch, attempt: batch.attempt + 1 })
-      this.#pump()
-    }, delay)
-    timer.unref()
-    this.#retryTimers.add(timer)
+    this.#log.warn({ ...context, retry_in_ms: delay }, 'Push notification failed; its clients wait for the next call')
+    this.#requeue(batch)
+  }
+
+  #requeue(batch: readonly string[]): void {
+    for (const clientId of batch) {
+      if (this.#waiting.has(clientId)) continue
+      if (this.#waiting.size >= PUSH_MAX_WAITING) this.#counts?.pushClient('dropped')
+      else this.#waiting.add(clientId)
+    }
   }
 }

@@ -1,5 +1,5 @@
-import { createHmac } from 'node:crypto'
-import type { PushAttempt, PushChannel, PushOutcome } from './notifier.js'
+import { createHmac, randomUUID } from 'node:crypto'
+import type { PushChannel, PushOutcome } from './notifier.js'
 
 /** The secret of PUSH_WEBHOOK_SECRET: `whsec_` and the base64 of 24 to 64 random bytes (Standard Webhooks). */
 export const WEBHOOK_SECRET_PREFIX = 'whsec_'
@@ -26,7 +26,7 @@ export interface WebhookBody {
 /**
  * Tells the app's push gateway (PUSH_WEBHOOK_URL) which clients have new deliveries, as a
  * signed POST in the Standard Webhooks form (https://www.standardwebhooks.com): headers
- * `webhook-id` (the same on every try of one batch), `webhook-timestamp` (unix seconds) and
+ * `webhook-id` (one per call), `webhook-timestamp` (unix seconds) and
  * `webhook-signature` (`v1,` and the base64 HMAC-SHA256 of `<id>.<timestamp>.<body>` under
  * the secret's bytes). The gateway verifies it with any Standard Webhooks library, maps client
  * ids to device tokens and wakes the devices through APNs, FCM or Web Push.
@@ -44,38 +44,56 @@ export class WebhookChannel implements PushChannel {
     this.#now = options.now ?? Date.now
   }
 
-  async send(clientIds: readonly string[], attempt: PushAttempt, stop: AbortSignal): Promise<PushOutcome> {
+  async send(clientIds: readonly string[], stop: AbortSignal): Promise<PushOutcome> {
+    if (stop.aborted) return { ok: false, retry: false, problem: 'stopped' }
+    const id = `msg_${randomUUID()}`
     const body = JSON.stringify({ type: 'deliveries', clients: clientIds } satisfies WebhookBody)
     const timestamp = String(Math.floor(this.#now() / 1000))
-    const signature = createHmac('sha256', this.#key).update(`${attempt.id}.${timestamp}.${body}`).digest('base64')
-    let response: Response
+    const signature = createHmac('sha256', this.#key).update(`${id}.${timestamp}.${body}`).digest('base64')
+    // One controller per call (AbortSignal.any keeps every signal it joins alive on Node 20).
+    const call = new AbortController()
+    const timer = setTimeout(() => call.abort(TIMED_OUT), this.#timeoutMs)
+    const stopped = () => call.abort(STOPPED)
+    stop.addEventListener('abort', stopped, { once: true })
     try {
-      response = await fetch(this.#url, {
+      const response = await fetch(this.#url, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'webhook-id': attempt.id,
-          'webhook-timestamp': timestamp,
-          'webhook-signature': `v1,${signature}`,
-        },
+        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': timestamp, 'webhook-signature': `v1,${signature}` },
         body,
         redirect: 'manual',
-        signal: AbortSignal.any([stop, AbortSignal.timeout(this.#timeoutMs)]),
+        signal: call.signal,
       })
+      // The answer's body is not needed: dropping it frees the connection without reading it.
+      await response.body?.cancel().catch(() => undefined)
+      if (response.ok) return { ok: true }
+      const status = response.status
+      const problem = `the push gateway answered ${status}`
+      if (status === 413) return { ok: false, retry: false, tooLarge: true, problem }
+      // A gateway that is down, busy or restarting: try again. Anything else (a redirect, 4xx)
+      // is a gateway that does not take our calls: another try would be answered the same.
+      if (status === 408 || status === 429 || status >= 500) return { ok: false, retry: true, problem, retryAfterMs: retryAfterMs(response.headers.get('retry-after'), this.#now()) }
+      return { ok: false, retry: false, problem }
     } catch (err) {
-      const cause = (err as Error & { cause?: Error }).cause
-      return { ok: false, retry: true, problem: (err as Error).name === 'TimeoutError' ? `no answer within ${this.#timeoutMs} ms` : `${(err as Error).message}${cause ? `: ${cause.message}` : ''}` }
+      if (call.signal.aborted) return call.signal.reason === STOPPED ? { ok: false, retry: false, problem: 'stopped' } : { ok: false, retry: true, problem: `no answer within ${this.#timeoutMs} ms` }
+      return { ok: false, retry: true, problem: networkProblem(err) }
+    } finally {
+      clearTimeout(timer)
+      stop.removeEventListener('abort', stopped)
     }
-    // The answer's body is not needed; reading it frees the connection for the next call.
-    await response.arrayBuffer().catch(() => undefined)
-    if (response.ok) return { ok: true }
-    const status = response.status
-    const problem = `the push gateway answered ${status}`
-    // A gateway that is down, busy or restarting: try again. Anything else (a redirect, 4xx)
-    // is a gateway that does not take our calls: another try would be answered the same.
-    if (status === 408 || status === 429 || status >= 500) return { ok: false, retry: true, problem, retryAfterMs: retryAfterMs(response.headers.get('retry-after'), this.#now()) }
-    return { ok: false, retry: false, problem }
   }
+}
+
+const TIMED_OUT = 'timed out'
+const STOPPED = 'stopped'
+
+/**
+ * What failed, without the URL (undici puts it in some messages, and it may hold a token): the
+ * error code of the cause (ECONNREFUSED, ENOTFOUND, a TLS error), else its name.
+ */
+function networkProblem(err: unknown): string {
+  const cause = (err as { cause?: { code?: unknown; name?: unknown } }).cause
+  const code = typeof cause?.code === 'string' ? cause.code : typeof cause?.name === 'string' ? cause.name : (err as Error).name
+  return `the push gateway cannot be reached (${code})`
 }
 
 /** The HMAC key of a `whsec_` secret; throws when it is not one. */
@@ -88,10 +106,12 @@ export function webhookKey(secret: string): Buffer {
   return key
 }
 
-/** Retry-After in seconds or as an HTTP date; undefined when absent or unreadable. */
+/** Retry-After as whole seconds or an HTTP date (IMF-fixdate, RFC 9110 §5.6.7); undefined otherwise. */
 function retryAfterMs(header: string | null, now: number): number | undefined {
   if (header === null) return undefined
-  if (/^\d+$/.test(header.trim())) return Number(header.trim()) * 1000
-  const at = Date.parse(header)
+  const value = header.trim()
+  if (/^\d{1,9}$/.test(value)) return Number(value) * 1000
+  if (!/^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), \d{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) \d{4} \d{2}:\d{2}:\d{2} GMT$/.test(value)) return undefined
+  const at = Date.parse(value)
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }

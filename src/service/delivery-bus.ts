@@ -10,6 +10,14 @@ export interface DeliveryBus {
   subscribe(clientId: string, listener: () => void): () => void
   /** Whether the client listens on this instance (a live stream, a waiting long poll). */
   listening(clientId: string): boolean
+  /**
+   * A listener that has unsubscribed says it did not hand over all it was woken for (a long poll
+   * answered before a later delivery, a stream that dropped): when the client has no other
+   * listener here, the handler of `whenMissed` (push notifications) hears of it.
+   */
+  missed(clientId: string): void
+  /** Sets the one handler of `missed`. */
+  whenMissed(handler: (clientId: string) => void): void
 }
 
 export class LocalDeliveryBus implements DeliveryBus {
@@ -27,8 +35,18 @@ export class LocalDeliveryBus implements DeliveryBus {
     this.publish([...this.#listeners.keys()])
   }
 
+  #onMissed: ((clientId: string) => void) | undefined
+
   listening(clientId: string): boolean {
     return this.#listeners.has(clientId)
+  }
+
+  missed(clientId: string): void {
+    if (!this.#listeners.has(clientId)) this.#onMissed?.(clientId)
+  }
+
+  whenMissed(handler: (clientId: string) => void): void {
+    this.#onMissed = handler
   }
 
   subscribe(clientId: string, listener: () => void): () => void {

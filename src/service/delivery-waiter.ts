@@ -13,11 +13,15 @@ export class DeliveryWaiter {
   #resolve: ((woke: boolean) => void) | undefined
   readonly #timer: NodeJS.Timeout
   readonly #unsubscribe: () => void
+  readonly #bus: DeliveryBus
+  readonly #clientId: string
   readonly #signal: AbortSignal | undefined
   readonly #onAbort = () => this.#end()
 
   /** Waits at most `waitMs` in all, less if `signal` aborts (the client went away, the service stops). */
   constructor(bus: DeliveryBus, clientId: string, waitMs: number, signal?: AbortSignal) {
+    this.#bus = bus
+    this.#clientId = clientId
     this.#unsubscribe = bus.subscribe(clientId, () => {
       this.#woken = true
       this.#settle(true)
@@ -38,11 +42,16 @@ export class DeliveryWaiter {
     return new Promise((resolve) => (this.#resolve = resolve))
   }
 
-  /** Stops listening; call once the answer is made. */
+  /**
+   * Stops listening; call once the answer is made. A delivery queued after the last read is not
+   * in the answer: the bus hears it was missed (push notifications tell the client).
+   */
   close(): void {
+    const missed = this.#woken
     this.#end()
     this.#unsubscribe()
     this.#signal?.removeEventListener('abort', this.#onAbort)
+    if (missed) this.#bus.missed(this.#clientId)
   }
 
   #end(): void {

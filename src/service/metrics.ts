@@ -50,8 +50,8 @@ export class ServiceMetrics implements PushCounts {
     this.#groups = new Counter({ name: 'mlsds_groups_total', help: 'Groups created and deleted', labelNames: ['event'] as const, registers })
     this.#rejected = new Counter({ name: 'mlsds_requests_rejected_total', help: 'Requests answered with an error, by door and error code (the codes of the REST error bodies)', labelNames: ['door', 'error'] as const, registers })
     this.#connectionsRefused = new Counter({ name: 'mlsds_connections_refused_total', help: 'Connections turned away, by door and reason: max_connections (MAX_CONNECTIONS), max_connections_per_ip (MAX_CONNECTIONS_PER_IP), connection_rate (CONNECTION_RATE_LIMIT)', labelNames: ['door', 'reason'] as const, registers })
-    this.#pushClients = new Counter({ name: 'mlsds_push_clients_total', help: 'Clients whose queue grew while push notifications are on (PUSH_WEBHOOK_URL), by result: notified (now, or at the end of their PUSH_MIN_INTERVAL window), listening (not told: a live stream or long poll on this instance)', labelNames: ['result'] as const, registers })
-    this.#pushBatches = new Counter({ name: 'mlsds_push_webhook_calls_total', help: 'Calls of the push gateway (PUSH_WEBHOOK_URL), by outcome: delivered (2xx), retried (a timeout, 408, 429 or 5xx: tried again), failed (given up: another 4xx, a redirect, or the last of 5 tries)', labelNames: ['outcome'] as const, registers })
+    this.#pushClients = new Counter({ name: 'mlsds_push_clients_total', help: 'Clients whose queue grew while push notifications are on (PUSH_WEBHOOK_URL), by result: notified (queued for a call, now or at the end of their PUSH_MIN_INTERVAL window), listening (not told: a live stream or long poll on this instance), dropped (100,000 clients already waiting)', labelNames: ['result'] as const, registers })
+    this.#pushBatches = new Counter({ name: 'mlsds_push_webhook_calls_total', help: 'Calls of the push gateway (PUSH_WEBHOOK_URL), by outcome: delivered (2xx), retried (a timeout, 408, 413, 429 or 5xx: the clients wait for the next call), failed (another 4xx or a redirect: the clients are dropped)', labelNames: ['outcome'] as const, registers })
     const connections = this.#connectionsOpen
     new Gauge({
       name: 'mlsds_connections_open',
@@ -124,7 +124,7 @@ export class ServiceMetrics implements PushCounts {
     this.#connectionsRefused.inc({ door, reason })
   }
 
-  pushClient(result: 'notified' | 'listening'): void {
+  pushClient(result: 'notified' | 'listening' | 'dropped'): void {
     this.#pushClients.inc({ result })
   }
 

@@ -87,7 +87,13 @@ export class Subscription {
     this.#wake()
   }
 
-  close(): void {
+  /**
+   * Stops it. `dropped`: the connection broke (no close handshake, a missed ping), so what was
+   * written lately may never have arrived. Then, or with a wake not yet handled, the bus hears
+   * that deliveries were missed (push notifications tell the client).
+   */
+  close(options: { readonly dropped?: boolean } = {}): void {
+    const missed = !this.#closed && this.#counted && (options.dropped === true || this.#scheduled || this.#pumping || this.#dirty)
     this.#closed = true
     clearTimeout(this.#retry)
     this.#unsubscribe?.()
@@ -96,6 +102,7 @@ export class Subscription {
       this.#counted = false
       this.#gauge?.streamClosed()
     }
+    if (missed) this.#bus.missed(this.#clientId)
   }
 
   /**

@@ -195,6 +195,8 @@ test('push notifications: off by default; PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECR
     'PUSH_WEBHOOK_SECRET=(hidden): the part after whsec_ must be standard base64 (with padding)',
   ])
   assert.match(problemsOf({ PUSH_MIN_INTERVAL: 'soon' })[0] ?? '', /^PUSH_MIN_INTERVAL="soon": must be a whole number of seconds/)
+  assert.deepEqual(problemsOf({ PUSH_MIN_INTERVAL: '2d' }), ['PUSH_MIN_INTERVAL="2d": must be at most 1d'])
+  assert.deepEqual(problemsOf({ PUSH_WEBHOOK_URL: 'https://user:pass@push.example.com/x', PUSH_WEBHOOK_SECRET: secret }), ['PUSH_WEBHOOK_URL=(hidden): must not hold a user name or password (calls are signed with PUSH_WEBHOOK_SECRET)'])
 })
 
 function problemsOf(env: Record<string, string>): readonly string[] {

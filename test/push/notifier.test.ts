@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { test } from 'node:test'
-import { PUSH_ATTEMPTS, PUSH_BATCH_SIZE, PUSH_CONCURRENCY, PushNotifier, type PushAttempt, type PushChannel, type PushOutcome } from '../../src/push/notifier.js'
+import { PUSH_BATCH_BYTES, PUSH_BATCH_SIZE, PUSH_CONCURRENCY, PUSH_MAX_WAITING, PushNotifier, type PushChannel, type PushOutcome } from '../../src/push/notifier.js'
 import { until } from '../helpers/until.js'
 
 interface Call {
   readonly clients: readonly string[]
-  readonly attempt: PushAttempt
   readonly at: number
   readonly signal: AbortSignal
 }
@@ -16,17 +15,17 @@ class RecordingChannel implements PushChannel {
   readonly calls: Call[] = []
   answer: (call: Call) => PushOutcome | Promise<PushOutcome> = () => ({ ok: true })
 
-  async send(clients: readonly string[], attempt: PushAttempt, signal: AbortSignal): Promise<PushOutcome> {
-    const call = { clients: [...clients], attempt, at: Date.now(), signal }
+  async send(clients: readonly string[], signal: AbortSignal): Promise<PushOutcome> {
+    const call = { clients: [...clients], at: Date.now(), signal }
     this.calls.push(call)
     return this.answer(call)
   }
 }
 
 class Counts {
-  readonly clients = { notified: 0, listening: 0 }
+  readonly clients = { notified: 0, listening: 0, dropped: 0 }
   readonly batches = { delivered: 0, retried: 0, failed: 0 }
-  pushClient(result: 'notified' | 'listening'): void {
+  pushClient(result: 'notified' | 'listening' | 'dropped'): void {
     this.clients[result]++
   }
 
@@ -39,6 +38,18 @@ const quiet = { warn() {}, error() {} }
 
 function notifier(channel: PushChannel, options: { minIntervalMs?: number; listening?: (c: string) => boolean; counts?: Counts } = {}): PushNotifier {
   return new PushNotifier({ channel, minIntervalMs: options.minIntervalMs ?? 0, listening: options.listening ?? (() => false), log: quiet, counts: options.counts })
+}
+
+/** A channel whose calls wait until `release()`. */
+function heldChannel(): { channel: RecordingChannel; release: () => void } {
+  const channel = new RecordingChannel()
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  channel.answer = async () => {
+    await released
+    return { ok: true }
+  }
+  return { channel, release }
 }
 
 test('clients of one turn go in one call; a client is told once a window, the first delivery at once and the rest at its end', async (t) => {
@@ -66,7 +77,6 @@ test('clients of one turn go in one call; a client is told once a window, the fi
   assert.ok(channel.calls[2]!.at >= windowEnd, `bob told at ${channel.calls[2]!.at}, not before the window ended at ${windowEnd}`)
   await sleep(interval * 2)
   assert.equal(channel.calls.length, 3, 'nothing more: nothing new came')
-  assert.notEqual(channel.calls[0]!.attempt.id, channel.calls[1]!.attempt.id, 'each batch has its own id')
 })
 
 test('a client told at the end of a window counts as told in the next one', async (t) => {
@@ -85,7 +95,7 @@ test('a client told at the end of a window counts as told in the next one', asyn
   await until(() => channel.calls.length === 3, 'the next window end')
 })
 
-test('clients that listen on this instance are not told', async (t) => {
+test('clients that listen on this instance are not told; one that stopped listening with a delivery missed is', async (t) => {
   const channel = new RecordingChannel()
   const counts = new Counts()
   const push = notifier(channel, { listening: (c) => c === 'streaming', counts })
@@ -93,10 +103,13 @@ test('clients that listen on this instance are not told', async (t) => {
   push.notify(['streaming', 'offline'])
   await until(() => channel.calls.length === 1, 'a call')
   assert.deepEqual(channel.calls[0]!.clients, ['offline'])
-  assert.deepEqual(counts.clients, { notified: 1, listening: 1 })
+  assert.deepEqual(counts.clients, { notified: 1, listening: 1, dropped: 0 })
   push.notify(['streaming'])
   await sleep(30)
   assert.equal(channel.calls.length, 1, 'no call for a listening client alone')
+  push.missed('gone')
+  await until(() => channel.calls.length === 2, 'the client that missed a delivery')
+  assert.deepEqual(channel.calls[1]!.clients, ['gone'])
 })
 
 test('with no interval every turn with deliveries is told', async (t) => {
@@ -110,60 +123,103 @@ test('with no interval every turn with deliveries is told', async (t) => {
   assert.deepEqual(channel.calls.map((c) => c.clients), [['bob'], ['bob'], ['bob']])
 })
 
-test('a large turn is split into batches, and at most a few calls run at once', async (t) => {
-  const channel = new RecordingChannel()
-  let release!: () => void
-  const released = new Promise<void>((resolve) => (release = resolve))
-  let running = 0
-  let most = 0
-  channel.answer = async () => {
-    most = Math.max(most, ++running)
-    await released
-    running--
-    return { ok: true }
-  }
+test('clients waiting while every call is busy merge: one call each, however many deliveries they got', async (t) => {
+  const { channel, release } = heldChannel()
   const push = notifier(channel)
   t.after(() => push.close())
-  const clients = Array.from({ length: PUSH_BATCH_SIZE * (PUSH_CONCURRENCY + 1) + 1 }, (_, i) => `c${i}`)
-  push.notify(clients)
-  await until(() => channel.calls.length === PUSH_CONCURRENCY, 'the first calls')
+  for (let i = 0; i < PUSH_CONCURRENCY; i++) {
+    push.notify([`busy${i}`])
+    await until(() => channel.calls.length === i + 1, `call ${i + 1}`)
+  }
+  // 2,000 deliveries in 2,000 turns to 50 clients while the gateway is slow.
+  for (let i = 0; i < 2000; i++) {
+    push.notify([`c${i % 50}`])
+    if (i % 100 === 0) await new Promise((resolve) => setImmediate(resolve))
+  }
   await sleep(30)
-  assert.equal(channel.calls.length, PUSH_CONCURRENCY, 'the rest wait for a free call')
+  assert.equal(channel.calls.length, PUSH_CONCURRENCY, 'no call beyond the busy ones')
   release()
-  await until(() => channel.calls.length === PUSH_CONCURRENCY + 2, 'every batch')
-  assert.equal(most, PUSH_CONCURRENCY)
-  assert.deepEqual(channel.calls.map((c) => c.clients.length), [...Array(PUSH_CONCURRENCY + 1).fill(PUSH_BATCH_SIZE), 1])
-  assert.deepEqual(channel.calls.flatMap((c) => c.clients), clients, 'every client once, in order')
+  await until(() => channel.calls.flatMap((c) => c.clients).length === PUSH_CONCURRENCY + 50, 'the waiting clients')
+  const waited = channel.calls.slice(PUSH_CONCURRENCY)
+  assert.equal(waited.length, 1, 'one call for all of them')
+  assert.deepEqual([...waited[0]!.clients].sort(), Array.from({ length: 50 }, (_, i) => `c${i}`).sort())
 })
 
-test('a failure worth a retry is retried with the same id, after the delay the receiver asked for', async (t) => {
+test('a call holds at most 1,000 clients and 64 KiB of ids; a 413 makes the calls smaller and loses no one', async (t) => {
+  const channel = new RecordingChannel()
+  const push = notifier(channel)
+  t.after(() => push.close())
+  const many = Array.from({ length: PUSH_BATCH_SIZE + 1 }, (_, i) => `c${i}`)
+  push.notify(many)
+  await until(() => channel.calls.length === 2, 'two calls')
+  assert.deepEqual(channel.calls.map((c) => c.clients.length), [PUSH_BATCH_SIZE, 1])
+
+  // Ids of 256 control characters are ~1.5 KB each in JSON.
+  const long = Array.from({ length: 100 }, (_, i) => `${String(i).padStart(3, '0')}${'\u0001'.repeat(253)}`)
+  const from = channel.calls.length
+  let refused = 0
+  channel.answer = (call) => {
+    const bytes = Buffer.byteLength(JSON.stringify({ type: 'deliveries', clients: call.clients }))
+    assert.ok(bytes <= PUSH_BATCH_BYTES, `${bytes} bytes in one call`)
+    if (bytes > 20_000) {
+      refused++
+      return { ok: false, retry: false, tooLarge: true, problem: '413' }
+    }
+    return { ok: true }
+  }
+  push.notify([...long, 'alice'])
+  await until(() => new Set(channel.calls.slice(from).flatMap((c) => c.clients)).size === 101 && channel.calls.at(-1)!.clients.length > 0, 'everyone told')
+  await sleep(50)
+  assert.ok(refused > 0, 'the gateway refused the large calls')
+  const delivered = channel.calls.slice(from).filter((c) => Buffer.byteLength(JSON.stringify({ type: 'deliveries', clients: c.clients })) <= 20_000)
+  assert.deepEqual(delivered.flatMap((c) => c.clients).sort(), [...long, 'alice'].sort(), 'every client in a call that was taken, once')
+})
+
+test('a failing gateway is left alone until it should be tried again, and the clients wait for the next call', async (t) => {
   const channel = new RecordingChannel()
   const counts = new Counts()
-  channel.answer = (call) => (call.attempt.number < 3 ? { ok: false, retry: true, retryAfterMs: 100, problem: 'busy' } : { ok: true })
+  channel.answer = (call) => (channel.calls.indexOf(call) < 2 ? { ok: false, retry: true, retryAfterMs: 150, problem: '429' } : { ok: true })
   const push = notifier(channel, { counts })
   t.after(() => push.close())
   push.notify(['bob'])
-  await until(() => channel.calls.length === 3, 'three tries')
-  assert.deepEqual(channel.calls.map((c) => c.attempt.number), [1, 2, 3])
-  assert.equal(new Set(channel.calls.map((c) => c.attempt.id)).size, 1, 'one id for every try')
-  assert.ok(channel.calls[1]!.at - channel.calls[0]!.at >= 95, 'waited for Retry-After')
+  await until(() => channel.calls.length === 1, 'the first call')
+  for (let i = 0; i < 100; i++) push.notify([`c${i}`])
+  await until(() => channel.calls.length === 3, 'two more calls')
+  assert.ok(channel.calls[1]!.at - channel.calls[0]!.at >= 140, 'waited for Retry-After')
+  assert.ok(channel.calls[2]!.at - channel.calls[1]!.at >= 140, 'waited again')
+  assert.equal(channel.calls[2]!.clients.length, 101, 'bob and the others in one call')
+  await sleep(50)
+  assert.equal(channel.calls.length, 3)
   assert.deepEqual(counts.batches, { delivered: 1, retried: 2, failed: 0 })
 })
 
-test('tries stop after the last attempt, and at once for a failure no retry can fix', async (t) => {
+test('a failure no retry can fix drops its clients and stops nothing else', async (t) => {
   const channel = new RecordingChannel()
   const counts = new Counts()
-  channel.answer = (call) => (call.clients[0] === 'gone' ? { ok: false, retry: false, problem: '400' } : { ok: false, retry: true, retryAfterMs: 10, problem: '503' })
+  channel.answer = (call) => (call.clients[0] === 'refused' ? { ok: false, retry: false, problem: '400' } : { ok: true })
   const push = notifier(channel, { counts })
   t.after(() => push.close())
-  push.notify(['gone'])
-  await until(() => counts.batches.failed === 1, 'the refused batch given up')
-  push.notify(['down'])
-  await until(() => counts.batches.failed === 2, 'the other given up')
-  await sleep(100)
-  assert.equal(channel.calls.filter((c) => c.clients[0] === 'gone').length, 1)
-  assert.equal(channel.calls.filter((c) => c.clients[0] === 'down').length, PUSH_ATTEMPTS)
-  assert.deepEqual(counts.batches, { delivered: 0, retried: PUSH_ATTEMPTS - 1, failed: 2 })
+  push.notify(['refused'])
+  await until(() => counts.batches.failed === 1, 'the refused call given up')
+  push.notify(['next'])
+  await until(() => counts.batches.delivered === 1, 'the next call')
+  assert.deepEqual(channel.calls.map((c) => c.clients), [['refused'], ['next']])
+})
+
+test('at most PUSH_MAX_WAITING clients wait; beyond, they are dropped and counted', async (t) => {
+  const { channel, release } = heldChannel()
+  const counts = new Counts()
+  const push = notifier(channel, { counts })
+  t.after(() => {
+    release()
+    push.close()
+  })
+  for (let i = 0; i < PUSH_CONCURRENCY; i++) {
+    push.notify([`busy${i}`])
+    await until(() => channel.calls.length === i + 1, `call ${i + 1}`)
+  }
+  push.notify(Array.from({ length: PUSH_MAX_WAITING + 10 }, (_, i) => `c${i}`))
+  assert.equal(counts.clients.dropped, 10)
 })
 
 test('close abandons calls in flight and sends nothing that was waiting', async (t) => {
@@ -175,9 +231,10 @@ test('close abandons calls in flight and sends nothing that was waiting', async 
   push.notify(['bob'])
   push.notify(['bob'])
   await until(() => channel.calls.length === 1, 'the call in flight')
-  await push.close()
+  push.close()
   assert.ok(channel.calls[0]!.signal.aborted, 'the call in flight was abandoned')
   push.notify(['carol'])
+  push.missed('dave')
   await sleep(interval * 2)
   assert.equal(channel.calls.length, 1, 'no retry, no end-of-window call, nothing after close')
 })

@@ -96,8 +96,38 @@ describe('push notifications through the webhook', () => {
   })
 })
 
+describe('push notifications: a client whose stream ends', () => {
+  const service = useTestService({ pushWebhookUrl: gateway.url, pushWebhookSecret: PushGateway.SECRET, pushMinIntervalSeconds: 0 })
+
+  test('is told when its connection broke after deliveries it was not told of, not when it closed cleanly', async () => {
+    const tcp = await TcpApi.connect(service.running.tcpPort!)
+    after(() => tcp.close())
+    assert.equal((await tcp.createGroup('push-drop', 'ivan')).type, 'GroupResponse')
+    assert.equal((await tcp.call({ type: 'JoinGroup', group_id: 'push-drop', client_id: 'judy' })).type, 'GroupResponse')
+    const relay = () => tcp.call({ type: 'RelayMessage', group_id: 'push-drop', sender_id: 'ivan', message: bytes(new TextEncoder().encode('x')), message_type: 'Application' })
+
+    // A clean close (the app closes its socket) after the stream handed everything over: nobody is told.
+    let stream = await StreamClient.connect(service.running.httpPort, 'judy')
+    const from = gateway.calls.length
+    assert.equal((await relay()).type, 'MessageResponse')
+    await stream.waitFor(() => stream.deliveries.length === 1, 'the delivery')
+    await stream.close()
+    await sleep(200)
+    assert.deepEqual(gateway.calls.slice(from).map((c) => c.clients), [], 'judy was listening, then left cleanly')
+
+    // The connection breaks (no close handshake: a phone losing its network): what was written
+    // lately may never have arrived, so judy is told.
+    stream = await StreamClient.connect(service.running.httpPort, 'judy', 1)
+    assert.equal((await relay()).type, 'MessageResponse')
+    await stream.waitFor(() => stream.deliveries.length === 1, 'the second delivery')
+    stream.socket.terminate()
+    await gateway.waitForCalls(from + 1)
+    assert.deepEqual(gateway.calls.slice(from).map((c) => c.clients), [['judy']])
+  })
+})
+
 describe('push notifications: a gateway that fails', () => {
-  test('is tried again with the same webhook-id, relaying never waits for it, and a stop abandons a call in flight', async () => {
+  test('is tried again after its Retry-After, relaying never waits for it, and a stop abandons a call in flight', async () => {
     const running = await startTestService({ pushWebhookUrl: gateway.url, pushWebhookSecret: PushGateway.SECRET, pushMinIntervalSeconds: 0 })
     let stopped = false
     after(() => stopped || running.close())
@@ -113,7 +143,6 @@ describe('push notifications: a gateway that fails', () => {
     await gateway.waitForCalls(from + 2, 8000)
     const [first, second] = gateway.calls.slice(from)
     assert.deepEqual([first!.clients, second!.clients], [['hal'], ['hal']])
-    assert.equal(second!.id, first!.id, 'a retry carries the same webhook-id')
     assert.ok(second!.at - first!.at >= 900, 'after Retry-After')
     assert.ok(second!.at >= started)
     // The second call hangs; stopping the service abandons it (the gateway sees the request go).

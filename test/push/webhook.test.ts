@@ -14,13 +14,15 @@ const never = new AbortController().signal
 const channel = (options: { url?: string; timeoutMs?: number } = {}) =>
   new WebhookChannel({ url: options.url ?? gateway.url, secret: PushGateway.SECRET, timeoutMs: options.timeoutMs })
 
-test('a call is a signed Standard Webhooks POST naming the clients, with the attempt\'s id', async () => {
+test('a call is a signed Standard Webhooks POST naming the clients, with an id of its own', async () => {
   const from = gateway.calls.length
-  const outcome = await channel().send(['bob', '__proto__', 'équipe ✓'], { id: 'msg_1', number: 1 }, never)
+  const outcome = await channel().send(['bob', '__proto__', 'équipe ✓'], never)
   assert.deepEqual(outcome, { ok: true })
   const call = gateway.calls[from]!
   assert.ok(call.verified, 'the standardwebhooks library verifies the signature')
-  assert.equal(call.id, 'msg_1')
+  assert.match(call.id, /^msg_[0-9a-f-]{36}$/)
+  await channel().send(['bob'], never)
+  assert.notEqual(gateway.calls[from + 1]!.id, call.id, 'each call has its own id')
   assert.ok(Math.abs(call.timestamp - Date.now() / 1000) < 5)
   assert.deepEqual(call.body, { type: 'deliveries', clients: ['bob', '__proto__', 'équipe ✓'] })
 })
@@ -28,7 +30,7 @@ test('a call is a signed Standard Webhooks POST naming the clients, with the att
 test('a signature under another secret does not verify', async () => {
   const from = gateway.calls.length
   const other = new WebhookChannel({ url: gateway.url, secret: `whsec_${Buffer.alloc(32, 8).toString('base64')}` })
-  await other.send(['bob'], { id: 'msg_2', number: 1 }, never)
+  await other.send(['bob'], never)
   assert.equal(gateway.calls[from]!.verified, false)
 })
 
@@ -41,8 +43,11 @@ test('timeouts, 408, 429 and 5xx are worth a retry (after Retry-After when given
     { status: 400 },
     { status: 410 },
     { status: 302, headers: { location: gateway.url } },
+    { status: 413 },
+    { status: 503, headers: { 'retry-after': '1.5' } },
+    { status: 503, headers: { 'retry-after': '-1' } },
   )
-  const send = () => channel().send(['bob'], { id: 'msg_3', number: 1 }, never)
+  const send = () => channel().send(['bob'], never)
   const unavailable = await send()
   assert.ok(!unavailable.ok && unavailable.retry)
   assert.equal(unavailable.retryAfterMs, 7000)
@@ -59,11 +64,17 @@ test('timeouts, 408, 429 and 5xx are worth a retry (after Retry-After when given
     assert.ok(!outcome.ok && !outcome.retry, `${status}: ${JSON.stringify(outcome)}`)
   }
   assert.equal(gateway.calls.length - from, 3, 'the redirect is not followed')
+  const tooLarge = await send()
+  assert.ok(!tooLarge.ok && !tooLarge.retry && tooLarge.tooLarge, JSON.stringify(tooLarge))
+  for (const header of ['1.5', '-1']) {
+    const outcome = await send()
+    assert.ok(!outcome.ok && outcome.retry && outcome.retryAfterMs === undefined, `Retry-After ${header} is not a delay: ${JSON.stringify(outcome)}`)
+  }
 })
 
 test('a gateway that does not answer in time or cannot be reached is worth a retry', async () => {
   gateway.answerNext('hang')
-  const slow = await channel({ timeoutMs: 200 }).send(['bob'], { id: 'msg_4', number: 1 }, never)
+  const slow = await channel({ timeoutMs: 200 }).send(['bob'], never)
   assert.ok(!slow.ok && slow.retry, JSON.stringify(slow))
   assert.match(slow.problem, /no answer within 200 ms/)
 
@@ -71,20 +82,22 @@ test('a gateway that does not answer in time or cannot be reached is worth a ret
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve))
   const port = (closed.address() as net.AddressInfo).port
   await new Promise((resolve) => closed.close(resolve))
-  const unreachable = await channel({ url: `http://127.0.0.1:${port}/` }).send(['bob'], { id: 'msg_5', number: 1 }, never)
+  const unreachable = await channel({ url: `http://127.0.0.1:${port}/hook?token=t0ps3cret` }).send(['bob'], never)
   assert.ok(!unreachable.ok && unreachable.retry, JSON.stringify(unreachable))
   assert.match(unreachable.problem, /ECONNREFUSED/)
+  assert.doesNotMatch(unreachable.problem, /t0ps3cret|127\.0\.0\.1/, 'the URL (it may hold a token) is not in the problem that is logged')
 })
 
-test('a call is abandoned when the notifier stops', async () => {
+test('a call is abandoned when the notifier stops, not at its timeout', { timeout: 20_000 }, async () => {
   gateway.answerNext('hang')
   const stop = new AbortController()
-  const sending = channel().send(['bob'], { id: 'msg_6', number: 1 }, stop.signal)
+  const sending = channel({ timeoutMs: 600_000 }).send(['bob'], stop.signal)
   const from = gateway.calls.length
+  const abandoned = gateway.abandoned
   while (gateway.calls.length === from) await new Promise((resolve) => setTimeout(resolve, 10))
   stop.abort()
-  const outcome = await sending
-  assert.equal(outcome.ok, false)
+  assert.deepEqual(await sending, { ok: false, retry: false, problem: 'stopped' })
+  while (gateway.abandoned === abandoned) await new Promise((resolve) => setTimeout(resolve, 10))
 })
 
 test('the secret must be whsec_ and the base64 of 24 to 64 bytes', () => {

@@ -71,6 +71,14 @@ export class PostgresDeliveryBus implements DeliveryBus {
     return this.#local.listening(clientId)
   }
 
+  missed(clientId: string): void {
+    this.#local.missed(clientId)
+  }
+
+  whenMissed(handler: (clientId: string) => void): void {
+    this.#local.whenMissed(handler)
+  }
+
   subscribe(clientId: string, listener: () => void): () => void {
     return this.#local.subscribe(clientId, listener)
   }
