@@ -283,7 +283,7 @@ export class DeliveryService {
     assertId('sender_id', senderId)
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
     await this.#countMessage(senderId)
-    const classified = await this.#externalJoin(groupId, message, classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict'))
+    const classified = await this.#externalJoin(groupId, senderId, message, classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict'))
     const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
     const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
       welcome: recipients ? { data: message, recipients } : undefined,
@@ -319,7 +319,7 @@ export class DeliveryService {
     } else if (bundle.welcomeRecipients) {
       throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
     }
-    const admitted = await this.#externalJoin(groupId, bundle.commit, classified)
+    const admitted = await this.#externalJoin(groupId, senderId, bundle.commit, classified)
     const result = await this.#append(groupId, senderId, bundle.commit, admitted, bundle.idempotencyKey, { groupInfo, welcome, senderJoins: admitted.externalCommit })
     this.#log.info('Relayed message from %s to group %s', senderId, groupId)
     return result
@@ -431,6 +431,8 @@ export class DeliveryService {
       case 'not_member':
         throw new ServiceError('not_member', `Sender not in group: ${senderId}`)
       case 'stale_epoch':
+        // An external commit raced by another commit: the joiner's answer tells nothing of the epoch.
+        if (effects?.senderJoins) throw externalRefused()
         throw new ServiceError(
           'stale_epoch',
           `Stale epoch: the message is for epoch ${classified.epoch}, the group is at epoch ${result.currentEpoch}`,
@@ -440,26 +442,29 @@ export class DeliveryService {
   }
 
   /**
-   * An external commit (RFC 9420 §12.4.3.2) lets its sender join. With MLS_EXTERNAL_COMMITS off
-   * it is taken as any commit (a member may still send one to resync; anyone else is not_member).
-   * Otherwise its signature must verify against the GroupContext of the group's current epoch,
-   * from the GroupInfo the DS keeps (verifyExternalCommit): a client that does not hold that
-   * GroupInfo cannot end the epoch. One for another epoch is left to the append, which answers
-   * it as a retry or refuses it as stale, and stores nothing new either way.
+   * An external commit (RFC 9420 §12.4.3.2) lets a client that is not a member join. From a
+   * member (a resync; or any sender with MLS_EXTERNAL_COMMITS off) it is taken as any commit:
+   * members only, no join. From anyone else it is taken only for the group's current epoch, with
+   * the GroupInfo of that epoch kept, and a signature that verifies against its GroupContext
+   * (verifyExternalCommit): a client that does not hold that GroupInfo cannot end the epoch. The
+   * append checks the epoch again, atomically, so a commit that raced ahead is refused there.
+   * Every refusal to a non-member is the same answer (externalRefused), so one who cannot read
+   * the group learns nothing of its epoch or GroupInfo from it.
    */
-  async #externalJoin(groupId: string, commit: Uint8Array, classified: ClassifiedMessage): Promise<ClassifiedMessage> {
+  async #externalJoin(groupId: string, senderId: string, commit: Uint8Array, classified: ClassifiedMessage): Promise<ClassifiedMessage> {
     if (!classified.externalCommit) return classified
-    if (!this.#externalCommits) return { ...classified, externalCommit: false, condition: { ...classified.condition, senderMustBeMember: true } }
+    const asMemberCommit = { ...classified, externalCommit: false, condition: { ...classified.condition, senderMustBeMember: true } }
+    if (!this.#externalCommits) return asMemberCommit
     const [group, info] = await Promise.all([this.#store.getGroup(groupId), this.#store.getGroupInfo(groupId)])
-    if (orNotFound(group, groupId).epoch !== classified.epoch) return classified
-    if (info?.epoch !== classified.epoch) {
-      throw new ServiceError('invalid_message', `commit: an external commit joins from the GroupInfo of epoch ${classified.epoch}, and the service keeps none for it: a member publishes it with its commit (group_info)`, { check: 'external_commit' })
-    }
+    const { epoch, members } = orNotFound(group, groupId)
+    // A retry of an accepted external commit comes from a member too: the append answers it.
+    if (members.includes(senderId)) return asMemberCommit
+    if (epoch !== classified.epoch || info?.epoch !== classified.epoch) throw externalRefused()
     try {
       await verifyExternalCommit(commit, info.data)
     } catch (err) {
       if (!isMlsValidationError(err)) throw err
-      throw new ServiceError('invalid_message', `commit: ${err.message}`, { check: err.check })
+      throw externalRefused()
     }
     return classified
   }
@@ -551,6 +556,11 @@ function assertPage(after: number, limit: number): void {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_READ_LIMIT) {
     throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_READ_LIMIT}`)
   }
+}
+
+/** The one answer to a refused external commit from a non-member (see #externalJoin). */
+function externalRefused(): ServiceError {
+  return new ServiceError('invalid_message', "commit: the external commit is not for the group's current epoch, or does not verify against the GroupInfo the service keeps for it: fetch the GroupInfo again (GET /groups/{group}/group-info, or from a member) and make a new one", { check: 'external_commit' })
 }
 
 function groupNotFound(groupId: string): ServiceError {

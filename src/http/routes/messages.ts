@@ -21,7 +21,8 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
   app.post('/groups/:group/messages', {
     schema: {
       summary: 'Relay a message to a group',
-      description: 'The message gets the next seq of the group (1, 2, 3, … with no gaps). Only members may send. ' +
+      description: 'The message gets the next seq of the group (1, 2, 3, … with no gaps). Only members may send, but for an external commit ' +
+        '(RFC 9420 §12.4.3.2), which makes its sender a member, as POST /groups/{group}/commits describes. ' +
         'MLS messages must name this group and carry its current epoch; a Commit moves the group to the next epoch ' +
         '(409 `stale_epoch` with `current_epoch` otherwise). A Welcome is also routed to the clients its KeyPackageRefs were handed out to.',
       tags,
@@ -46,8 +47,9 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
       description: 'Checks the epoch, appends the Commit, keeps the GroupInfo (and ratchet tree) of the new epoch, and only then ' +
         'routes the Welcome to its recipients, who become members (RFC 9420 §14). A rejected Commit routes nothing. ' +
         'An external commit (RFC 9420 §12.4.3.2, sender new_member_commit) makes its sender a member in the same step, without a Welcome; ' +
-        'its signature must verify against the GroupContext of the GroupInfo kept for the current epoch (400 with check message_signature or external_commit), ' +
-        'and MLS_EXTERNAL_COMMITS=false refuses it from non-members (403).',
+        'from a non-member it must be for the current epoch and verify against the GroupContext of the GroupInfo kept for it, else it is answered ' +
+        '400 invalid_message with check external_commit, whatever the reason (a member\'s is taken as any commit: a resync); ' +
+        'MLS_EXTERNAL_COMMITS=false refuses it from non-members (403).',
       tags,
       params: GroupParamsSchema,
       headers: IdempotencyHeadersSchema,
