@@ -53,7 +53,7 @@ function heldChannel(): { channel: RecordingChannel; release: () => void } {
 }
 
 test('clients of one turn go in one call; a client is told once a window, the first delivery at once and the rest at its end', async (t) => {
-  const interval = 400
+  const interval = 1000
   const channel = new RecordingChannel()
   const push = notifier(channel, { minIntervalMs: interval })
   t.after(() => push.close())
@@ -80,7 +80,7 @@ test('clients of one turn go in one call; a client is told once a window, the fi
 })
 
 test('a client told at the end of a window counts as told in the next one', async (t) => {
-  const interval = 300
+  const interval = 1000
   const channel = new RecordingChannel()
   const push = notifier(channel, { minIntervalMs: interval })
   t.after(() => push.close())
@@ -223,7 +223,7 @@ test('at most PUSH_MAX_WAITING clients wait; beyond, they are dropped and counte
 })
 
 test('close abandons calls in flight and sends nothing that was waiting', async (t) => {
-  const interval = 300
+  const interval = 1000
   const channel = new RecordingChannel()
   channel.answer = (call) => new Promise((resolve) => call.signal.addEventListener('abort', () => resolve({ ok: false, retry: true, problem: 'aborted' })))
   const push = notifier(channel, { minIntervalMs: interval })
