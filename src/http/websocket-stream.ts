@@ -78,8 +78,17 @@ export function assertHandshake(headers: IncomingHttpHeaders): void {
  */
 export function serveStream(socket: WebSocket, raw: Socket, service: DeliveryService, clientId: string, after: number, options: StreamOptions, log: FastifyBaseLogger): ServedStream {
   const backlog = { buffered: () => socket.bufferedAmount, open: () => socket.readyState === socket.OPEN }
+  // Whether the client may lack deliveries it was written: a pong answers a ping sent after
+  // them (TCP keeps the order), so what was written before the last answered ping arrived.
+  // Writes while the socket closes are dropped by ws: never arrived.
+  let written = 0
+  let pinged = 0
+  let confirmed = 0
+  let lost = false
   const sink: DeliverySink = {
     deliver: (deliveries) => {
+      written++
+      if (socket.readyState !== socket.OPEN) lost = true
       raw.cork()
       for (const delivery of deliveries) socket.send(deliveryFrame(delivery))
       raw.uncork()
@@ -107,9 +116,13 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
       return
     }
     alive = false
+    pinged = written
     socket.ping()
   }, options.pingIntervalMs)
-  socket.on('pong', () => (alive = true))
+  socket.on('pong', () => {
+    alive = true
+    confirmed = pinged
+  })
   // Frames are answered one after another, in the order they came, so a client's sends get
   // seqs in the order it sent them. A client that keeps too many unanswered is not read
   // from until the backlog shrinks (TCP pushes back on it).
@@ -131,10 +144,11 @@ export function serveStream(socket: WebSocket, raw: Socket, service: DeliverySer
       }
     })
   })
-  // 1006: the connection ended without a close handshake (it broke, or missed a ping).
+  // 1006: the connection ended without a close handshake (it broke, or missed a ping): what
+  // was written since the last answered ping may never have arrived.
   socket.on('close', (code) => {
     clearInterval(ping)
-    subscription.close({ dropped: code === 1006 })
+    subscription.close({ dropped: lost || (code === 1006 && written > confirmed) })
   })
   socket.on('error', (err) => log.debug({ err, clientId }, 'Stream socket error'))
   subscription.start()

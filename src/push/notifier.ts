@@ -48,9 +48,8 @@ export interface PushNotifierOptions {
 
 /** Clients per call of the channel, at most. */
 export const PUSH_BATCH_SIZE = 1000
-/** Body bytes per call (the JSON of the ids), at first; halved whenever the receiver answers 413. */
+/** Body bytes per call (the JSON of the ids), at first; halved whenever the receiver answers 413, down to calls of one client. */
 export const PUSH_BATCH_BYTES = 64 * 1024
-const MIN_BATCH_BYTES = 1024
 /** Calls of the channel at once. */
 export const PUSH_CONCURRENCY = 4
 /** Clients waiting to be told, at most; beyond, new ones are dropped (and counted). */
@@ -84,6 +83,8 @@ export class PushNotifier {
   /** After a failure: no call before this (unix ms). */
   #pausedUntil = 0
   #failuresInARow = 0
+  /** Counts the pauses: the calls in flight when one began fail for the same outage, and count once. */
+  #pauses = 0
   #resumeTimer: NodeJS.Timeout | undefined
   readonly #stop = new AbortController()
   #closed = false
@@ -103,7 +104,8 @@ export class PushNotifier {
     this.#turnWindow()
     for (const clientId of clientIds) {
       if (!this.#told.has(clientId)) this.#tell(clientId)
-      else this.#later.add(clientId)
+      else if (this.#later.size < PUSH_MAX_WAITING) this.#later.add(clientId)
+      else if (!this.#later.has(clientId)) this.#counts?.pushClient('dropped')
     }
     this.#armLater()
     this.#schedulePump()
@@ -115,7 +117,12 @@ export class PushNotifier {
    * delivery came now.
    */
   missed(clientId: string): void {
-    this.notify([clientId])
+    if (this.#closed) return
+    // Told at once, even if told earlier in this window: that notification brought it here.
+    this.#turnWindow()
+    this.#later.delete(clientId)
+    this.#tell(clientId)
+    this.#schedulePump()
   }
 
   /** Stops: nothing more is sent, and calls in flight are abandoned (at once, not awaited). */
@@ -224,6 +231,7 @@ export class PushNotifier {
   }
 
   async #send(batch: readonly string[]): Promise<void> {
+    const pauses = this.#pauses
     let outcome: PushOutcome
     try {
       outcome = await this.#channel.send(batch, this.#stop.signal)
@@ -238,9 +246,11 @@ export class PushNotifier {
       return
     }
     const context = { clients: batch.length, problem: outcome.problem }
+    // The gateway answered: it is up, whatever it said.
+    if (!outcome.retry) this.#failuresInARow = 0
     if (outcome.tooLarge && batch.length > 1) {
-      // Smaller calls from now on; these clients go in them.
-      this.#maxBatchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.#maxBatchBytes / 2))
+      // Smaller calls from now on (down to one client a call, which a 413 then drops); these clients go in them.
+      this.#maxBatchBytes = Math.floor(this.#maxBatchBytes / 2)
       this.#counts?.pushBatch('retried')
       this.#log.warn({ ...context, max_body_bytes: this.#maxBatchBytes }, 'Push gateway refused the size of a call; sending smaller ones')
       this.#requeue(batch)
@@ -251,13 +261,17 @@ export class PushNotifier {
       this.#log.error(context, 'Push notification not delivered; the clients read their queues when they next connect')
       return
     }
-    // The gateway is down or busy: no call until it should be tried again; the clients wait.
-    this.#failuresInARow++
-    const delay = Math.min(outcome.retryAfterMs ?? RETRY_BASE_MS * 2 ** Math.min(this.#failuresInARow - 1, 20), PUSH_MAX_RETRY_DELAY_MS)
-    this.#pausedUntil = Math.max(this.#pausedUntil, this.#now() + delay)
+    // The gateway is down or busy: no call until it should be tried again (its Retry-After, but
+    // never sooner than the backoff); the clients wait.
     this.#counts?.pushBatch('retried')
-    this.#log.warn({ ...context, retry_in_ms: delay }, 'Push notification failed; its clients wait for the next call')
     this.#requeue(batch)
+    if (pauses !== this.#pauses) return
+    this.#pauses++
+    this.#failuresInARow++
+    const backoff = RETRY_BASE_MS * 2 ** Math.min(this.#failuresInARow - 1, 20)
+    const delay = Math.min(Math.max(outcome.retryAfterMs ?? 0, backoff), PUSH_MAX_RETRY_DELAY_MS)
+    this.#pausedUntil = this.#now() + delay
+    this.#log.warn({ ...context, retry_in_ms: delay }, 'Push notification failed; its clients wait for the next call')
   }
 
   #requeue(batch: readonly string[]): void {

@@ -88,9 +88,9 @@ export class Subscription {
   }
 
   /**
-   * Stops it. `dropped`: the connection broke (no close handshake, a missed ping), so what was
-   * written lately may never have arrived. Then, or with a wake not yet handled, the bus hears
-   * that deliveries were missed (push notifications tell the client).
+   * Stops it. `dropped`: deliveries written to the client may never have arrived (its connection
+   * broke after them). Then, or with a wake not yet handled, the bus hears that deliveries were
+   * missed (push notifications tell the client).
    */
   close(options: { readonly dropped?: boolean } = {}): void {
     const missed = !this.#closed && this.#counted && (options.dropped === true || this.#scheduled || this.#pumping || this.#dirty)

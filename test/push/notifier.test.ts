@@ -178,19 +178,43 @@ test('a call holds at most 1,000 clients and 64 KiB of ids; a 413 makes the call
 test('a failing gateway is left alone until it should be tried again, and the clients wait for the next call', async (t) => {
   const channel = new RecordingChannel()
   const counts = new Counts()
-  channel.answer = (call) => (channel.calls.indexOf(call) < 2 ? { ok: false, retry: true, retryAfterMs: 150, problem: '429' } : { ok: true })
+  // Retry-After longer than the backoff is followed; shorter (0) is not: the backoff (1 s, then 2 s) is the least.
+  channel.answer = (call) => [{ ok: false, retry: true, retryAfterMs: 2500, problem: '429' } as const, { ok: false, retry: true, retryAfterMs: 0, problem: '503' } as const][channel.calls.indexOf(call)] ?? { ok: true }
   const push = notifier(channel, { counts })
   t.after(() => push.close())
   push.notify(['bob'])
   await until(() => channel.calls.length === 1, 'the first call')
   for (let i = 0; i < 100; i++) push.notify([`c${i}`])
   await until(() => channel.calls.length === 3, 'two more calls')
-  assert.ok(channel.calls[1]!.at - channel.calls[0]!.at >= 140, 'waited for Retry-After')
-  assert.ok(channel.calls[2]!.at - channel.calls[1]!.at >= 140, 'waited again')
+  assert.ok(channel.calls[1]!.at - channel.calls[0]!.at >= 2400, 'waited for Retry-After')
+  assert.ok(channel.calls[2]!.at - channel.calls[1]!.at >= 1900, 'a Retry-After of 0 does not undo the backoff of a second failure in a row')
   assert.equal(channel.calls[2]!.clients.length, 101, 'bob and the others in one call')
   await sleep(50)
   assert.equal(channel.calls.length, 3)
   assert.deepEqual(counts.batches, { delivered: 1, retried: 2, failed: 0 })
+})
+
+test('a gateway that answers 413 to everything ends with calls of one client, each then dropped', async (t) => {
+  const channel = new RecordingChannel()
+  const counts = new Counts()
+  channel.answer = () => ({ ok: false, retry: false, tooLarge: true, problem: '413' })
+  const push = notifier(channel, { counts })
+  t.after(() => push.close())
+  push.notify(Array.from({ length: 10 }, (_, i) => `c${i}`))
+  await until(() => counts.batches.failed === 10, 'every client given up')
+  await sleep(50)
+  assert.ok(channel.calls.length < 60, `${channel.calls.length} calls`)
+  assert.deepEqual(channel.calls.slice(-10).map((c) => c.clients.length), Array(10).fill(1))
+})
+
+test('a client that missed a delivery is told at once, even if told earlier in the window', async (t) => {
+  const channel = new RecordingChannel()
+  const push = notifier(channel, { minIntervalMs: 86_400_000 })
+  t.after(() => push.close())
+  push.notify(['bob'])
+  await until(() => channel.calls.length === 1, 'the first call')
+  push.missed('bob')
+  await until(() => channel.calls.length === 2, 'the missed delivery, not at midnight')
 })
 
 test('a failure no retry can fix drops its clients and stops nothing else', async (t) => {

@@ -115,8 +115,16 @@ describe('push notifications: a client whose stream ends', () => {
     await sleep(200)
     assert.deepEqual(gateway.calls.slice(from).map((c) => c.clients), [], 'judy was listening, then left cleanly')
 
-    // The connection breaks (no close handshake: a phone losing its network): what was written
-    // lately may never have arrived, so judy is told.
+    // The connection breaks with nothing written to it: nothing to tell (an app killed or suspended
+    // with nothing new is not woken again and again).
+    stream = await StreamClient.connect(service.running.httpPort, 'judy', 1)
+    await sleep(100)
+    stream.socket.terminate()
+    await sleep(300)
+    assert.deepEqual(gateway.calls.slice(from).map((c) => c.clients), [])
+
+    // The connection breaks after a delivery was written (a phone losing its network): it may
+    // never have arrived, so judy is told.
     stream = await StreamClient.connect(service.running.httpPort, 'judy', 1)
     assert.equal((await relay()).type, 'MessageResponse')
     await stream.waitFor(() => stream.deliveries.length === 1, 'the second delivery')
