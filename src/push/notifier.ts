@@ -104,8 +104,7 @@ export class PushNotifier {
     this.#turnWindow()
     for (const clientId of clientIds) {
       if (!this.#told.has(clientId)) this.#tell(clientId)
-      else if (this.#later.size < PUSH_MAX_WAITING) this.#later.add(clientId)
-      else if (!this.#later.has(clientId)) this.#counts?.pushClient('dropped')
+      else this.#admit(this.#later, clientId)
     }
     this.#armLater()
     this.#schedulePump()
@@ -145,13 +144,22 @@ export class PushNotifier {
   }
 
   #wait(clientId: string): void {
-    if (this.#waiting.has(clientId)) return
-    if (this.#waiting.size >= PUSH_MAX_WAITING) {
+    if (this.#admit(this.#waiting, clientId)) this.#counts?.pushClient('notified')
+  }
+
+  /**
+   * Adds the client to a set of clients waiting (for a call, or for their window's end) unless it
+   * is there already or the set holds PUSH_MAX_WAITING (then it is dropped, and counted); true
+   * when added.
+   */
+  #admit(set: Set<string>, clientId: string): boolean {
+    if (set.has(clientId)) return false
+    if (set.size >= PUSH_MAX_WAITING) {
       this.#counts?.pushClient('dropped')
-      return
+      return false
     }
-    this.#counts?.pushClient('notified')
-    this.#waiting.add(clientId)
+    set.add(clientId)
+    return true
   }
 
   /**
@@ -275,10 +283,6 @@ export class PushNotifier {
   }
 
   #requeue(batch: readonly string[]): void {
-    for (const clientId of batch) {
-      if (this.#waiting.has(clientId)) continue
-      if (this.#waiting.size >= PUSH_MAX_WAITING) this.#counts?.pushClient('dropped')
-      else this.#waiting.add(clientId)
-    }
+    for (const clientId of batch) this.#admit(this.#waiting, clientId)
   }
 }

@@ -11,12 +11,18 @@ function recordingBus(): { bus: LocalDeliveryBus; missed: string[] } {
   return { bus, missed }
 }
 
-test('a long poll that read what woke it misses nothing', async () => {
-  const { bus, missed } = recordingBus()
+/** A long poll of bob's that a delivery has woken (its reader would now read its page). */
+async function wokenPoll(bus: LocalDeliveryBus): Promise<DeliveryWaiter> {
   const waiter = new DeliveryWaiter(bus, 'bob', 10_000)
   const woke = waiter.next()
   bus.publish(['bob'])
   assert.equal(await woke, true)
+  return waiter
+}
+
+test('a long poll that read what woke it misses nothing', async () => {
+  const { bus, missed } = recordingBus()
+  const waiter = await wokenPoll(bus)
   // The reader reads its page (with the delivery) and answers.
   waiter.close()
   assert.deepEqual(missed, [])
@@ -24,10 +30,7 @@ test('a long poll that read what woke it misses nothing', async () => {
 
 test('a long poll answered while a later delivery came misses it, unless another listener of the client stays', async () => {
   const { bus, missed } = recordingBus()
-  const waiter = new DeliveryWaiter(bus, 'bob', 10_000)
-  const woke = waiter.next()
-  bus.publish(['bob'])
-  assert.equal(await woke, true)
+  const waiter = await wokenPoll(bus)
   // While the reader reads its page, another delivery is queued: not in the answer.
   bus.publish(['bob'])
   waiter.close()

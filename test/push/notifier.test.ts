@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { test } from 'node:test'
+import { test, type TestContext } from 'node:test'
 import { PUSH_BATCH_BYTES, PUSH_BATCH_SIZE, PUSH_CONCURRENCY, PUSH_MAX_WAITING, PushNotifier, type PushChannel, type PushOutcome } from '../../src/push/notifier.js'
 import { until } from '../helpers/until.js'
 
@@ -52,13 +52,18 @@ function heldChannel(): { channel: RecordingChannel; release: () => void } {
   return { channel, release }
 }
 
-test('clients of one turn go in one call; a client is told once a window, the first delivery at once and the rest at its end', async (t) => {
-  const interval = 1000
+/** A notifier with windows of `interval`, returned just after a window begins, so the window has room for what a test does. */
+async function atWindowStart(t: TestContext, interval: number): Promise<{ channel: RecordingChannel; push: PushNotifier }> {
   const channel = new RecordingChannel()
   const push = notifier(channel, { minIntervalMs: interval })
   t.after(() => push.close())
-  // Start just after a window begins, so the window has room for what follows.
   await sleep(interval - (Date.now() % interval) + 5)
+  return { channel, push }
+}
+
+test('clients of one turn go in one call; a client is told once a window, the first delivery at once and the rest at its end', async (t) => {
+  const interval = 1000
+  const { channel, push } = await atWindowStart(t, interval)
   const windowEnd = (Math.floor(Date.now() / interval) + 1) * interval
   push.notify(['alice', 'bob'])
   push.notify(['bob', 'carol'])
@@ -80,11 +85,7 @@ test('clients of one turn go in one call; a client is told once a window, the fi
 })
 
 test('a client told at the end of a window counts as told in the next one', async (t) => {
-  const interval = 1000
-  const channel = new RecordingChannel()
-  const push = notifier(channel, { minIntervalMs: interval })
-  t.after(() => push.close())
-  await sleep(interval - (Date.now() % interval) + 5)
+  const { channel, push } = await atWindowStart(t, 1000)
   push.notify(['bob'])
   push.notify(['bob'])
   await until(() => channel.calls.length === 2, 'the first and the end-of-window call')
