@@ -3,7 +3,7 @@ import { MAX_CLIENT_LIST_LIMIT, MAX_READ_LIMIT } from '../service/delivery-servi
 import { IdSchema, MessageTypeSchema } from './common.js'
 import { epochSchema } from './groups.js'
 import { KeyPackageRefParamsSchema, MAX_BATCH } from './key-packages.js'
-import type { deliveryView, gapView, groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
+import type { clientDeletedView, clientGroupsView, deliveryView, gapView, groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
 
 /**
  * The legacy TCP-JSON protocol: one object per request, tagged by `type`, binary data as
@@ -47,6 +47,13 @@ export const GetGroupRequestSchema = request('GetGroup', { group_id: IdSchema })
 export const LeaveGroupRequestSchema = request('LeaveGroup', { group_id: IdSchema, client_id: IdSchema })
 export const DeleteGroupRequestSchema = request('DeleteGroup', { group_id: IdSchema })
 export const DeleteKeyPackagesRequestSchema = request('DeleteKeyPackages', { client_id: IdSchema })
+// A client's groups and its deletion (REST: GET /clients/{c}/groups, DELETE /clients/{c}).
+export const ListClientGroupsRequestSchema = request('ListClientGroups', {
+  client_id: IdSchema,
+  after: Type.Optional({ ...IdSchema, description: 'Only groups after this id (the next_after of the page before)' }),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CLIENT_LIST_LIMIT, description: `At most this many; default ${MAX_CLIENT_LIST_LIMIT}` })),
+})
+export const DeleteClientRequestSchema = request('DeleteClient', { client_id: IdSchema })
 export const ReadMessagesRequestSchema = request('ReadMessages', {
   group_id: IdSchema,
   after: Type.Optional(Type.Integer({ minimum: 0, description: 'Return messages with seq greater than this; default 0' })),
@@ -99,6 +106,8 @@ export type GetGroupRequest = Static<typeof GetGroupRequestSchema>
 export type LeaveGroupRequest = Static<typeof LeaveGroupRequestSchema>
 export type DeleteGroupRequest = Static<typeof DeleteGroupRequestSchema>
 export type DeleteKeyPackagesRequest = Static<typeof DeleteKeyPackagesRequestSchema>
+export type ListClientGroupsRequest = Static<typeof ListClientGroupsRequestSchema>
+export type DeleteClientRequest = Static<typeof DeleteClientRequestSchema>
 export type ReadMessagesRequest = Static<typeof ReadMessagesRequestSchema>
 export type StoreKeyPackagesRequest = Static<typeof StoreKeyPackagesRequestSchema>
 export type CountKeyPackagesRequest = Static<typeof CountKeyPackagesRequestSchema>
@@ -175,6 +184,8 @@ export type WelcomesResponse = {
   welcomes: Array<ReturnType<typeof welcomeView<number[]>>>
 }
 export type GroupInfoResponse = { type: 'GroupInfoResponse' } & ReturnType<typeof groupInfoView<number[]>>
+export type ClientGroupsResponse = { type: 'ClientGroupsResponse' } & ReturnType<typeof clientGroupsView>
+export type ClientDeletedResponse = { type: 'ClientDeletedResponse' } & ReturnType<typeof clientDeletedView>
 export type SubscribedResponse = { type: 'Subscribed'; client_id: string; after: number }
 export type AckResponse = { type: 'AckResponse'; client_id: string; acked_up_to: number; remaining: number }
 /** expires_at: when the service stops taking the token (its exp and the clock tolerance), ISO 8601. */
@@ -198,6 +209,8 @@ export type TcpResponse =
   | CommitResponse
   | WelcomesResponse
   | GroupInfoResponse
+  | ClientGroupsResponse
+  | ClientDeletedResponse
   | SubscribedResponse
   | AckResponse
   | AuthenticatedResponse
@@ -217,6 +230,8 @@ export const RESPONSE_TYPES: ReadonlySet<string> = new Set<TcpFrame['type']>([
   'CommitResponse',
   'WelcomesResponse',
   'GroupInfoResponse',
+  'ClientGroupsResponse',
+  'ClientDeletedResponse',
   'Subscribed',
   'AckResponse',
   'Authenticated',

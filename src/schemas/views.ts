@@ -1,5 +1,5 @@
-import type { RelayResult } from '../service/delivery-service.js'
-import type { Delivery, DeliveryPage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
+import type { GroupListPage, RelayResult } from '../service/delivery-service.js'
+import type { ClientDeletion, Delivery, DeliveryPage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
 
 /**
  * The facts both doors answer, in the wire's snake_case. Only the byte encoding differs:
@@ -32,6 +32,20 @@ export function keyPackageCountView(clientId: string, count: KeyPackageCount) {
     by_ciphersuite: Object.fromEntries([...count.byCiphersuite].map(([suite, n]) => [String(suite), n])),
     last_resort: count.lastResort,
     legacy: count.legacy,
+  }
+}
+
+export function clientGroupsView(clientId: string, page: GroupListPage) {
+  return { client_id: clientId, groups: page.groups, ...(page.nextAfter === undefined ? {} : { next_after: page.nextAfter }) }
+}
+
+export function clientDeletedView(clientId: string, deleted: ClientDeletion) {
+  return {
+    client_id: clientId,
+    groups_left: deleted.groups,
+    key_packages_deleted: deleted.keyPackages,
+    deliveries_deleted: deleted.deliveries,
+    welcomes_deleted: deleted.welcomes,
   }
 }
 

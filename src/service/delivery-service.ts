@@ -4,6 +4,7 @@ import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { equalBytes, isKnownCiphersuite, isMlsValidationError, supportedCiphersuites, verifyExternalCommit } from '../mls/index.js'
 import type {
+  ClientDeletion,
   GroupInfoRecord,
   GroupRecord,
   KeyPackageCount,
@@ -35,6 +36,12 @@ export const MAX_CLIENT_LIST_LIMIT = 1000
 /** A page of the clients with KeyPackages; `nextAfter` when more follow (ask again with it as `after`). */
 export interface ClientListPage {
   readonly clients: string[]
+  readonly nextAfter?: string
+}
+
+/** A page of the groups a client is a member of; `nextAfter` when more follow. */
+export interface GroupListPage {
+  readonly groups: string[]
   readonly nextAfter?: string
 }
 /** The default MAX_MESSAGE_BYTES. */
@@ -207,15 +214,28 @@ export class DeliveryService {
    * there is no limit (the legacy ListKeyPackages). One more is read to know whether more follow.
    */
   async listKeyPackageClients(page: IdPage = {}): Promise<ClientListPage> {
-    if (page.after !== undefined) assertId('after', page.after)
-    const { limit } = page
-    if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_CLIENT_LIST_LIMIT)) {
-      throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_CLIENT_LIST_LIMIT}`)
-    }
-    const clients = await this.#store.listKeyPackageClients(this.#seconds(), { after: page.after, limit: limit === undefined ? undefined : limit + 1 })
-    if (limit === undefined || clients.length <= limit) return { clients }
-    clients.length = limit
-    return { clients, nextAfter: clients[limit - 1]! }
+    const { ids, nextAfter } = await pageOf(page, (wider) => this.#store.listKeyPackageClients(this.#seconds(), wider))
+    return { clients: ids, ...(nextAfter === undefined ? {} : { nextAfter }) }
+  }
+
+  /** The groups the client is a member of, in id order, a page at a time (as listKeyPackageClients). */
+  async listClientGroups(clientId: string, page: IdPage = {}): Promise<GroupListPage> {
+    assertId('client_id', clientId)
+    const { ids, nextAfter } = await pageOf(page, (wider) => this.#store.listClientGroups(clientId, wider))
+    return { groups: ids, ...(nextAfter === undefined ? {} : { nextAfter }) }
+  }
+
+  /**
+   * Erases a client (Store.deleteClient): it leaves every group, its KeyPackages, the refs handed
+   * out for it, its queued deliveries and Welcomes are gone; its queue's seqs go on. Deleting a
+   * client that has nothing is not an error (a retry after a lost answer gets zeros).
+   */
+  async deleteClient(clientId: string): Promise<ClientDeletion> {
+    assertId('client_id', clientId)
+    const deleted = await this.#store.deleteClient(clientId)
+    this.metrics.clientDeleted()
+    this.#log.info({ clientId, ...deleted }, 'Deleted client')
+    return deleted
   }
 
   async countKeyPackages(clientId: string): Promise<KeyPackageCount> {
@@ -532,7 +552,7 @@ export class DeliveryService {
     const owners = await this.#store.keyPackageOwners(refs, this.#seconds())
     const unknown = refs.filter((ref) => !owners.has(ref))
     if (unknown.length > 0) {
-      throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} was never handed out by this service; name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })
+      throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} is not one this service handed out (never claimed here, past its KeyPackage's lifetime, or its client was deleted); name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })
     }
     return [...new Set(refs.map((ref) => owners.get(ref)!))]
   }
@@ -565,6 +585,22 @@ function externalRefused(): ServiceError {
 
 function groupNotFound(groupId: string): ServiceError {
   return new ServiceError('group_not_found', `Group not found: ${groupId}`)
+}
+
+/**
+ * A page of ids after `page.after`, at most `page.limit` (1..MAX_CLIENT_LIST_LIMIT), every one
+ * without a limit; one more is read to know whether more follow.
+ */
+async function pageOf(page: IdPage, read: (wider: IdPage) => Promise<string[]>): Promise<{ ids: string[]; nextAfter?: string }> {
+  if (page.after !== undefined) assertId('after', page.after)
+  const { limit } = page
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 1 || limit > MAX_CLIENT_LIST_LIMIT)) {
+    throw new ServiceError('bad_request', `limit must be a whole number from 1 to ${MAX_CLIENT_LIST_LIMIT}`)
+  }
+  const ids = await read({ after: page.after, limit: limit === undefined ? undefined : limit + 1 })
+  if (limit === undefined || ids.length <= limit) return { ids }
+  ids.length = limit
+  return { ids, nextAfter: ids[limit - 1]! }
 }
 
 function orNotFound<T>(value: T | undefined, groupId: string): T {

@@ -33,6 +33,7 @@ export class ServiceMetrics implements PushCounts {
   readonly #connectionsRefused: Counter<'door' | 'reason'>
   readonly #pushClients: Counter<'result'>
   readonly #pushBatches: Counter<'outcome'>
+  readonly #clientsDeleted: Counter.Internal
 
   constructor() {
     const registers = [this.registry]
@@ -52,6 +53,7 @@ export class ServiceMetrics implements PushCounts {
     this.#connectionsRefused = new Counter({ name: 'mlsds_connections_refused_total', help: 'Connections turned away, by door and reason: max_connections (MAX_CONNECTIONS), max_connections_per_ip (MAX_CONNECTIONS_PER_IP), connection_rate (CONNECTION_RATE_LIMIT)', labelNames: ['door', 'reason'] as const, registers })
     this.#pushClients = new Counter({ name: 'mlsds_push_clients_total', help: 'Clients to tell while push notifications are on (PUSH_WEBHOOK_URL: their queue grew, or they stopped listening with a delivery missed), by result: notified (queued for a call, now or at the end of their PUSH_MIN_INTERVAL window), listening (not told: a live stream or long poll on this instance), dropped (100,000 clients already waiting)', labelNames: ['result'] as const, registers })
     this.#pushBatches = new Counter({ name: 'mlsds_push_webhook_calls_total', help: 'Calls of the push gateway (PUSH_WEBHOOK_URL), by outcome: delivered (2xx), retried (a timeout, 408, 429 or 5xx, or a 413 to several clients: they wait for the next call), failed (another 4xx, a redirect, a 413 to one client: the clients are dropped)', labelNames: ['outcome'] as const, registers })
+    this.#clientsDeleted = new Counter({ name: 'mlsds_clients_deleted_total', help: 'Clients deleted (DELETE /clients/{client}, TCP DeleteClient), also those that had nothing left', registers }).labels()
     const connections = this.#connectionsOpen
     new Gauge({
       name: 'mlsds_connections_open',
@@ -122,6 +124,10 @@ export class ServiceMetrics implements PushCounts {
 
   connectionRefused(door: ConnectionDoor, reason: string): void {
     this.#connectionsRefused.inc({ door, reason })
+  }
+
+  clientDeleted(): void {
+    this.#clientsDeleted.inc()
   }
 
   pushClient(result: 'notified' | 'listening' | 'dropped'): void {

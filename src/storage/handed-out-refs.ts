@@ -34,6 +34,8 @@ interface HandedOut {
 export class HandedOutRefs {
   static readonly MIN_SWEEP = 1024
   readonly #refs = new Map<string, HandedOut>()
+  /** Client → its refs in #refs, so forgetting a client costs its own refs, not the whole map. */
+  readonly #byClient = new Map<string, Set<string>>()
   #sweepAt = HandedOutRefs.MIN_SWEEP
 
   get size(): number {
@@ -41,10 +43,23 @@ export class HandedOutRefs {
   }
 
   remember(ref: string, clientId: string, expiresAt: number, now: number): void {
+    this.#delete(ref)
     this.#refs.set(ref, { clientId, expiresAt })
+    let refs = this.#byClient.get(clientId)
+    if (!refs) this.#byClient.set(clientId, (refs = new Set()))
+    refs.add(ref)
     if (this.#refs.size < this.#sweepAt) return
-    for (const [key, entry] of this.#refs) if (entry.expiresAt < now) this.#refs.delete(key)
+    for (const [key, entry] of this.#refs) if (entry.expiresAt < now) this.#delete(key)
     this.#sweepAt = Math.max(HandedOutRefs.MIN_SWEEP, 2 * this.#refs.size)
+  }
+
+  #delete(ref: string): void {
+    const entry = this.#refs.get(ref)
+    if (entry === undefined) return
+    this.#refs.delete(ref)
+    const refs = this.#byClient.get(entry.clientId)!
+    refs.delete(ref)
+    if (refs.size === 0) this.#byClient.delete(entry.clientId)
   }
 
   owners(refs: readonly string[], now: number): Map<string, string> {
@@ -56,8 +71,15 @@ export class HandedOutRefs {
     return owners
   }
 
+  /** Forgets every ref handed out for the client (it was deleted). */
+  forget(clientId: string): void {
+    for (const ref of this.#byClient.get(clientId) ?? []) this.#refs.delete(ref)
+    this.#byClient.delete(clientId)
+  }
+
   clear(): void {
     this.#refs.clear()
+    this.#byClient.clear()
     this.#sweepAt = HandedOutRefs.MIN_SWEEP
   }
 }

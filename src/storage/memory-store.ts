@@ -10,6 +10,7 @@ import type {
   AppendEffects,
   AppendResult,
   ClaimQuery,
+  ClientDeletion,
   DeliveryPage,
   GroupInfoRecord,
   GroupRecord,
@@ -61,6 +62,8 @@ export class MemoryStore implements Store {
   /** KeyPackageRef → the client it was handed out for, until the package expires. */
   readonly #handedOut = new HandedOutRefs()
   readonly #groups = new Map<string, GroupState>()
+  /** Client → the groups it is a member of: the other side of every GroupState's members. */
+  readonly #memberOf = new Map<string, Set<string>>()
   readonly #welcomes = new Map<string, WelcomeInbox>()
 
   constructor(options: MemoryStoreOptions = DEFAULT_STORE_OPTIONS) {
@@ -154,13 +157,14 @@ export class MemoryStore implements Store {
       groupId: group.groupId,
       creatorId: group.creatorId,
       createdAt: group.createdAt,
-      members: new Set([group.creatorId]),
+      members: new Set(),
       epoch: group.epoch,
       groupInfo: undefined,
       retries: new RetryIndex(),
       messages: new MessageLog(),
     }
     this.#groups.set(group.groupId, state)
+    this.#join(state, group.creatorId)
     return toRecord(state)
   }
 
@@ -170,20 +174,59 @@ export class MemoryStore implements Store {
   }
 
   async deleteGroup(groupId: string): Promise<boolean> {
+    const state = this.#groups.get(groupId)
+    if (!state) return false
+    for (const member of [...state.members]) this.#leave(state, member)
     return this.#groups.delete(groupId)
   }
 
   async addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined> {
     const state = this.#groups.get(groupId)
     if (!state) return undefined
-    state.members.add(clientId)
+    this.#join(state, clientId)
     return toRecord(state)
   }
 
   async removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult> {
     const state = this.#groups.get(groupId)
     if (!state) return 'no_group'
-    return state.members.delete(clientId) ? 'removed' : 'not_member'
+    return this.#leave(state, clientId) ? 'removed' : 'not_member'
+  }
+
+  async listClientGroups(clientId: string, page: IdPage = {}): Promise<string[]> {
+    const groups = this.#memberOf.get(clientId)
+    return groups ? pageOfIds(groups, page) : []
+  }
+
+  async deleteClient(clientId: string): Promise<ClientDeletion> {
+    const groups = [...(this.#memberOf.get(clientId) ?? [])]
+    for (const groupId of groups) this.#leave(this.#groups.get(groupId)!, clientId)
+    const keyPackages = await this.deleteKeyPackages(clientId)
+    this.#handedOut.forget(clientId)
+    const queue = this.#queues.get(clientId)
+    const deliveries = queue?.size ?? 0
+    queue?.ack(queue.lastSeq)
+    const inbox = this.#welcomes.get(clientId)
+    const welcomes = inbox?.size ?? 0
+    inbox?.clear()
+    return { groups: groups.length, keyPackages, deliveries, welcomes }
+  }
+
+  /** Adds the member on both sides (its group's members, its own groups); idempotent. */
+  #join(state: GroupState, clientId: string): void {
+    state.members.add(clientId)
+    let groups = this.#memberOf.get(clientId)
+    if (!groups) this.#memberOf.set(clientId, (groups = new Set()))
+    groups.add(state.groupId)
+  }
+
+  /** Removes the member on both sides; false when it was not one. */
+  #leave(state: GroupState, clientId: string): boolean {
+    if (!state.members.delete(clientId)) return false
+    const groups = this.#memberOf.get(clientId)!
+    groups.delete(state.groupId)
+    if (groups.size === 0) this.#memberOf.delete(clientId)
+    return true
   }
 
   async appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {
@@ -219,7 +262,7 @@ export class MemoryStore implements Store {
       // A relayed Welcome is the message itself: keep the stored copy, never the caller's bytes.
       const welcome = effects.welcome.data === message.data ? (data ??= state.messages.data(seq - 1)) : effects.welcome.data
       for (const recipient of effects.welcome.recipients) {
-        state.members.add(recipient)
+        this.#join(state, recipient)
         let inbox = this.#welcomes.get(recipient)
         if (!inbox) this.#welcomes.set(recipient, (inbox = new WelcomeInbox()))
         inbox.push(groupId, senderId, welcome, receivedAt, this.#options.retention)
@@ -227,7 +270,7 @@ export class MemoryStore implements Store {
         if (!recipients.includes(recipient)) recipients.push(recipient)
       }
     }
-    if (effects.senderJoins) state.members.add(senderId)
+    if (effects.senderJoins) this.#join(state, senderId)
     return { ok: true, seq, epoch: state.epoch, messageType, duplicate: false, recipients }
   }
 
@@ -274,6 +317,7 @@ export class MemoryStore implements Store {
     this.#keyPackages.clear()
     this.#handedOut.clear()
     this.#groups.clear()
+    this.#memberOf.clear()
     this.#welcomes.clear()
     this.#queues.clear()
   }

@@ -2,6 +2,7 @@ import type pg from 'pg'
 import { createPool, query, type DatabaseOptions } from './postgres/database.js'
 import { AppendQueue } from './postgres/append.js'
 import { postgresRateLimiter } from './postgres/rate-limiter.js'
+import * as clients from './postgres/clients.js'
 import * as groups from './postgres/groups.js'
 import * as keyPackages from './postgres/key-packages.js'
 import { migrate } from './postgres/migrations.js'
@@ -18,6 +19,7 @@ import type {
   AppendEffects,
   AppendResult,
   ClaimQuery,
+  ClientDeletion,
   DeliveryPage,
   GroupInfoRecord,
   GroupRecord,
@@ -131,6 +133,14 @@ export class PostgresStore implements Store {
 
   removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult> {
     return groups.removeMember(this.#pool, groupId, clientId)
+  }
+
+  listClientGroups(clientId: string, page?: IdPage): Promise<string[]> {
+    return clients.listClientGroups(this.#pool, clientId, page)
+  }
+
+  deleteClient(clientId: string): Promise<ClientDeletion> {
+    return clients.deleteClient(this.#pool, clientId)
   }
 
   appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {

@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from './options.js'
 import { SQLITE_MIGRATIONS } from './sqlite/schema.js'
-import { ackDeliveries, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
+import { ackDeliveries, emptyQueue, fanOut, readDeliveries, readWelcomes } from './sqlite/queues.js'
 import { MessageBytes } from './message-bytes.js'
 import type { IdPage } from './id-order.js'
 import { HANDED_OUT_PURGE_BATCH, handedOutUntil, nowSeconds } from './handed-out-refs.js'
@@ -9,7 +9,7 @@ import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { retryKeys } from './retry-keys.js'
 import { StoreUnavailableError } from './errors.js'
 import type {
-  AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
+  AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ClientDeletion, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
   KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
 } from './store.js'
 
@@ -242,6 +242,23 @@ export class SqliteStore implements Store {
     return this.#tx(() => {
       if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return 'no_group'
       return this.#db.prepare('DELETE FROM group_members WHERE group_id = ? AND client_id = ?').run(groupId, clientId).changes === 1 ? 'removed' : 'not_member'
+    })
+  }
+
+  async listClientGroups(clientId: string, page: IdPage = {}): Promise<string[]> {
+    // As listKeyPackageClients: BINARY is id order, and a cursor gets its own statement.
+    const cursor = page.after === undefined ? '' : 'AND group_id > @after'
+    const rows = this.#db.prepare(`SELECT group_id FROM group_members WHERE client_id = @client ${cursor} ORDER BY group_id LIMIT @limit`)
+      .all({ client: clientId, limit: page.limit ?? -1, ...(page.after === undefined ? {} : { after: page.after }) }) as { group_id: string }[]
+    return rows.map((r) => r.group_id)
+  }
+
+  deleteClient(clientId: string): Promise<ClientDeletion> {
+    return this.#tx(() => {
+      const groups = this.#db.prepare('DELETE FROM group_members WHERE client_id = ?').run(clientId).changes
+      const keyPackages = this.#db.prepare('DELETE FROM key_packages WHERE client_id = ?').run(clientId).changes
+      this.#db.prepare('DELETE FROM handed_out_refs WHERE client_id = ?').run(clientId)
+      return { groups, keyPackages, ...emptyQueue(this.#db, clientId) }
     })
   }
 

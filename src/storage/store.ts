@@ -194,6 +194,18 @@ export interface WelcomeRecord {
 
 export type RemoveMemberResult = 'removed' | 'not_member' | 'no_group'
 
+/** What deleteClient erased, counted. */
+export interface ClientDeletion {
+  /** Groups the client was a member of, and is not any more. */
+  readonly groups: number
+  /** KeyPackages of every kind (one-time, last-resort, legacy). */
+  readonly keyPackages: number
+  /** Deliveries still in its queue. */
+  readonly deliveries: number
+  /** Welcomes still in its inbox. */
+  readonly welcomes: number
+}
+
 export interface Store {
   /** A short name for health output ("memory", "postgres", …). */
   readonly kind: string
@@ -235,6 +247,17 @@ export interface Store {
   /** Adds a member (idempotent); undefined when there is no such group. */
   addMember(groupId: string, clientId: string): Promise<GroupRecord | undefined>
   removeMember(groupId: string, clientId: string): Promise<RemoveMemberResult>
+  /** The groups the client is a member of, in id order (as listKeyPackageClients), a page at a time. */
+  listClientGroups(clientId: string, page?: IdPage): Promise<string[]>
+  /**
+   * Erases a client, one atomic step: it leaves every group (the groups stay), its KeyPackages and
+   * the refs handed out for it (they route no Welcome any more) are deleted, and its queue and
+   * Welcome inbox are emptied. Their seqs are kept, so a seq is never used twice for the client:
+   * a cursor a device still holds skips nothing that comes later. An append to one of its groups
+   * either happened before (its delivery is erased too) or after (the client is not a recipient).
+   * Messages it sent stay in their groups' logs.
+   */
+  deleteClient(clientId: string): Promise<ClientDeletion>
   /**
    * Appends with the next seq of the group, only if the condition holds, and applies the effects
    * with it. Keeps a copy of message.data, never the caller's bytes (they may be in a shared

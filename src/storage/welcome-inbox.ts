@@ -25,6 +25,11 @@ export class WelcomeInbox {
     return stored
   }
 
+  /** Drops every Welcome; the next one still gets the next seq. */
+  clear(): void {
+    this.#log.dropThrough(this.lastSeq)
+  }
+
   read(after: number, limit: number, retention: RetentionPolicy, now: number): WelcomeRecord[] {
     this.#log.enforce(retention, now)
     return this.#log.after(after, limit)

@@ -45,6 +45,11 @@
  *     -> {"type":"MessageResponse","success":true,"message":"Group deleted: <group_id>"}
  *   DeleteKeyPackages {client_id}
  *     -> {"type":"MessageResponse","success":true,"message":"Deleted <n> KeyPackage(s) for <client_id>"}
+ *   ListClientGroups {client_id, after?: group id, limit?: 1..1000 (default 1000)}   (REST: GET /clients/{c}/groups)
+ *     -> {"type":"ClientGroupsResponse","client_id","groups":[...],"next_after"?}   the groups it is a member
+ *        of, in code point order; next_after when more follow
+ *   DeleteClient {client_id}   (REST: DELETE /clients/{c})
+ *     -> {"type":"ClientDeletedResponse","client_id","groups_left","key_packages_deleted","deliveries_deleted","welcomes_deleted"}
  *
  * MLS extensions, the twins of the REST operations (same service, same state):
  *   StoreKeyPackages {client_id, key_packages: [bytes, ...]}   (1..1000; one bad one rejects the batch)
@@ -121,7 +126,8 @@
 import type { Logger } from 'pino'
 import type { TokenVerifier } from '../auth/token-verifier.js'
 import { isServiceError, type ErrorCode } from '../errors.js'
-import { groupView, keyPackageView, messageView, toByteArray } from '../schemas/views.js'
+import { MAX_CLIENT_LIST_LIMIT } from '../service/delivery-service.js'
+import { clientDeletedView, clientGroupsView, groupView, keyPackageView, messageView, toByteArray } from '../schemas/views.js'
 import * as S from '../schemas/tcp.js'
 import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorResponse, TcpResponse } from '../schemas/tcp.js'
 import { describeValue, unknownVariant } from './describe.js'
@@ -215,6 +221,15 @@ export function createProtocol(options: ProtocolOptions): Protocol {
       access.self(session.caller, r.client_id, 'delete its KeyPackages')
       const count = await service.deleteKeyPackages(r.client_id)
       return success(`Deleted ${count} KeyPackage(s) for ${r.client_id}`)
+    }),
+    op(S.ListClientGroupsRequestSchema, 'list client groups', async (r, session) => {
+      access.self(session.caller, r.client_id, 'list its groups')
+      const page = await service.listClientGroups(r.client_id, { after: r.after, limit: r.limit ?? MAX_CLIENT_LIST_LIMIT })
+      return { type: 'ClientGroupsResponse', ...clientGroupsView(r.client_id, page) }
+    }),
+    op(S.DeleteClientRequestSchema, 'delete client', async (r, session) => {
+      access.self(session.caller, r.client_id, 'delete it')
+      return { type: 'ClientDeletedResponse', ...clientDeletedView(r.client_id, await service.deleteClient(r.client_id)) }
     }),
     ...mlsOperations(options),
     ...streamOperations(options),

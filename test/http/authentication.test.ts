@@ -20,7 +20,7 @@ describe('REST with AUTH=jwt', () => {
   const tokens: Record<string, string> = {}
   before(async () => {
     ;({ app } = await buildTestApp({ ...JWT, mlsValidation: 'permissive' }))
-    for (const name of ['alice', 'bob', 'eve']) tokens[name] = await hmacToken(name)
+    for (const name of ['alice', 'bob', 'eve', 'dave']) tokens[name] = await hmacToken(name)
   })
   after(() => app.close())
 
@@ -82,6 +82,22 @@ describe('REST with AUTH=jwt', () => {
     // An unknown group is still a 404 for whoever asks.
     assert.equal((await as('eve', { method: 'GET', url: '/groups/nowhere' })).json().error, 'group_not_found')
     assert.equal(await status('alice', { method: 'DELETE', url: '/groups/team' }), 204)
+  })
+
+  test("a client lists its own groups and deletes only itself; others get 403 and change nothing", async () => {
+    assert.equal(await status('dave', { method: 'POST', url: '/groups', payload: { group_id: 'daves', creator_id: 'dave' } }), 201)
+    assert.equal(await status('dave', { method: 'PUT', url: '/key-packages/dave', payload: { key_package: opaque('kp of dave, to delete') } }), 200)
+    for (const [method, url] of [['GET', '/clients/dave/groups'], ['DELETE', '/clients/dave']] as const) {
+      const refused = await as('eve', { method, url })
+      assert.equal(refused.statusCode, 403, `${method} ${url}`)
+      assert.equal(refused.json().error, 'forbidden')
+      assert.equal(await status(undefined, { method, url }), 401, `${method} ${url} without a token`)
+    }
+    assert.deepEqual((await as('dave', { method: 'GET', url: '/clients/dave/groups' })).json().groups, ['daves'], "eve's delete changed nothing")
+    const deleted = await as('dave', { method: 'DELETE', url: '/clients/dave' })
+    assert.equal(deleted.statusCode, 200)
+    assert.deepEqual([deleted.json().groups_left, deleted.json().key_packages_deleted], [1, 1])
+    assert.deepEqual((await as('dave', { method: 'GET', url: '/clients/dave/groups' })).json().groups, [])
   })
 
   test('messages: a member sends only as itself and reads the log; a non-member reads nothing; nothing is stored for a refused send', async () => {

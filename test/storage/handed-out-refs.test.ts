@@ -37,3 +37,24 @@ test('WelcomeInbox: retention drops from the front and never renumbers', () => {
   assert.deepEqual(inbox.read(0, 10, retention, 3000), [])
   assert.equal(inbox.push('g', 'alice', data, 3000, retention).seq, 1001)
 })
+
+test('HandedOutRefs: forgetting a client drops its refs only, also after a ref changed hands and after sweeps', () => {
+  const refs = new HandedOutRefs()
+  refs.remember('shared', 'bob', 1_000_000, 0)
+  refs.remember('bobs', 'bob', 1_000_000, 0)
+  refs.remember('carols', 'carol', 1_000_000, 0)
+  // The same KeyPackage uploaded by two clients: the later claim's owner is the one that counts.
+  refs.remember('shared', 'carol', 1_000_000, 0)
+  refs.forget('bob')
+  assert.deepEqual([...refs.owners(['shared', 'bobs', 'carols'], 0)], [['shared', 'carol'], ['carols', 'carol']])
+  refs.forget('nobody')
+  assert.equal(refs.size, 2)
+  // Sweeps (the map doubling past MIN_SWEEP) drop expired refs from the per-client index too.
+  for (let i = 0; i < 3 * HandedOutRefs.MIN_SWEEP; i++) refs.remember(`short-${i}`, 'dave', i, i)
+  refs.remember('daves', 'dave', 1_000_000, 3 * HandedOutRefs.MIN_SWEEP)
+  refs.forget('dave')
+  assert.equal(refs.owners(['daves'], 0).size, 0)
+  assert.deepEqual([...refs.owners(['shared', 'carols'], 0)].map(([, owner]) => owner), ['carol', 'carol'])
+  refs.forget('carol')
+  assert.equal(refs.size, 0)
+})

@@ -1,3 +1,4 @@
+import { clientContract } from './contract/clients.js'
 import { concurrencyContract } from './contract/concurrency.js'
 import type { StoreFactory } from './contract/fixtures.js'
 import { groupContract } from './contract/groups.js'
@@ -15,5 +16,6 @@ export function storeContract(factory: StoreFactory): void {
   keyPackageContract(factory)
   groupContract(factory)
   queueContract(factory)
+  clientContract(factory)
   concurrencyContract(factory)
 }

@@ -79,6 +79,8 @@ describe('TCP with AUTH=jwt', () => {
       { type: 'ReadWelcomes', client_id: 'alice' },
       { type: 'Subscribe', client_id: 'alice' },
       { type: 'Ack', client_id: 'alice', up_to: 10 },
+      { type: 'ListClientGroups', client_id: 'alice' },
+      { type: 'DeleteClient', client_id: 'alice' },
     ]) {
       const answer = await eve.ask(body)
       assert.equal(answer.code, 'forbidden', `${body.type}: ${JSON.stringify(answer)}`)
@@ -89,6 +91,17 @@ describe('TCP with AUTH=jwt', () => {
     assert.equal((await eve.ask({ type: 'FetchKeyPackage', client_id: 'alice' })).type, 'KeyPackageResponse')
     assert.equal((await eve.ask({ type: 'GetGroupInfo', group_id: 'team' })).code, 'forbidden')
     assert.equal((await alice.ask({ type: 'GetGroupInfo', group_id: 'team' })).code, 'group_info_not_found')
+    assert.deepEqual(await alice.ask({ type: 'ListClientGroups', client_id: 'alice' }), { type: 'ClientGroupsResponse', client_id: 'alice', groups: ['team'] })
+  })
+
+  test('a client deletes only itself', async () => {
+    const carol = await as('carol')
+    assert.equal((await carol.ask({ type: 'CreateGroup', group_id: 'carols', creator_id: 'carol' })).type, 'GroupResponse')
+    const eve = await as('eve')
+    const refused = await eve.ask({ type: 'DeleteClient', client_id: 'carol' })
+    assert.deepEqual(refused, { type: 'Error', message: 'Failed to delete client: only "carol" may delete it; the token is for "eve"', code: 'forbidden' })
+    assert.deepEqual((await carol.ask({ type: 'GetGroup', group_id: 'carols' })).members, ['carol'], 'nothing changed')
+    assert.deepEqual(await carol.ask({ type: 'DeleteClient', client_id: 'carol' }), { type: 'ClientDeletedResponse', client_id: 'carol', groups_left: 1, key_packages_deleted: 0, deliveries_deleted: 0, welcomes_deleted: 0 })
   })
 
   test('one client per connection; a fresh token of the same client is taken', async () => {

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ServiceError } from '../../errors.js'
+import { ClientDeletedReplySchema, ClientGroupsQuerySchema, ClientGroupsReplySchema } from '../../schemas/clients.js'
 import { ClientParamsSchema, errorResponse, errorResponses } from '../../schemas/common.js'
 import {
   AckBodySchema,
@@ -11,7 +12,7 @@ import {
   StreamQuerySchema,
   WelcomesReplySchema,
 } from '../../schemas/messages.js'
-import { deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
+import { clientDeletedView, clientGroupsView, deliveryView, gapView, toBase64, welcomeView } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 import type { AccessPolicy } from '../../auth/access-policy.js'
 import { assertStreamOrigin } from '../stream-origin.js'
@@ -150,6 +151,40 @@ export const clientRoutes: FastifyPluginAsyncTypebox<ClientRoutesOptions> = asyn
   // stream stops reading from it and finishes the frames it is answering.
   app.addHook('onClose', async () => {
     await Promise.all([...streams].map((s) => s.stop()))
+  })
+
+  app.get('/clients/:client/groups', {
+    schema: {
+      summary: 'List the groups a client is a member of, a page at a time',
+      description: 'In code point order; when `next_after` is in the reply, more follow: ask again with `after` set to it. ' +
+        'A client that lost its state finds here the groups to rejoin (by an external commit, from each group\'s GroupInfo).',
+      tags,
+      params: ClientParamsSchema,
+      querystring: ClientGroupsQuerySchema,
+      response: { 200: ClientGroupsReplySchema, ...errorResponses(400, 403) },
+    },
+  }, async (request) => {
+    const { client } = request.params
+    access.self(request.caller, client, 'list its groups')
+    return clientGroupsView(client, await service.listClientGroups(client, { after: request.query.after, limit: request.query.limit }))
+  })
+
+  app.delete('/clients/:client', {
+    schema: {
+      summary: 'Delete a client: everything the service keeps for it',
+      description: 'One atomic step: the client leaves every group it is a member of (the groups stay, with the other members), ' +
+        'its KeyPackages are deleted (a KeyPackage of it already handed out routes no Welcome any more: a commit that adds it with one is refused), ' +
+        'and its queued deliveries and Welcomes are dropped. Messages it sent stay in their groups\' logs (the groups\' history, encrypted). ' +
+        'Its queue\'s seqs go on from where they were, should the id receive anything again. ' +
+        'Open streams of the client stay open and get nothing more. A client with nothing left answers zeros (a retry is safe).',
+      tags,
+      params: ClientParamsSchema,
+      response: { 200: ClientDeletedReplySchema, ...errorResponses(400, 403) },
+    },
+  }, async (request) => {
+    const { client } = request.params
+    access.self(request.caller, client, 'delete it')
+    return clientDeletedView(client, await service.deleteClient(client))
   })
 
   app.get('/clients/:client/welcomes', {

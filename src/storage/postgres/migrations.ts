@@ -188,6 +188,16 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       CREATE INDEX key_packages_client_bytes ON key_packages ((client_id COLLATE "C"));
     `,
   },
+  {
+    version: 10,
+    name: "a client's groups listed in pages; deleting a client",
+    sql: `
+      -- GET /clients/{c}/groups: a client's groups in "C" order from the cursor on; deleting a
+      -- client finds its memberships and the refs handed out for it (clients.ts) without a scan.
+      CREATE INDEX group_members_client ON group_members (client_id, (group_id COLLATE "C"));
+      CREATE INDEX handed_out_refs_client ON handed_out_refs (client_id);
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

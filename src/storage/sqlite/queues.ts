@@ -101,6 +101,15 @@ export function ackDeliveries(db: Db, clientId: string, upTo: number): AckResult
   return { ok: true, ackedUpTo: upTo, remaining: q.last_seq - firstSeq + 1 }
 }
 
+/** Empties the client's queue and Welcome inbox, keeping their seqs (Store.deleteClient); the caller holds the write transaction. */
+export function emptyQueue(db: Db, clientId: string): { deliveries: number; welcomes: number } {
+  const deliveries = db.prepare('DELETE FROM deliveries WHERE client_id = ?').run(clientId).changes
+  const welcomes = db.prepare('DELETE FROM welcomes WHERE client_id = ?').run(clientId).changes
+  db.prepare(`UPDATE client_queues SET first_seq = last_seq + 1, acked_up_to = last_seq, first_welcome = last_welcome + 1
+    WHERE client_id = ?`).run(clientId)
+  return { deliveries, welcomes }
+}
+
 /**
  * The Welcome inbox keeps the queue's retention (as ClientQueue.enforce): drop beyond
  * maxMessages, then from the front while the head is too old. Seqs are never renumbered.

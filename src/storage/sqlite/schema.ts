@@ -133,4 +133,10 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   ALTER TABLE deliveries_shared RENAME TO deliveries;
   CREATE INDEX deliveries_shared_bytes ON deliveries (group_id, group_seq) WHERE data IS NULL;
   `,
+  // GET /clients/{c}/groups reads a client's groups in id order from its cursor on, and deleting
+  // a client finds its memberships and the refs handed out for it, without a scan.
+  `
+  CREATE INDEX group_members_client ON group_members (client_id, group_id);
+  CREATE INDEX handed_out_refs_client ON handed_out_refs (client_id);
+  `,
 ]
