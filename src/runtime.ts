@@ -10,6 +10,7 @@ import { createKeyPackageInspector } from './mls/index.js'
 import { fileLimitWarning, openFileLimit } from './open-file-limit.js'
 import { openSockets } from './open-sockets.js'
 import { PushNotifier } from './push/notifier.js'
+import { LogRetention } from './service/log-retention.js'
 import { WebhookChannel } from './push/webhook.js'
 import { DeliveryService } from './service/delivery-service.js'
 import { ServiceMetrics } from './service/metrics.js'
@@ -84,6 +85,10 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     push,
     externalCommits: config.mlsExternalCommits,
   })
+  // GROUP_LOG_MAX_AGE: old messages leave the groups' logs; swept until the store closes.
+  const retention = config.groupLogMaxAgeSeconds > 0
+    ? new LogRetention({ store, maxAgeMs: config.groupLogMaxAgeSeconds * 1000, log: logger, counts: metrics })
+    : undefined
   // AUTH=jwt: one verifier (and its cache of verified tokens) for both doors.
   const verifier = tokenVerifier(config, logger)
   // MAX_CONNECTIONS, MAX_CONNECTIONS_PER_IP and CONNECTION_RATE_LIMIT: both doors count together.
@@ -123,6 +128,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
     }
     logger.info(`MLS Delivery Service running on ${config.host}:${tcpPort} (legacy TCP-JSON${tcp.tls ? ' over TLS' : ''})`)
   }
+  retention?.start()
 
   let closing: Promise<void> | undefined
   const close = () => {
@@ -139,6 +145,7 @@ export async function startService(config: Config, logger: Logger): Promise<Runn
       }
       // Notifications not yet sent are dropped: the deliveries stay queued, and clients read them when they connect.
       push?.close()
+      await retention?.stop()
       await backend.close()
     })()
     return closing

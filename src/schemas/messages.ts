@@ -76,6 +76,10 @@ export const StoredMessageSchema = Type.Object({
 export const MessagesReplySchema = Type.Object({
   group_id: IdSchema,
   messages: Type.Array(StoredMessageSchema, { description: 'In seq order' }),
+  gap: Type.Optional(Type.Object({
+    missed_from: Type.Integer({ description: 'The first seq asked for (after + 1) that the log no longer keeps' }),
+    first_available_seq: Type.Integer({ description: 'The oldest seq the log keeps (the next seq when it keeps none)' }),
+  }, { description: 'GROUP_LOG_MAX_AGE dropped messages after `after`: the page starts at first_available_seq' })),
 })
 
 export const WelcomesReplySchema = Type.Object({

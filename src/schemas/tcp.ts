@@ -3,7 +3,7 @@ import { MAX_CLIENT_LIST_LIMIT, MAX_READ_LIMIT } from '../service/delivery-servi
 import { IdSchema, MessageTypeSchema } from './common.js'
 import { epochSchema } from './groups.js'
 import { KeyPackageRefParamsSchema, MAX_BATCH } from './key-packages.js'
-import type { clientDeletedView, clientGroupsView, deliveryView, gapView, groupInfoView, groupView, keyPackageCountView, messageView, welcomeView } from './views.js'
+import type { clientDeletedView, clientGroupsView, deliveryView, gapView, groupInfoView, groupView, keyPackageCountView, messagesView, welcomeView } from './views.js'
 
 /**
  * The legacy TCP-JSON protocol: one object per request, tagged by `type`, binary data as
@@ -171,11 +171,7 @@ export type MlsKeyPackageResponse = KeyPackageResponse & { key_package_ref: stri
 // so their types follow the views rather than a second list of fields that could drift.
 /** GetGroup and LeaveGroup: a GroupResponse with every field of the group view. */
 export type GroupDetailsResponse = { type: 'GroupResponse' } & ReturnType<typeof groupView>
-export type MessagesResponse = {
-  type: 'MessagesResponse'
-  group_id: string
-  messages: Array<ReturnType<typeof messageView<number[]>>>
-}
+export type MessagesResponse = { type: 'MessagesResponse' } & ReturnType<typeof messagesView<number[]>>
 export type KeyPackageCountResponse = { type: 'KeyPackageCountResponse' } & ReturnType<typeof keyPackageCountView>
 export type CommitResponse = { type: 'CommitResponse'; group_id: string; seq: number; epoch: number; message_type: Static<typeof MessageTypeSchema> }
 export type WelcomesResponse = {

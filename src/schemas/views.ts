@@ -1,5 +1,5 @@
 import type { GroupListPage, RelayResult } from '../service/delivery-service.js'
-import type { ClientDeletion, Delivery, DeliveryPage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
+import type { ClientDeletion, Delivery, DeliveryPage, MessagePage, GroupInfoRecord, GroupRecord, KeyPackageCount, KeyPackageRecord, StoredMessage, WelcomeRecord } from '../storage/store.js'
 
 /**
  * The facts both doors answer, in the wire's snake_case. Only the byte encoding differs:
@@ -98,6 +98,13 @@ export function deliveryView<T>(delivery: Delivery, encode: BytesEncoder<T>) {
 
 export function gapView(gap: NonNullable<DeliveryPage['gap']>) {
   return { missed_from: gap.missedFrom, first_available_seq: gap.firstAvailableSeq }
+}
+
+/** A page of a group's log read after `after`, with the gap when GROUP_LOG_MAX_AGE dropped messages after `after`. */
+export function messagesView<T>(groupId: string, page: MessagePage, after: number, encode: BytesEncoder<T>) {
+  const messages = page.messages.map((m) => messageView(m, encode))
+  if (after + 1 >= page.firstSeq) return { group_id: groupId, messages }
+  return { group_id: groupId, messages, gap: gapView({ missedFrom: after + 1, firstAvailableSeq: page.firstSeq }) }
 }
 
 /** The answer to an accepted relay, on REST and on a live stream. */

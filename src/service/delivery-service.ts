@@ -9,6 +9,7 @@ import type {
   GroupRecord,
   KeyPackageCount,
   KeyPackageRecord,
+  MessagePage,
   MessageType,
   NewMessage,
   Store,
@@ -345,7 +346,8 @@ export class DeliveryService {
     return result
   }
 
-  async readMessages(groupId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<StoredMessage[]> {
+  /** A page of the group's log after `after`; its `firstSeq` says whether GROUP_LOG_MAX_AGE dropped some after `after`. */
+  async readMessages(groupId: string, after = 0, limit = DEFAULT_READ_LIMIT): Promise<MessagePage> {
     assertId('group_id', groupId)
     assertPage(after, limit)
     return orNotFound(await this.#store.readMessages(groupId, after, limit, this.#pageMaxBytes), groupId)
@@ -496,8 +498,8 @@ export class DeliveryService {
    * only on a retry; logged messages never change, so the answer cannot go stale.
    */
   async #assertRetryOf(groupId: string, senderId: string, seq: number, data: Uint8Array, key: string): Promise<void> {
-    const [stored] = (await this.#store.readMessages(groupId, seq - 1, 1)) ?? []
-    if (stored && equalBytes(stored.data, data)) return
+    const [stored] = (await this.#store.readMessages(groupId, seq - 1, 1))?.messages ?? []
+    if (stored?.seq === seq && equalBytes(stored.data, data)) return
     throw new ServiceError(
       'idempotency_key_reused',
       `Idempotency-Key ${JSON.stringify(key)} was used by ${senderId} for another message of this group (seq ${seq}) within IDEMPOTENCY_WINDOW; a new message needs a new key`,

@@ -34,6 +34,7 @@ export class ServiceMetrics implements PushCounts {
   readonly #pushClients: Counter<'result'>
   readonly #pushBatches: Counter<'outcome'>
   readonly #clientsDeleted: Counter.Internal
+  readonly #logDropped: Counter.Internal
 
   constructor() {
     const registers = [this.registry]
@@ -54,6 +55,7 @@ export class ServiceMetrics implements PushCounts {
     this.#pushClients = new Counter({ name: 'mlsds_push_clients_total', help: 'Clients to tell while push notifications are on (PUSH_WEBHOOK_URL: their queue grew, or they stopped listening with a delivery missed), by result: notified (queued for a call, now or at the end of their PUSH_MIN_INTERVAL window), listening (not told: a live stream or long poll on this instance), dropped (100,000 clients already waiting)', labelNames: ['result'] as const, registers })
     this.#pushBatches = new Counter({ name: 'mlsds_push_webhook_calls_total', help: 'Calls of the push gateway (PUSH_WEBHOOK_URL), by outcome: delivered (2xx), retried (a timeout, 408, 429 or 5xx, or a 413 to several clients: they wait for the next call), failed (another 4xx, a redirect, a 413 to one client: the clients are dropped)', labelNames: ['outcome'] as const, registers })
     this.#clientsDeleted = new Counter({ name: 'mlsds_clients_deleted_total', help: 'Clients deleted (DELETE /clients/{client}, TCP DeleteClient), also those that had nothing left', registers }).labels()
+    this.#logDropped = new Counter({ name: 'mlsds_group_log_messages_dropped_total', help: "Messages dropped from groups' logs for their age (GROUP_LOG_MAX_AGE), by this instance's sweeps", registers }).labels()
     const connections = this.#connectionsOpen
     new Gauge({
       name: 'mlsds_connections_open',
@@ -124,6 +126,10 @@ export class ServiceMetrics implements PushCounts {
 
   connectionRefused(door: ConnectionDoor, reason: string): void {
     this.#connectionsRefused.inc({ door, reason })
+  }
+
+  groupLogMessagesDropped(count: number): void {
+    this.#logDropped.inc(count)
   }
 
   clientDeleted(): void {

@@ -1,18 +1,22 @@
 /** A location is chunk index × CHUNK_STRIDE + byte offset: one safe integer, so a column of them is one Float64Array. */
 const CHUNK_STRIDE = 2 ** 32
 
+/** The index of the chunk a location is in (for ByteSlab.release). */
+export const chunkOf = (location: number): number => Math.floor(location / CHUNK_STRIDE)
+
 /**
  * Packs many small byte strings (stored messages) into shared chunks. One ArrayBuffer per
  * message costs an ArrayBuffer object, a backing-store record and a malloc chunk each, and
  * 100,000 scattered 1 KB mallocs fragment the heap so that freeing them gives little back to
  * the OS. Chunks start small (a group with few messages wastes little) and double up to
  * `max`; chunks of that size are mmap'd by malloc and returned whole once unreferenced.
- * A slab keeps every chunk it made, so a slab belongs to one owner (one group) whose data is
- * dropped together. Bytes are placed once and addressed by location, so an owner that keeps
+ * A slab keeps every chunk it made until its owner releases one (none of its values is read
+ * again), so a slab belongs to one owner (one group) that knows what is still read. Bytes are placed once and addressed by location, so an owner that keeps
  * many values need not keep a view object per value (see MessageLog).
  */
 export class ByteSlab {
-  readonly #chunks: ArrayBuffer[] = []
+  /** undefined: released. Indexes never move, so locations stay valid. */
+  readonly #chunks: (ArrayBuffer | undefined)[] = []
   /** Index in #chunks of the chunk small values go to; -1 before the first. */
   #current = -1
   #used = 0
@@ -45,9 +49,23 @@ export class ByteSlab {
 
   /** A view of the `length` bytes placed at `location`; it keeps its chunk alive. */
   view(location: number, length: number): Uint8Array {
-    const chunk = Math.floor(location / CHUNK_STRIDE)
+    const chunk = chunkOf(location)
     // A view made directly (subarray() goes through the species constructor, several times slower).
     return new Uint8Array(this.#chunks[chunk]!, location - chunk * CHUNK_STRIDE, length)
+  }
+
+  /**
+   * Forgets chunk `index`: the owner reads none of its values again (views already made keep it
+   * alive until they go). If values were still being placed into it, the next starts a new chunk.
+   */
+  release(index: number): void {
+    this.#chunks[index] = undefined
+    if (index === this.#current) this.#current = -1
+  }
+
+  /** Chunks not released (for tests). */
+  get chunksHeld(): number {
+    return this.#chunks.filter((chunk) => chunk !== undefined).length
   }
 
   /** A copy of `bytes` in memory of this slab: place() and view() in one. */

@@ -16,6 +16,7 @@ import type {
   GroupRecord,
   KeyPackageCount,
   KeyPackageRecord,
+  MessagePage,
   NewGroup,
   NewMessage,
   RemoveMemberResult,
@@ -298,11 +299,23 @@ export class MemoryStore implements Store {
     return queue
   }
 
-  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
+  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<MessagePage | undefined> {
     const state = this.#groups.get(groupId)
     if (!state) return undefined
-    const start = Math.max(0, after)
-    return withinBudget(state.messages.slice(start, start + limit), dataSize, maxBytes)
+    const start = Math.max(state.messages.firstSeq - 1, after)
+    return { messages: withinBudget(state.messages.slice(start, start + limit), dataSize, maxBytes), firstSeq: state.messages.firstSeq }
+  }
+
+  /** One pass over every group: what a group drops is a prefix, so the pass stops at its first young message. */
+  async purgeGroupLogs(before: number): Promise<number> {
+    let dropped = 0
+    for (const state of this.#groups.values()) {
+      const n = state.messages.dropReceivedBefore(before)
+      if (n === 0) continue
+      state.retries.forgetBefore(state.messages.firstSeq)
+      dropped += n
+    }
+    return dropped
   }
 
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {

@@ -1,7 +1,7 @@
-import { ByteSlab } from './byte-slab.js'
+import { ByteSlab, chunkOf } from './byte-slab.js'
 import { CONTENT_TYPES, MESSAGE_TYPES, type ContentType, type MessageType, type NewMessage, type StoredMessage } from './store.js'
 
-// Message i is the record #records[i * FIELDS + field], for these fields.
+// Message i is the record #records[(i - #base) * FIELDS + field], for these fields.
 const RECEIVED_AT = 0
 /** NaN for null (Welcomes and opaque bytes). */
 const EPOCH = 1
@@ -21,7 +21,9 @@ const messageTypeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, c
 const contentTypeCodes = new Map<ContentType, number>(CONTENT_TYPES.map((type, code) => [type, code]))
 
 /**
- * A group's history: append-only, never trimmed, so message i (from 0) has seq i + 1. Kept as
+ * A group's history: message i (from 0) has seq i + 1. Appended at the end, and only ever
+ * trimmed from the front (GROUP_LOG_MAX_AGE: dropReceivedBefore), so the messages kept are
+ * those from `firstSeq` on, and indexes and seqs never move. Kept as
  * fixed-size records of numbers in one plain array, one array of shared senderId strings, and
  * the bytes in a ByteSlab: a stored message costs about 60 bytes besides its data, where a
  * StoredMessage object and its Uint8Array view cost about 250. Objects and views are made only
@@ -36,25 +38,39 @@ const contentTypeCodes = new Map<ContentType, number>(CONTENT_TYPES.map((type, c
 export class MessageLog {
   readonly #bytes: ByteSlab
   #length = 0
-  readonly #records: number[] = []
-  readonly #senderIds: string[] = []
+  /** Index of the first message kept; those before it were dropped. */
+  #first = 0
+  /** Index of the message whose record is first in #records (#first or less, until compacted). */
+  #base = 0
+  #records: number[] = []
+  #senderIds: string[] = []
+  /** Byte slab chunk → index of the last message placed in it: a chunk is released once that one is dropped. */
+  readonly #chunkLast = new Map<number, number>()
 
   constructor(bytes = new ByteSlab()) {
     this.#bytes = bytes
   }
 
+  /** Messages ever appended (kept or dropped): the seq of the last one. */
   get length(): number {
     return this.#length
   }
 
+  /** The seq of the first message kept; length + 1 when none is. */
+  get firstSeq(): number {
+    return this.#first + 1
+  }
+
   /** Stores a copy of the message with the next seq; returns that seq. */
   append(message: NewMessage, epochAfter: number): number {
+    const location = this.#bytes.place(message.data)
+    this.#chunkLast.set(chunkOf(location), this.#length)
     // In field order (RECEIVED_AT, EPOCH, …); numbers only, so V8 keeps the array unboxed.
     this.#records.push(
       message.receivedAt,
       message.epoch ?? NaN,
       epochAfter,
-      this.#bytes.place(message.data),
+      location,
       message.data.length,
       messageTypeCodes.get(message.messageType)!,
       message.contentType === null ? NO_CONTENT_TYPE : contentTypeCodes.get(message.contentType)!,
@@ -63,13 +79,37 @@ export class MessageLog {
     return ++this.#length
   }
 
+  /**
+   * Drops the oldest messages, from the first kept one on, while they were received before
+   * `before` (unix ms): what is kept stays one run of seqs. Returns how many were dropped.
+   */
+  dropReceivedBefore(before: number): number {
+    const from = this.#first
+    while (this.#first < this.#length && this.#field(this.#first, RECEIVED_AT) < before) this.#first++
+    const dropped = this.#first - from
+    if (dropped === 0) return 0
+    for (const [chunk, last] of this.#chunkLast) {
+      if (last >= this.#first) continue
+      this.#bytes.release(chunk)
+      this.#chunkLast.delete(chunk)
+    }
+    // Compact once the dropped records are the larger part, so memory follows what is kept.
+    const stale = this.#first - this.#base
+    if (stale > 1024 && stale * 2 > this.#length - this.#base) {
+      this.#records = this.#records.slice(stale * FIELDS)
+      this.#senderIds = this.#senderIds.slice(stale)
+      this.#base = this.#first
+    }
+    return dropped
+  }
+
   /** A new view of the stored bytes of message `index` (from 0). */
   data(index: number): Uint8Array {
     return this.#bytes.view(this.#field(index, LOCATION), this.#field(index, SIZE))
   }
 
   senderId(index: number): string {
-    return this.#senderIds[index]!
+    return this.#senderIds[index - this.#base]!
   }
 
   receivedAt(index: number): number {
@@ -84,9 +124,9 @@ export class MessageLog {
     return MESSAGE_TYPES[this.#field(index, MESSAGE_TYPE)]!
   }
 
-  /** The messages at indexes start to end (from 0, end excluded), as Array.prototype.slice takes them. */
+  /** The messages kept at indexes start to end (from 0, end excluded), as Array.prototype.slice takes them. */
   slice(start: number, end = this.#length): StoredMessage[] {
-    const from = clampIndex(start, this.#length)
+    const from = Math.max(this.#first, clampIndex(start, this.#length))
     const to = clampIndex(end, this.#length)
     const messages: StoredMessage[] = []
     for (let i = from; i < to; i++) {
@@ -94,7 +134,7 @@ export class MessageLog {
       const contentType = this.#field(i, CONTENT_TYPE)
       messages.push({
         seq: i + 1,
-        senderId: this.#senderIds[i]!,
+        senderId: this.senderId(i),
         messageType: this.messageType(i),
         data: this.data(i),
         receivedAt: this.#field(i, RECEIVED_AT),
@@ -106,7 +146,7 @@ export class MessageLog {
   }
 
   #field(index: number, field: number): number {
-    return this.#records[index * FIELDS + field]!
+    return this.#records[(index - this.#base) * FIELDS + field]!
   }
 }
 

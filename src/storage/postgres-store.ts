@@ -25,6 +25,7 @@ import type {
   GroupRecord,
   KeyPackageCount,
   KeyPackageRecord,
+  MessagePage,
   NewGroup,
   NewMessage,
   RemoveMemberResult,
@@ -147,8 +148,12 @@ export class PostgresStore implements Store {
     return this.#appends.append(groupId, message, condition, effects)
   }
 
-  readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
+  readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<MessagePage | undefined> {
     return groups.readMessages(this.#pool, groupId, after, limit, maxBytes)
+  }
+
+  purgeGroupLogs(before: number): Promise<number> {
+    return groups.purgeGroupLogs(this.#pool, before)
   }
 
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {

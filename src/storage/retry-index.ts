@@ -30,8 +30,10 @@ export class RetryIndex {
   readonly #byDigest = new Map<number, number | number[]>()
   /** Client key → the seq, or seqs, of accepted messages with it. */
   readonly #byKey = new Map<string, number | number[]>()
-  /** The digest of every accepted message (index seq - 1), NO_DIGEST when it has none. */
-  readonly #digests: number[] = []
+  /** The digest of every accepted message still indexed or not yet compacted away (seq at index i: #base + i + 1), NO_DIGEST when it has none. */
+  #digests: number[] = []
+  /** Messages before #digests[0]: those compacted away. */
+  #base = 0
   /** The client key of each keyed message, by seq. */
   readonly #keys = new Map<number, string>()
   /** Messages before this index have left the index. */
@@ -39,7 +41,7 @@ export class RetryIndex {
 
   /** Accepted messages still indexed (for tests). */
   get size(): number {
-    return this.#digests.length - this.#expired
+    return this.#base + this.#digests.length - this.#expired
   }
 
   /**
@@ -58,7 +60,8 @@ export class RetryIndex {
 
   /** Indexes accepted message `seq` under digestFor() of its bytes (every accepted message is added, in seq order). */
   add(seq: number, digest: number, retry: RetryIdentity | undefined): void {
-    if (seq !== this.#digests.length + 1) throw new Error(`RetryIndex.add: seq ${seq} out of order (expected ${this.#digests.length + 1})`)
+    const expected = this.#base + this.#digests.length + 1
+    if (seq !== expected) throw new Error(`RetryIndex.add: seq ${seq} out of order (expected ${expected})`)
     this.#digests.push(digest)
     if (digest !== NO_DIGEST) insert(this.#byDigest, digest, seq)
     if (retry?.key !== undefined) {
@@ -67,20 +70,42 @@ export class RetryIndex {
     }
   }
 
+  /**
+   * Forgets the messages before `seq` without reading them: they left the group's log
+   * (GROUP_LOG_MAX_AGE, never shorter than the idempotency window, so they were out of it).
+   */
+  forgetBefore(seq: number): void {
+    const last = this.#base + this.#digests.length
+    while (this.#expired < Math.min(seq - 1, last)) this.#forgetNext()
+    this.#compact()
+  }
+
   /** Drops messages received before `oldest`, in seq order, up to the first that is not. */
   #expire(log: AcceptedMessages, oldest: number): void {
-    while (this.#expired < this.#digests.length && log.receivedAt(this.#expired) < oldest) {
-      const seq = ++this.#expired
-      const digest = this.#digests[seq - 1]!
-      if (digest !== NO_DIGEST) remove(this.#byDigest, digest, seq)
-      if (this.#keys.size > 0) {
-        const key = this.#keys.get(seq)
-        if (key !== undefined) {
-          remove(this.#byKey, key, seq)
-          this.#keys.delete(seq)
-        }
+    const last = this.#base + this.#digests.length
+    while (this.#expired < last && log.receivedAt(this.#expired) < oldest) this.#forgetNext()
+    this.#compact()
+  }
+
+  #forgetNext(): void {
+    const seq = ++this.#expired
+    const digest = this.#digests[seq - 1 - this.#base]!
+    if (digest !== NO_DIGEST) remove(this.#byDigest, digest, seq)
+    if (this.#keys.size > 0) {
+      const key = this.#keys.get(seq)
+      if (key !== undefined) {
+        remove(this.#byKey, key, seq)
+        this.#keys.delete(seq)
       }
     }
+  }
+
+  /** Drops the digests of forgotten messages once they are the larger part, so memory follows the window. */
+  #compact(): void {
+    const stale = this.#expired - this.#base
+    if (stale <= 1024 || stale * 2 <= this.#digests.length) return
+    this.#digests = this.#digests.slice(stale)
+    this.#base = this.#expired
   }
 }
 

@@ -10,7 +10,7 @@ import { retryKeys } from './retry-keys.js'
 import { StoreUnavailableError } from './errors.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ClientDeletion, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
-  KeyPackageCount, KeyPackageRecord, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
+  KeyPackageCount, KeyPackageRecord, MessagePage, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
 } from './store.js'
 
 export interface SqliteStoreOptions extends Partial<StoreOptions> {
@@ -24,6 +24,9 @@ const buf = (data: Uint8Array) => Buffer.from(data.buffer, data.byteOffset, data
 const USABLE = '(legacy OR not_after IS NULL OR not_after >= @now)'
 /** Expired packages a claim deletes, at most: bounded work per claim, more than the one it takes (see postgres/key-packages.ts). */
 const EXPIRED_PURGE_BATCH = 16
+
+/** Messages purgeGroupLogs drops per call, about: one write transaction must not hold the file (and the event loop) long. */
+const PURGE_BATCH = 1000
 
 /** How long an operation waits for a write lock another process holds (SQLITE_BUSY after it). */
 export const BUSY_TIMEOUT_MS = 100
@@ -300,13 +303,35 @@ export class SqliteStore implements Store {
     })
   }
 
-  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<StoredMessage[] | undefined> {
-    return this.#db.transaction(() => {
-      if (!this.#db.prepare('SELECT 1 FROM groups WHERE group_id = ?').get(groupId)) return undefined
+  async readMessages(groupId: string, after: number, limit: number, maxBytes = NO_BYTE_LIMIT): Promise<MessagePage | undefined> {
+    return this.#db.transaction((): MessagePage | undefined => {
+      const group = this.#db.prepare('SELECT next_seq, (SELECT min(seq) FROM messages m WHERE m.group_id = g.group_id) AS first_seq FROM groups g WHERE group_id = ?')
+        .get(groupId) as { next_seq: number; first_seq: number | null } | undefined
+      if (!group) return undefined
       const cursor = this.#db.prepare('SELECT * FROM messages WHERE group_id = ? AND seq > ? ORDER BY seq LIMIT ?').iterate(groupId, after, limit) as
         IterableIterator<{ seq: number; sender_id: string; message_type: MessageType; data: Buffer; received_at: number; epoch: number | null; content_type: ContentType | null }>
-      return withinBudget(cursor, dataSize, maxBytes).map((r) => ({ seq: r.seq, senderId: r.sender_id, messageType: r.message_type, data: new Uint8Array(r.data), receivedAt: r.received_at, epoch: r.epoch, contentType: r.content_type }))
+      const messages = withinBudget(cursor, dataSize, maxBytes).map((r) => ({ seq: r.seq, senderId: r.sender_id, messageType: r.message_type, data: new Uint8Array(r.data), receivedAt: r.received_at, epoch: r.epoch, contentType: r.content_type }))
+      return { messages, firstSeq: group.first_seq ?? group.next_seq }
     })()
+  }
+
+  /**
+   * The PURGE_BATCH oldest messages of all groups (by messages_received), and in each of their
+   * groups every message up to the newest of them, so a log keeps one run of seqs. Deliveries
+   * still queued that share those messages' bytes get their own copy first (as deleteGroup does).
+   */
+  purgeGroupLogs(before: number): Promise<number> {
+    return this.#tx(() => {
+      const through = this.#db.prepare(`SELECT group_id, max(seq) AS seq FROM (
+        SELECT group_id, seq FROM messages WHERE received_at < ? ORDER BY received_at LIMIT ${PURGE_BATCH}) GROUP BY group_id`).all(before) as { group_id: string; seq: number }[]
+      let dropped = 0
+      for (const { group_id: groupId, seq } of through) {
+        this.#db.prepare(`UPDATE deliveries SET data = (SELECT m.data FROM messages m WHERE m.group_id = deliveries.group_id AND m.seq = deliveries.group_seq)
+          WHERE group_id = ? AND data IS NULL AND group_seq <= ?`).run(groupId, seq)
+        dropped += this.#db.prepare('DELETE FROM messages WHERE group_id = ? AND seq <= ?').run(groupId, seq).changes
+      }
+      return dropped
+    })
   }
 
   async getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined> {

@@ -82,6 +82,16 @@ export interface StoredMessage extends NewMessage {
   readonly seq: number
 }
 
+/** A page of a group's log. */
+export interface MessagePage {
+  readonly messages: StoredMessage[]
+  /**
+   * The first seq the log still keeps (the group's next seq when it keeps none): the messages
+   * before it were dropped by purgeGroupLogs. A reader after a seq below firstSeq - 1 missed some.
+   */
+  readonly firstSeq: number
+}
+
 /** What must hold for an append to happen, checked in the same atomic step. */
 export interface AppendCondition {
   /** The sender must be a member of the group when the message is accepted. */
@@ -269,7 +279,14 @@ export interface Store {
    * `maxBytes` of data in all (page-budget.ts; none when not given); undefined when there is no
    * such group. Every read below takes `maxBytes` alike: what does not fit is not loaded.
    */
-  readMessages(groupId: string, after: number, limit: number, maxBytes?: number): Promise<StoredMessage[] | undefined>
+  readMessages(groupId: string, after: number, limit: number, maxBytes?: number): Promise<MessagePage | undefined>
+  /**
+   * Drops from every group's log the messages received before `before` (unix ms), oldest first,
+   * so what a log keeps stays one run of seqs up to its last (a message received a moment after
+   * `before` but accepted before an older one may go with it). Deliveries of them still queued
+   * keep their bytes. A bounded batch: returns how many were dropped; call again until 0.
+   */
+  purgeGroupLogs(before: number): Promise<number>
   /** The latest GroupInfo of the group; undefined when there is no group or no GroupInfo. */
   getGroupInfo(groupId: string): Promise<GroupInfoRecord | undefined>
   /**

@@ -127,7 +127,7 @@ import type { Logger } from 'pino'
 import type { TokenVerifier } from '../auth/token-verifier.js'
 import { isServiceError, type ErrorCode } from '../errors.js'
 import { MAX_CLIENT_LIST_LIMIT } from '../service/delivery-service.js'
-import { clientDeletedView, clientGroupsView, groupView, keyPackageView, messageView, toByteArray } from '../schemas/views.js'
+import { clientDeletedView, clientGroupsView, groupView, keyPackageView, messagesView, toByteArray } from '../schemas/views.js'
 import * as S from '../schemas/tcp.js'
 import type { ErrorResponse, GroupDetailsResponse, GroupResponse, ServiceErrorResponse, TcpResponse } from '../schemas/tcp.js'
 import { describeValue, unknownVariant } from './describe.js'
@@ -209,8 +209,8 @@ export function createProtocol(options: ProtocolOptions): Protocol {
     }),
     op(S.ReadMessagesRequestSchema, 'read messages', async (r, session) => {
       await access.member(session.caller, r.group_id, "read the group's messages")
-      const messages = (await service.readMessages(r.group_id, r.after, r.limit)).map((m) => messageView(m, toByteArray))
-      return { type: 'MessagesResponse', group_id: r.group_id, messages }
+      const after = r.after ?? 0
+      return { type: 'MessagesResponse', ...messagesView(r.group_id, await service.readMessages(r.group_id, after, r.limit), after, toByteArray) }
     }),
     op(S.DeleteGroupRequestSchema, 'delete group', async (r, session) => {
       await access.member(session.caller, r.group_id, 'delete it')

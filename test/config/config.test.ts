@@ -42,6 +42,7 @@ test('defaults', () => {
     queueMaxMessages: 10000,
     queueMaxAgeSeconds: 7 * 86400,
     idempotencyWindowSeconds: 600,
+    groupLogMaxAgeSeconds: 0,
     streamPingIntervalSeconds: 30,
     streamMaxBufferedBytes: 1024 * 1024,
     streamStallTimeoutSeconds: 10,
@@ -179,6 +180,14 @@ test('MESSAGE_RATE_LIMIT: none by default, <messages>/<window>, or 0 for none', 
   assert.equal(load({ MESSAGE_RATE_LIMIT: 'off' }).messageRateLimit, null)
   assert.deepEqual(problemsOf({ MESSAGE_RATE_LIMIT: '600' }), ['MESSAGE_RATE_LIMIT="600": must be <count>/<window> such as 20/1m, or 0 for no limit'])
   assert.match(problemsOf({ MESSAGE_RATE_LIMIT: '0/1m' })[0] ?? '', /^MESSAGE_RATE_LIMIT="0\/1m": the count must be from 1 to 1000000/)
+})
+
+test('GROUP_LOG_MAX_AGE: off (0) by default, a duration, never shorter than IDEMPOTENCY_WINDOW', () => {
+  assert.equal(load({ GROUP_LOG_MAX_AGE: '30d' }).groupLogMaxAgeSeconds, 30 * 86400)
+  assert.equal(load({}, ['--group-log-max-age', '10m']).groupLogMaxAgeSeconds, 600)
+  assert.equal(load({ GROUP_LOG_MAX_AGE: '1s', IDEMPOTENCY_WINDOW: '1s' }).groupLogMaxAgeSeconds, 1)
+  assert.deepEqual(problemsOf({ GROUP_LOG_MAX_AGE: '5m' }), ['GROUP_LOG_MAX_AGE (300 s) must be 0 or at least IDEMPOTENCY_WINDOW (600 s): a retry within the window must find the message it repeats'])
+  assert.match(problemsOf({ GROUP_LOG_MAX_AGE: 'a month' })[0] ?? '', /^GROUP_LOG_MAX_AGE="a month": must be a whole number of seconds/)
 })
 
 test('push notifications: off by default; PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECRET together, the secret never echoed', () => {

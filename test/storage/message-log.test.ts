@@ -89,3 +89,31 @@ test('MessageLog: a value larger than max/8 gets a chunk of its own; small ones 
   assert.equal(a!.buffer, c!.buffer, 'small values after a large one still go to the shared chunk')
   assert.equal(c!.byteOffset, 3)
 })
+
+test('MessageLog: dropping the oldest keeps one run of seqs, every field of what is kept, and releases only chunks no kept message is in', () => {
+  const slab = new ByteSlab(64, 1024)
+  const log = new MessageLog(slab)
+  // Small messages fill small chunks; every 40th is large (a chunk of its own, placed between them).
+  const inputs = Array.from({ length: 3000 }, (_, i) => message(i, i % 40 === 39 ? { data: new Uint8Array(600).fill(i & 0xff) } : {}))
+  inputs.forEach((input, i) => log.append(input, 1000 + i))
+  const held = slab.chunksHeld
+  const early = log.slice(0, 1)[0]!
+  assert.equal(log.dropReceivedBefore(T0), 0, 'nothing older than the first')
+  assert.equal(log.dropReceivedBefore(inputs[2500]!.receivedAt), 2500)
+  assert.equal(log.firstSeq, 2501)
+  assert.equal(log.length, 3000)
+  assert.ok(slab.chunksHeld < held / 2, `${slab.chunksHeld} of ${held} chunks held`)
+  assert.deepEqual(log.slice(0), inputs.slice(2500).map((input, i) => ({ ...input, seq: 2501 + i })), 'what is kept reads back exactly, from the first kept on')
+  assert.deepEqual(early.data, inputs[0]!.data, 'a view made before the drop keeps its bytes')
+  assert.deepEqual(log.slice(2999).map((m) => m.seq), [3000])
+  assert.equal(log.epochAfter(2999), 3999)
+  // Appends go on, into a chunk of their own if the one in use was released.
+  log.append(message(3000), 4000)
+  assert.deepEqual(log.slice(2998).map((m) => [m.seq, m.data]), [[2999, inputs[2998]!.data], [3000, inputs[2999]!.data], [3001, message(3000).data]])
+  assert.equal(log.dropReceivedBefore(Infinity), 501)
+  assert.equal(log.firstSeq, 3002)
+  assert.deepEqual(log.slice(0), [])
+  assert.equal(slab.chunksHeld, 0)
+  log.append(message(3001), 4001)
+  assert.deepEqual(log.slice(0).map((m) => m.seq), [3002])
+})

@@ -18,7 +18,7 @@ import { MIGRATIONS } from '../../src/storage/postgres/migrations.js'
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js'
 import { createBackend } from '../../src/storage/index.js'
 import { silentLogger, testConfig } from '../helpers/app.js'
-import { keyPackage } from './contract/fixtures.js'
+import { keyPackage, logOf } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
 
@@ -73,7 +73,7 @@ describe('PostgreSQL specifics', () => {
     await first.close()
     const second = await PostgresStore.open({ connectionString: db.url, poolSize: 2, schema: 'durable' })
     try {
-      assert.deepEqual((await second.readMessages('g', 0, 10))?.map((m) => [...m.data]), [[1, 2, 3]])
+      assert.deepEqual((await logOf(second, 'g', 0, 10))?.map((m) => [...m.data]), [[1, 2, 3]])
       assert.equal((await second.readDeliveries('b', 0, 10, 1)).lastSeq, 1)
     } finally {
       await second.close()
@@ -216,7 +216,7 @@ describe('PostgreSQL: handed-out refs and Welcome inboxes stay bounded', () => {
       ])
       assert.deepEqual(results.slice(7).map((r) => r.ok && r.seq), Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => 4 + i), 'seqs in arrival order')
       assert.deepEqual(statements, ['append_message', `append_messages×${APPEND_BATCH_LIMIT}`, 'append_messages×11'], 'one alone, then the waiting ones in batches of at most APPEND_BATCH_LIMIT')
-      const stored = await store.readMessages('g', 0, 1000)
+      const stored = await logOf(store, 'g', 0, 1000)
       assert.equal(stored?.length, 3 + APPEND_BATCH_LIMIT + 5)
       assert.deepEqual(stored?.slice(0, 4).map((m) => new TextDecoder().decode(m.data)), ['first, alone', 'b1', 'a commit', 'm0'])
       const fromAlice = Array.from({ length: APPEND_BATCH_LIMIT + 5 }, (_, i) => i).filter((i) => i % 2).length

@@ -104,3 +104,20 @@ test('retry keys (PostgreSQL, SQLite): the text keys of earlier versions, and on
   assert.deepEqual(retryKeys(message('alice', data), { sameBytes: false }), [])
   assert.deepEqual(retryKeys(message('alice', data), undefined), [])
 })
+
+test('RetryIndex: messages that left the log are forgotten without reading them; the index goes on after them', () => {
+  const group = new Group()
+  const bytes = (i: number) => new TextEncoder().encode(`m${i}`)
+  for (let i = 1; i <= 3000; i++) assert.equal(group.append(message('alice', bytes(i), T0 + i), { sameBytes: true, key: `k${i}` }), i)
+  // The log drops its first 2,500 (they are older than the window by then); the index is told.
+  assert.equal(group.log.dropReceivedBefore(T0 + 2501), 2500)
+  group.index.forgetBefore(group.log.firstSeq)
+  assert.equal(group.index.size, 500)
+  const late = T0 + 2600
+  assert.equal(group.append(message('alice', bytes(2501), late), { sameBytes: true }), -2501, 'a kept message is still found by its bytes')
+  assert.equal(group.append(message('alice', bytes(3000), late), { sameBytes: false, key: 'k3000' }), -3000, 'and by its key')
+  assert.equal(group.append(message('alice', bytes(7), late), { sameBytes: true, key: 'k7' }), 3001, 'a forgotten one is not: a message of its own')
+  group.index.forgetBefore(10)
+  assert.equal(group.index.size, 501, 'forgetting what is already forgotten changes nothing')
+  assert.equal(group.append(message('alice', bytes(7), late), { sameBytes: true }), -3001)
+})

@@ -9,7 +9,7 @@ import { SQLITE_MIGRATIONS } from '../../src/storage/sqlite/schema.js'
 import { SqliteStore } from '../../src/storage/sqlite-store.js'
 import { StoreUnavailableError } from '../../src/storage/errors.js'
 import { buildTestApp } from '../helpers/app.js'
-import { keyPackage } from './contract/fixtures.js'
+import { keyPackage, logOf } from './contract/fixtures.js'
 import { storeContract } from './store-contract.js'
 import { assertUpgradedFromVersion1 } from './upgrade-checks.js'
 
@@ -29,7 +29,7 @@ describe('SQLite specifics', () => {
     await first.close()
     const second = SqliteStore.open({ path })
     try {
-      assert.deepEqual((await second.readMessages('g', 0, 10))?.map((m) => [...m.data]), [[1, 2, 3]])
+      assert.deepEqual((await logOf(second, 'g', 0, 10))?.map((m) => [...m.data]), [[1, 2, 3]])
       assert.equal((await second.readDeliveries('b', 0, 10, 1)).lastSeq, 1)
     } finally {
       await second.close()

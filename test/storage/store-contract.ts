@@ -3,6 +3,7 @@ import { concurrencyContract } from './contract/concurrency.js'
 import type { StoreFactory } from './contract/fixtures.js'
 import { groupContract } from './contract/groups.js'
 import { keyPackageContract } from './contract/key-packages.js'
+import { logRetentionContract } from './contract/log-retention.js'
 import { queueContract } from './contract/queues.js'
 
 export type { StoreFactory } from './contract/fixtures.js'
@@ -17,5 +18,6 @@ export function storeContract(factory: StoreFactory): void {
   groupContract(factory)
   queueContract(factory)
   clientContract(factory)
+  logRetentionContract(factory)
   concurrencyContract(factory)
 }

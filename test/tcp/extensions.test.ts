@@ -49,7 +49,7 @@ describe('legacy TCP protocol: extensions', () => {
     assert.deepEqual([first.seq, first.sender_id, first.message_type, first.message], [1, 'alice', 'Application', [1, 1]])
     assert.match(first.received_at, iso)
     const stored = await h.service.readMessages('g2')
-    assert.deepEqual(all.messages, stored.map((m) => messageView(m, toByteArray)))
+    assert.deepEqual(all.messages, stored.messages.map((m) => messageView(m, toByteArray)))
     const page = await request(h.port, { type: 'ReadMessages', group_id: 'g2', after: 1, limit: 1 })
     assert.deepEqual(page.messages.map((m: { seq: number }) => m.seq), [2])
     assert.deepEqual((await request(h.port, { type: 'ReadMessages', group_id: 'g2', after: 3 })).messages, [])

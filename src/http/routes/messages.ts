@@ -4,7 +4,7 @@ import type { ValidationMode } from '../../config.js'
 import { errorResponses, GroupParamsSchema } from '../../schemas/common.js'
 import { CommitBodySchema, MessagesReplySchema, PageQuerySchema, RelayBodySchema, RelayReplySchema } from '../../schemas/messages.js'
 import { fromBase64 } from '../../schemas/base64.js'
-import { messageView, relayView, toBase64 } from '../../schemas/views.js'
+import { messagesView, relayView, toBase64 } from '../../schemas/views.js'
 import type { DeliveryService } from '../../service/delivery-service.js'
 import type { AccessPolicy } from '../../auth/access-policy.js'
 
@@ -83,7 +83,7 @@ export const messageRoutes: FastifyPluginAsyncTypebox<{ service: DeliveryService
   }, async (request) => {
     const { group } = request.params
     await access.member(request.caller, group, "read the group's messages")
-    const messages = await service.readMessages(group, request.query.after, request.query.limit)
-    return { group_id: group, messages: messages.map((m) => messageView(m, toBase64)) }
+    const { after, limit } = request.query
+    return messagesView(group, await service.readMessages(group, after, limit), after, toBase64)
   })
 }

@@ -1,5 +1,5 @@
 import type pg from 'pg'
-import type { ContentType, GroupInfoRecord, GroupRecord, MessageType, NewGroup, RemoveMemberResult, StoredMessage } from '../store.js'
+import type { ContentType, GroupInfoRecord, GroupRecord, MessagePage, MessageType, NewGroup, RemoveMemberResult } from '../store.js'
 import { query, toBytes, transaction, withinBytes, type Queryable } from './database.js'
 
 interface GroupRow {
@@ -104,17 +104,18 @@ interface MessageRow {
 }
 
 const READ_MESSAGES = `
-  SELECT m.seq, m.sender_id, m.message_type, m.data, m.received_at, m.epoch, m.content_type
+  SELECT m.seq, m.sender_id, m.message_type, m.data, m.received_at, m.epoch, m.content_type,
+    COALESCE((SELECT min(f.seq) FROM messages f WHERE f.group_id = g.group_id), g.next_seq) AS first_seq
   FROM groups g LEFT JOIN LATERAL (${withinBytes(`
     SELECT * FROM messages WHERE group_id = g.group_id AND seq > $2 ORDER BY seq LIMIT $3`, '$4')}
   ) m ON true
   WHERE g.group_id = $1 ORDER BY m.seq`
 
-export async function readMessages(pool: pg.Pool, groupId: string, after: number, limit: number, maxBytes: number): Promise<StoredMessage[] | undefined> {
-  // One statement: the group's existence and its page come from the same snapshot.
-  const { rows } = await query<MessageRow>(pool, READ_MESSAGES, [groupId, after, limit, maxBytes])
+export async function readMessages(pool: pg.Pool, groupId: string, after: number, limit: number, maxBytes: number): Promise<MessagePage | undefined> {
+  // One statement: the group's existence, its page and its first seq come from the same snapshot.
+  const { rows } = await query<MessageRow & { first_seq: number }>(pool, READ_MESSAGES, [groupId, after, limit, maxBytes])
   if (rows.length === 0) return undefined
-  return rows.filter((r) => r.seq !== null).map((r) => ({
+  const messages = rows.filter((r) => r.seq !== null).map((r) => ({
     seq: r.seq!,
     senderId: r.sender_id,
     messageType: r.message_type,
@@ -123,6 +124,32 @@ export async function readMessages(pool: pg.Pool, groupId: string, after: number
     epoch: r.epoch,
     contentType: r.content_type,
   }))
+  return { messages, firstSeq: rows[0]!.first_seq }
+}
+
+/** Messages purgeGroupLogs drops per call, about. */
+const PURGE_BATCH = 1000
+
+/**
+ * Store.purgeGroupLogs: the PURGE_BATCH oldest messages of all groups (migration 11), and in
+ * each of their groups every message up to the newest of them, so a log keeps one run of seqs.
+ * Deliveries still queued that share those messages' bytes (migration 8) get their own copy in
+ * the same transaction, so a read sees either the shared bytes or the copy.
+ */
+export async function purgeGroupLogs(pool: pg.Pool, before: number): Promise<number> {
+  return transaction(pool, async (client) => {
+    const { rows } = await client.query<{ group_id: string; seq: number }>(`SELECT o.group_id, max(o.seq) AS seq FROM (
+      SELECT group_id, seq FROM messages WHERE received_at < $1 ORDER BY received_at LIMIT ${PURGE_BATCH}) o GROUP BY o.group_id`, [before])
+    if (rows.length === 0) return 0
+    const groups = rows.map((r) => r.group_id)
+    const through = rows.map((r) => r.seq)
+    await client.query(`UPDATE deliveries d SET data = m.data
+      FROM unnest($1::text[], $2::bigint[]) AS t(group_id, seq), messages m
+      WHERE d.group_id = t.group_id AND d.data IS NULL AND d.group_seq <= t.seq AND m.group_id = d.group_id AND m.seq = d.group_seq`, [groups, through])
+    const { rowCount } = await client.query(`DELETE FROM messages m USING unnest($1::text[], $2::bigint[]) AS t(group_id, seq)
+      WHERE m.group_id = t.group_id AND m.seq <= t.seq`, [groups, through])
+    return rowCount ?? 0
+  })
 }
 
 export async function getGroupInfo(pool: pg.Pool, groupId: string): Promise<GroupInfoRecord | undefined> {

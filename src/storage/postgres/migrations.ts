@@ -198,6 +198,14 @@ export const MIGRATIONS: readonly { readonly version: number; readonly name: str
       CREATE INDEX handed_out_refs_client ON handed_out_refs (client_id);
     `,
   },
+  {
+    version: 11,
+    name: 'the oldest messages found for GROUP_LOG_MAX_AGE',
+    sql: `
+      -- purgeGroupLogs (groups.ts) reads the oldest messages of all groups from this index.
+      CREATE INDEX messages_received ON messages (received_at);
+    `,
+  },
 ]
 
 /** Any constant: every instance takes the same lock, so only one migrates at a time. */

@@ -139,4 +139,8 @@ export const SQLITE_MIGRATIONS: readonly string[] = [
   CREATE INDEX group_members_client ON group_members (client_id, group_id);
   CREATE INDEX handed_out_refs_client ON handed_out_refs (client_id);
   `,
+  // GROUP_LOG_MAX_AGE: the oldest messages of all groups, found without reading the rest.
+  `
+  CREATE INDEX messages_received ON messages (received_at);
+  `,
 ]

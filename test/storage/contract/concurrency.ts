@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import { compareIds } from '../../../src/storage/id-order.js'
 import type { AppendResult } from '../../../src/storage/store.js'
-import { ANY_MEMBER, HOSTILE_IDS, MEMBER, bytes, groupWith, keyPackage, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+import { ANY_MEMBER, HOSTILE_IDS, MEMBER, bytes, groupWith, keyPackage, message, openStore, text, T0, type StoreFactory, logOf } from './fixtures.js'
 
 const NOW = T0 / 1000
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
@@ -30,7 +30,7 @@ export function concurrencyContract(factory: StoreFactory): void {
       await groupWith(store, 'g', ['a', 'b'])
       const results = await Promise.all(range(200).map((i) => store.appendMessage('g', message(i % 2 ? 'a' : 'b', `m${i}`), MEMBER)))
       assert.deepEqual(accepted(results).map((r) => r.seq).sort((x, y) => x - y), range(200).map((i) => i + 1))
-      const log = await store.readMessages('g', 0, 1000)
+      const log = await logOf(store, 'g', 0, 1000)
       assert.deepEqual(log?.map((m) => m.seq), range(200).map((i) => i + 1))
       assert.equal(new Set(log?.map((m) => text(m.data))).size, 200)
     })
@@ -52,7 +52,7 @@ export function concurrencyContract(factory: StoreFactory): void {
       assert.equal(group?.epoch, 8)
       assert.deepEqual(group?.members, ['a', 'b', `new${winner}`], 'only the accepted commit\'s Welcome took effect')
       assert.equal(text((await store.getGroupInfo('g'))!.data), `info${winner}`)
-      assert.equal((await store.readMessages('g', 0, 100))?.length, 1)
+      assert.equal((await logOf(store, 'g', 0, 100))?.length, 1)
     })
 
     test('concurrent senders in groups sharing members: every member\'s queue is gap-free and in each group\'s order', async (t) => {

@@ -1,6 +1,6 @@
 import type { TestContext } from 'node:test'
 import { DEFAULT_STORE_OPTIONS, type StoreOptions } from '../../../src/storage/options.js'
-import type { KeyPackageRecord, NewMessage, Store } from '../../../src/storage/store.js'
+import type { KeyPackageRecord, NewMessage, Store, StoredMessage } from '../../../src/storage/store.js'
 
 /** Builds a fresh, empty store with the given policies; the suite closes it after each test. */
 export type StoreFactory = (options: StoreOptions) => Promise<Store>
@@ -49,3 +49,8 @@ export const MEMBER = { senderMustBeMember: true } as const
 
 /** Ids a store must treat as plain strings (no prototype keys, no SQL or LIKE meaning). */
 export const HOSTILE_IDS = ['__proto__', 'constructor', 'hasOwnProperty', "o'brien", 'a%_b', 'back\\slash', 'x"; DROP TABLE groups; --', 'ünï 😀', ' '] as const
+
+/** The messages of a page of the group's log (undefined for a group that does not exist). */
+export async function logOf(store: Store, groupId: string, after: number, limit: number, maxBytes?: number): Promise<StoredMessage[] | undefined> {
+  return (await store.readMessages(groupId, after, limit, maxBytes))?.messages
+}

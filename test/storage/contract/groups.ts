@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory, logOf } from './fixtures.js'
 
 export function groupContract(factory: StoreFactory): void {
   describe('groups and their message log', () => {
@@ -33,12 +33,12 @@ export function groupContract(factory: StoreFactory): void {
       assert.ok(second.ok && second.seq === 2)
       assert.deepEqual([...second.recipients].sort(), ['alice', 'bob'])
       for (let i = 3; i <= 5; i++) await store.appendMessage('g', message('bob', `m${i}`), MEMBER)
-      const all = await store.readMessages('g', 0, 100)
+      const all = await logOf(store, 'g', 0, 100)
       assert.deepEqual(all?.map((m) => m.seq), [1, 2, 3, 4, 5])
       assert.deepEqual(all?.[0], { senderId: 'alice', messageType: 'Proposal', data: raw, receivedAt: T0, epoch: 0, contentType: 'proposal', seq: 1 })
-      assert.deepEqual((await store.readMessages('g', 2, 2))?.map((m) => text(m.data)), ['m3', 'm4'])
-      assert.deepEqual(await store.readMessages('g', 5, 10), [])
-      assert.equal(await store.readMessages('nope', 0, 10), undefined)
+      assert.deepEqual((await logOf(store, 'g', 2, 2))?.map((m) => text(m.data)), ['m3', 'm4'])
+      assert.deepEqual(await logOf(store, 'g', 5, 10), [])
+      assert.equal(await logOf(store, 'nope', 0, 10), undefined)
       assert.equal((await store.getGroup('g'))?.nextSeq, 6)
     })
 
@@ -50,7 +50,7 @@ export function groupContract(factory: StoreFactory): void {
       const appended = await store.appendMessage('g', message('alice', 'x', { data, messageType: 'Welcome', contentType: 'welcome' }), MEMBER, { welcome: { data, recipients: ['carol'] } })
       assert.ok(appended.ok)
       data.fill(0x2a)
-      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => text(m.data)), ['a relayed Welcome'])
+      assert.deepEqual((await logOf(store, 'g', 0, 10))?.map((m) => text(m.data)), ['a relayed Welcome'])
       assert.deepEqual((await store.readWelcomes('carol', 0, 10, T0)).map((w) => text(w.data)), ['a relayed Welcome'])
       for (const client of ['bob', 'carol']) {
         assert.deepEqual((await store.readDeliveries(client, 0, 10, T0)).deliveries.map((d) => text(d.data)), ['a relayed Welcome'], client)
@@ -65,7 +65,7 @@ export function groupContract(factory: StoreFactory): void {
       assert.equal(await store.deleteGroup('g'), false)
       assert.equal(await store.getGroup('g'), undefined)
       await groupWith(store, 'g', ['bob'])
-      assert.deepEqual(await store.readMessages('g', 0, 10), [])
+      assert.deepEqual(await logOf(store, 'g', 0, 10), [])
       const again = await store.appendMessage('g', message('bob', 'one'), MEMBER)
       assert.ok(again.ok && again.seq === 1)
     })
@@ -79,7 +79,7 @@ export function groupContract(factory: StoreFactory): void {
       await store.appendMessage('g', message('alice', 'new one'), MEMBER)
       const page = await store.readDeliveries('bob', 0, 10, T0)
       assert.deepEqual(page.deliveries.map((d) => [d.groupSeq, text(d.data)]), [[1, 'one'], [2, 'two'], [1, 'new one']])
-      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => text(m.data)), ['new one'])
+      assert.deepEqual((await logOf(store, 'g', 0, 10))?.map((m) => text(m.data)), ['new one'])
     })
 
     test('epoch condition: a stale message is refused with the current epoch; a commit advances it', async (t) => {
@@ -162,7 +162,7 @@ export function groupContract(factory: StoreFactory): void {
       assert.deepEqual(first, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: false, recipients: ['bob'] })
       const retry = await store.appendMessage('g', message('alice', 'other bytes', { receivedAt: T0 + 1000 }), condition)
       assert.deepEqual(retry, { ok: true, seq: 1, epoch: 1, messageType: 'Application', duplicate: true, recipients: [] })
-      assert.equal((await store.readMessages('g', 0, 10))?.length, 1)
+      assert.equal((await logOf(store, 'g', 0, 10))?.length, 1)
       assert.equal((await store.readDeliveries('bob', 0, 10, T0)).lastSeq, 1, 'a retry delivers nothing')
       await groupWith(store, 'h', ['alice'])
       const otherGroup = await store.appendMessage('h', message('alice', 'c'), { ...MEMBER, retry: { sameBytes: false, key: 'k1' } })
@@ -201,7 +201,7 @@ export function groupContract(factory: StoreFactory): void {
       assert.ok(third.ok && !third.duplicate && third.seq === 3, 'another sender may use the same key')
       const retry = await store.appendMessage('g', message('a', 'two'), { ...MEMBER, retry: { sameBytes: false, key: 'b:c' } })
       assert.ok(retry.ok && retry.duplicate && retry.seq === 2)
-      assert.deepEqual((await store.readMessages('g', 0, 10))?.map((m) => [m.senderId, text(m.data)]), [['a:b', 'one'], ['a', 'two'], ['mallory', 'three']])
+      assert.deepEqual((await logOf(store, 'g', 0, 10))?.map((m) => [m.senderId, text(m.data)]), [['a:b', 'one'], ['a', 'two'], ['mallory', 'three']])
     })
   })
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { DeliveryPage, Store } from '../../../src/storage/store.js'
-import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory } from './fixtures.js'
+import { ANY_MEMBER, MEMBER, bytes, groupWith, message, openStore, text, T0, type StoreFactory, logOf } from './fixtures.js'
 
 const HOUR = 3600_000
 
@@ -73,7 +73,7 @@ export function queueContract(factory: StoreFactory): void {
       assert.equal(page.lastSeq, 5)
       assert.deepEqual((await store.readDeliveries('b', 2, 10, T0)).gap, undefined, 'a reader at the drop point missed nothing')
       assert.deepEqual(await store.ackDeliveries('b', 5), { ok: true, ackedUpTo: 5, remaining: 0 })
-      assert.equal((await store.readMessages('g', 0, 10))?.length, 5, 'the group log is not a queue')
+      assert.equal((await logOf(store, 'g', 0, 10))?.length, 5, 'the group log is not a queue')
     })
 
     test('retention by age, at append time and at read time; acknowledged drops are no gap', async (t) => {
@@ -124,12 +124,12 @@ export function queueContract(factory: StoreFactory): void {
       // 10, 20, 30, 40 and 50 bytes.
       for (let i = 1; i <= 5; i++) await store.appendMessage('g', message('a', String(i).repeat(10 * i)), MEMBER)
       const sizes = (entries: readonly { data: Uint8Array }[]) => entries.map((e) => e.data.length)
-      assert.deepEqual(sizes((await store.readMessages('g', 0, 10, 60))!), [10, 20, 30], 'exactly full')
-      assert.deepEqual(sizes((await store.readMessages('g', 0, 10, 59))!), [10, 20])
-      assert.deepEqual(sizes((await store.readMessages('g', 3, 10, 5))!), [40], 'one larger than the budget still comes alone')
-      assert.deepEqual(sizes((await store.readMessages('g', 0, 2, 1000))!), [10, 20], 'the limit still holds')
-      assert.deepEqual(sizes((await store.readMessages('g', 0, 10))!), [10, 20, 30, 40, 50], 'no budget: the whole page')
-      assert.deepEqual(await store.readMessages('nothing', 0, 10, 5), undefined)
+      assert.deepEqual(sizes((await logOf(store, 'g', 0, 10, 60))!), [10, 20, 30], 'exactly full')
+      assert.deepEqual(sizes((await logOf(store, 'g', 0, 10, 59))!), [10, 20])
+      assert.deepEqual(sizes((await logOf(store, 'g', 3, 10, 5))!), [40], 'one larger than the budget still comes alone')
+      assert.deepEqual(sizes((await logOf(store, 'g', 0, 2, 1000))!), [10, 20], 'the limit still holds')
+      assert.deepEqual(sizes((await logOf(store, 'g', 0, 10))!), [10, 20, 30, 40, 50], 'no budget: the whole page')
+      assert.deepEqual(await logOf(store, 'nothing', 0, 10, 5), undefined)
 
       const page = await store.readDeliveries('b', 1, 10, T0, 75)
       assert.deepEqual(page.deliveries.map((d) => [d.seq, d.data.length]), [[2, 20], [3, 30]])
