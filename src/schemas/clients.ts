@@ -19,7 +19,7 @@ export const ClientGroupsReplySchema = Type.Object({
 export const ClientDeletedReplySchema = Type.Object({
   client_id: IdSchema,
   groups_left: Type.Integer({ description: 'Groups it was a member of and is not any more (the groups stay)' }),
-  key_packages_deleted: Type.Integer({ description: 'Its KeyPackages, of every kind (one-time, last-resort, legacy)' }),
+  key_packages_deleted: Type.Integer({ description: 'Its KeyPackages it could still hand out, of every kind (one-time, last-resort, legacy); expired ones are deleted too, uncounted' }),
   deliveries_deleted: Type.Integer({ description: 'Deliveries that were still in its queue' }),
   welcomes_deleted: Type.Integer({ description: 'Welcomes that were still in its inbox' }),
 })

@@ -233,7 +233,7 @@ export class DeliveryService {
    */
   async deleteClient(clientId: string): Promise<ClientDeletion> {
     assertId('client_id', clientId)
-    const deleted = await this.#store.deleteClient(clientId)
+    const deleted = await this.#store.deleteClient(clientId, this.#seconds())
     this.metrics.clientDeleted()
     this.#log.info({ clientId, ...deleted }, 'Deleted client')
     return deleted

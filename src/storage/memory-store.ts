@@ -199,10 +199,13 @@ export class MemoryStore implements Store {
     return groups ? pageOfIds(groups, page) : []
   }
 
-  async deleteClient(clientId: string): Promise<ClientDeletion> {
+  async deleteClient(clientId: string, now: number): Promise<ClientDeletion> {
+    // No await in here: the whole delete is one step of Node's single thread.
     const groups = [...(this.#memberOf.get(clientId) ?? [])]
     for (const groupId of groups) this.#leave(this.#groups.get(groupId)!, clientId)
-    const keyPackages = await this.deleteKeyPackages(clientId)
+    const pool = this.#keyPackages.get(clientId)
+    const keyPackages = pool ? this.#count(pool, now).total : 0
+    this.#keyPackages.delete(clientId)
     this.#handedOut.forget(clientId)
     const queue = this.#queues.get(clientId)
     const deliveries = queue?.size ?? 0

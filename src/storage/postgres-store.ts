@@ -140,8 +140,8 @@ export class PostgresStore implements Store {
     return clients.listClientGroups(this.#pool, clientId, page)
   }
 
-  deleteClient(clientId: string): Promise<ClientDeletion> {
-    return clients.deleteClient(this.#pool, clientId)
+  deleteClient(clientId: string, now: number): Promise<ClientDeletion> {
+    return clients.deleteClient(this.#pool, clientId, now)
   }
 
   appendMessage(groupId: string, message: NewMessage, condition: AppendCondition, effects: AppendEffects = {}): Promise<AppendResult> {

@@ -256,10 +256,11 @@ export class SqliteStore implements Store {
     return rows.map((r) => r.group_id)
   }
 
-  deleteClient(clientId: string): Promise<ClientDeletion> {
+  deleteClient(clientId: string, now: number): Promise<ClientDeletion> {
     return this.#tx(() => {
       const groups = this.#db.prepare('DELETE FROM group_members WHERE client_id = ?').run(clientId).changes
-      const keyPackages = this.#db.prepare('DELETE FROM key_packages WHERE client_id = ?').run(clientId).changes
+      const keyPackages = this.#count(clientId, now).total
+      this.#db.prepare('DELETE FROM key_packages WHERE client_id = ?').run(clientId)
       this.#db.prepare('DELETE FROM handed_out_refs WHERE client_id = ?').run(clientId)
       return { groups, keyPackages, ...emptyQueue(this.#db, clientId) }
     })

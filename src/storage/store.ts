@@ -208,7 +208,7 @@ export type RemoveMemberResult = 'removed' | 'not_member' | 'no_group'
 export interface ClientDeletion {
   /** Groups the client was a member of, and is not any more. */
   readonly groups: number
-  /** KeyPackages of every kind (one-time, last-resort, legacy). */
+  /** KeyPackages it could still hand out at `now`, of every kind (expired ones go too, uncounted). */
   readonly keyPackages: number
   /** Deliveries still in its queue. */
   readonly deliveries: number
@@ -260,14 +260,16 @@ export interface Store {
   /** The groups the client is a member of, in id order (as listKeyPackageClients), a page at a time. */
   listClientGroups(clientId: string, page?: IdPage): Promise<string[]>
   /**
-   * Erases a client, one atomic step: it leaves every group (the groups stay), its KeyPackages and
-   * the refs handed out for it (they route no Welcome any more) are deleted, and its queue and
-   * Welcome inbox are emptied. Their seqs are kept, so a seq is never used twice for the client:
-   * a cursor a device still holds skips nothing that comes later. An append to one of its groups
+   * Erases a client, one atomic step: it leaves every group (the groups stay), its KeyPackages
+   * and the refs handed out for it (they route no Welcome any more) are deleted, and its queue and
+   * Welcome inbox are emptied (`now`, unix seconds: which KeyPackages count as still usable).
+   * Their seqs are kept, so a seq is never used twice for the client: a cursor a device still
+   * holds skips nothing that comes later. A join or an append racing it comes wholly before it
+   * or wholly after it. An append to one of its groups
    * either happened before (its delivery is erased too) or after (the client is not a recipient).
    * Messages it sent stay in their groups' logs.
    */
-  deleteClient(clientId: string): Promise<ClientDeletion>
+  deleteClient(clientId: string, now: number): Promise<ClientDeletion>
   /**
    * Appends with the next seq of the group, only if the condition holds, and applies the effects
    * with it. Keeps a copy of message.data, never the caller's bytes (they may be in a shared

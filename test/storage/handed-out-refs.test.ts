@@ -52,8 +52,12 @@ test('HandedOutRefs: forgetting a client drops its refs only, also after a ref c
   // Sweeps (the map doubling past MIN_SWEEP) drop expired refs from the per-client index too.
   for (let i = 0; i < 3 * HandedOutRefs.MIN_SWEEP; i++) refs.remember(`short-${i}`, 'dave', i, i)
   refs.remember('daves', 'dave', 1_000_000, 3 * HandedOutRefs.MIN_SWEEP)
+  // A ref a sweep dropped, handed out again for another client: forgetting dave must not touch it.
+  refs.remember('short-5', 'erin', 1_000_000, 3 * HandedOutRefs.MIN_SWEEP)
   refs.forget('dave')
   assert.equal(refs.owners(['daves'], 0).size, 0)
+  assert.deepEqual([...refs.owners(['short-5'], 0)], [['short-5', 'erin']], 'a sweep left no stale entry in dave\'s refs')
+  refs.forget('erin')
   assert.deepEqual([...refs.owners(['shared', 'carols'], 0)].map(([, owner]) => owner), ['carol', 'carol'])
   refs.forget('carol')
   assert.equal(refs.size, 0)

@@ -17,7 +17,7 @@ interface KeyPackageRow {
 
 const COLUMNS = 'ref, data, ciphersuite, last_resort, legacy, not_after, stored_at'
 /** Can be handed out at the unix seconds in `now`: legacy ones never expire. */
-const usable = (now: string) => `(legacy OR not_after IS NULL OR not_after >= ${now})`
+export const usable = (now: string) => `(legacy OR not_after IS NULL OR not_after >= ${now})`
 const USABLE = usable('$2')
 /**
  * Expired packages a claim deletes, at most: bounded work per claim whatever the pool holds, and
@@ -64,6 +64,8 @@ export async function addKeyPackages(pool: pg.Pool, clientId: string, records: r
  * expired refs, oldest first, by the expiry index: bounded work per claim, and more than the
  * one ref it adds, so the table follows the live refs. The chosen ref is left out of that
  * batch (one statement must not both delete and upsert a row), and locked ones are skipped.
+ * The kept package is read FOR SHARE: a delete of the client's packages (deleteClient) waits
+ * for the claim, so the ref it remembers is deleted with them, or the claim finds none.
  */
 const CLAIM = `
   WITH purged AS (
@@ -86,6 +88,7 @@ const CLAIM = `
       (last_resort AND NOT legacy AND ${USABLE} AND ($3::integer IS NULL OR ciphersuite = $3))
       OR (legacy AND $3::integer IS NULL))
     ORDER BY legacy, id LIMIT 1
+    FOR SHARE
   ), chosen AS (
     SELECT * FROM claimed UNION ALL SELECT * FROM kept
   ), handed_out AS (

@@ -85,7 +85,7 @@ export function clientContract(factory: StoreFactory): void {
       assert.deepEqual(before.deliveries.map((d) => d.seq), [2, 3, 4])
       assert.equal((await store.readWelcomes('bob', 0, 100, T0)).length, 1)
 
-      assert.deepEqual(await store.deleteClient('bob'), { groups: 3, keyPackages: 3, deliveries: 3, welcomes: 1 })
+      assert.deepEqual(await store.deleteClient('bob', NOW), { groups: 3, keyPackages: 3, deliveries: 3, welcomes: 1 })
 
       assert.deepEqual(await store.listClientGroups('bob'), [])
       assert.deepEqual((await store.getGroup('g1'))?.members, ['alice', 'carol'])
@@ -112,9 +112,9 @@ export function clientContract(factory: StoreFactory): void {
       assert.deepEqual((await store.readWelcomes('bob', 0, 100, T0)).map((w) => [w.seq, w.groupId]), [[2, 'g1']])
       assert.deepEqual(await store.listClientGroups('bob'), ['g1'])
 
-      assert.deepEqual(await store.deleteClient('bob'), { groups: 1, keyPackages: 0, deliveries: 1, welcomes: 1 })
-      assert.deepEqual(await store.deleteClient('bob'), NOTHING, 'again: nothing left')
-      assert.deepEqual(await store.deleteClient('nobody'), NOTHING)
+      assert.deepEqual(await store.deleteClient('bob', NOW), { groups: 1, keyPackages: 0, deliveries: 1, welcomes: 1 })
+      assert.deepEqual(await store.deleteClient('bob', NOW), NOTHING, 'again: nothing left')
+      assert.deepEqual(await store.deleteClient('nobody', NOW), NOTHING)
       assert.deepEqual(await queueOf(store, 'nobody'), { seqs: [], gap: false, lastSeq: 0 })
     })
 
@@ -128,10 +128,10 @@ export function clientContract(factory: StoreFactory): void {
       for (const id of HOSTILE_IDS) assert.deepEqual(await store.listClientGroups(id), [id], id)
       assert.deepEqual(await store.listClientGroups('peer'), [...HOSTILE_IDS].sort(compareIds))
       assert.deepEqual(await store.listClientGroups('toString'), [])
-      assert.deepEqual(await store.deleteClient('__proto__'), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
-      assert.deepEqual(await store.deleteClient('constructor'), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
-      assert.deepEqual(await store.deleteClient('hasOwnProperty'), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
-      assert.deepEqual(await store.deleteClient('valueOf'), NOTHING)
+      assert.deepEqual(await store.deleteClient('__proto__', NOW), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
+      assert.deepEqual(await store.deleteClient('constructor', NOW), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
+      assert.deepEqual(await store.deleteClient('hasOwnProperty', NOW), { groups: 1, keyPackages: 1, deliveries: 1, welcomes: 0 })
+      assert.deepEqual(await store.deleteClient('valueOf', NOW), NOTHING)
       assert.deepEqual((await store.getGroup("o'brien"))?.members, ["o'brien", 'peer'])
       assert.deepEqual((await store.getGroup('__proto__'))?.members, ['peer'])
     })
@@ -144,7 +144,7 @@ export function clientContract(factory: StoreFactory): void {
       let deletion: ReturnType<Store['deleteClient']> | undefined
       const appends = groups.flatMap((g) => range(perGroup).map(async (i) => {
         // The delete starts in the middle of the appends.
-        if (g === 'g3' && i === 0) deletion = store.deleteClient('bob')
+        if (g === 'g3' && i === 0) deletion = store.deleteClient('bob', NOW)
         return store.appendMessage(g, message(`${g}-sender`, `${g}:${i}`), MEMBER)
       }))
       const results = await Promise.all(appends)
@@ -155,6 +155,64 @@ export function clientContract(factory: StoreFactory): void {
       assert.deepEqual(await queueOf(store, 'bob'), { seqs: [], gap: false, lastSeq: toBob })
       assert.deepEqual(await store.listClientGroups('bob'), [])
       assert.equal((await store.readDeliveries('carol', 0, 1000, T0)).deliveries.length, groups.length * perGroup)
+    })
+
+    test('a delete racing joins, Welcomes and appends: each group it ends in has all it got since joining, the others nothing', async (t) => {
+      const store = await openStore(t, factory)
+      const groups = range(8).map((i) => `j${i}`)
+      for (const g of groups) await groupWith(store, g, [`${g}-sender`])
+      const results = new Map<string, AppendResult[]>(groups.map((g) => [g, []]))
+      let deletion: ReturnType<Store['deleteClient']> | undefined
+      await Promise.all(groups.flatMap((g, gi) => range(12).map(async (i) => {
+        if (gi === 4 && i === 0) deletion = store.deleteClient('bob', NOW)
+        const sender = `${g}-sender`
+        let result: AppendResult
+        if (i !== 4) result = await store.appendMessage(g, message(sender, `${g}:${i}`), MEMBER)
+        else if (gi % 2 === 0) {
+          // Even groups: bob joins by a Welcome (a commit that routes it)...
+          result = await store.appendMessage(g, message(sender, `${g}:welcome`, { messageType: 'Commit', epoch: 0, contentType: 'commit' }),
+            { ...MEMBER, epoch: { expected: 0, advance: true } }, { welcome: { data: bytes(`welcome ${g}`), recipients: ['bob'] } })
+        } else {
+          // ...odd ones by a plain join.
+          await store.addMember(g, 'bob')
+          return
+        }
+        results.get(g)!.push(result)
+      })))
+      await deletion
+      const queue = (await store.readDeliveries('bob', 0, 1000, T0)).deliveries
+      const member = new Set(await store.listClientGroups('bob'))
+      for (const g of groups) {
+        const queued = queue.filter((d) => d.groupId === g).length
+        const sent = results.get(g)!.filter((r) => r.ok && r.recipients.includes('bob')).length
+        if (member.has(g)) assert.equal(queued, sent, `${g}: joined after the delete, it keeps all ${sent} it got`)
+        else assert.equal(queued, 0, `${g}: joined before the delete, all it got is erased`)
+      }
+      const welcomes = await store.readWelcomes('bob', 0, 100, T0)
+      assert.deepEqual(welcomes.map((w) => w.groupId).sort(), groups.filter((g, i) => i % 2 === 0 && member.has(g)).sort(), 'a Welcome is kept exactly where its join is')
+    })
+
+    test('claims racing a delete: no ref handed out before it routes anything after it', async (t) => {
+      const store = await openStore(t, factory)
+      await store.addKeyPackages('bob', [keyPackage({ lastResort: true }), ...range(5).map(() => keyPackage())], NOW)
+      let deletion: ReturnType<Store['deleteClient']> | undefined
+      const claims = await Promise.all(range(40).map(async (i) => {
+        if (i === 20) deletion = store.deleteClient('bob', NOW)
+        return store.claimKeyPackage('bob', { now: NOW })
+      }))
+      await deletion
+      const refs = [...new Set(claims.filter((c) => c !== undefined).map((c) => c.ref))]
+      assert.ok(refs.length > 0)
+      assert.deepEqual([...await store.keyPackageOwners(refs, NOW)], [])
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
+    })
+
+    test('the KeyPackages counted are those it could still hand out; the expired go too', async (t) => {
+      const store = await openStore(t, factory)
+      await store.addKeyPackages('bob', [...range(20).map(() => keyPackage({ notAfter: NOW - 10 })), keyPackage(), keyPackage({ lastResort: true })], NOW)
+      await store.claimKeyPackage('bob', { now: NOW })
+      assert.deepEqual(await store.deleteClient('bob', NOW), { groups: 0, keyPackages: 1, deliveries: 0, welcomes: 0 })
+      assert.equal(await store.claimKeyPackage('bob', { now: NOW - 100 }), undefined, 'the expired ones are gone too')
     })
   })
 }
