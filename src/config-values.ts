@@ -92,6 +92,13 @@ export function parsePushInterval(raw: string): number {
   return seconds
 }
 
+/** GROUP_LOG_MAX_AGE: 0, or a duration of at most 100 years (36500d). */
+export function parseLogMaxAge(raw: string): number {
+  const seconds = parseDurationOrNever(raw)
+  if (seconds > 36500 * 86400) throw new Error('must be at most 36500d')
+  return seconds
+}
+
 /** PUSH_WEBHOOK_SECRET: '' or a Standard Webhooks secret. */
 export function parseWebhookSecret(raw: string): string {
   if (raw !== '') webhookKey(raw)

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseOptionalPath, parsePath, parsePort, parsePushInterval, parseRateLimit, parseWebhookSecret, parseWebhookUrl, parseWorkers } from './config-values.js'
+import { oneOf, parseBoolean, parseCiphersuites, parseCorsOrigins, parseDatabaseUrl, parseDuration, parseDurationOrNever, parseHost, parseInteger, parseJwksUrl, parseJwtSecret, parseLogMaxAge, parseOptionalPath, parsePath, parsePort, parsePushInterval, parseRateLimit, parseWebhookSecret, parseWebhookUrl, parseWorkers } from './config-values.js'
 
 /**
  * The one place that reads process.env and the command line. Every setting has an
@@ -155,7 +155,7 @@ export const OPTIONS = [
   option({ key: 'queueMaxMessages', env: 'QUEUE_MAX_MESSAGES', flag: 'queue-max-messages', default: '10000', help: 'Most undelivered deliveries (and Welcomes in the inbox) kept per client; older ones are dropped and the client is told of the gap', parse: (raw) => parseInteger(raw, 1, 100_000_000) }),
   option({ key: 'queueMaxAgeSeconds', env: 'QUEUE_MAX_AGE', flag: 'queue-max-age', default: '7d', help: 'Oldest delivery (and inbox Welcome) kept per client: seconds, or a number with s, m, h or d', parse: parseDuration }),
   option({ key: 'idempotencyWindowSeconds', env: 'IDEMPOTENCY_WINDOW', flag: 'idempotency-window', default: '10m', help: 'How long a retried publish (same Idempotency-Key, or same bytes from the same sender) returns the original seq', parse: parseDuration }),
-  option({ key: 'groupLogMaxAgeSeconds', env: 'GROUP_LOG_MAX_AGE', flag: 'group-log-max-age', default: '0', help: "Oldest message a group's log keeps (GET /groups/{g}/messages): older ones are dropped (deliveries still queued keep theirs) and a read after them is told of the gap; seconds, or a number with s, m, h or d, at least IDEMPOTENCY_WINDOW; 0 keeps every message until the group is deleted", parse: parseDurationOrNever }),
+  option({ key: 'groupLogMaxAgeSeconds', env: 'GROUP_LOG_MAX_AGE', flag: 'group-log-max-age', default: '0', help: "Oldest message a group's log keeps (GET /groups/{g}/messages): older ones are dropped and a read after them is told of the gap; seconds, or a number with s, m, h or d, at least QUEUE_MAX_AGE and IDEMPOTENCY_WINDOW, at most 36500d; 0 keeps every message until the group is deleted", parse: parseLogMaxAge }),
   option({ key: 'streamPingIntervalSeconds', env: 'STREAM_PING_INTERVAL', flag: 'stream-ping-interval', default: '30s', help: 'Keep-alive ping period of live streams; a peer that misses a ping is dropped', parse: parseDuration }),
   option({ key: 'streamMaxBufferedBytes', env: 'STREAM_MAX_BUFFERED_BYTES', flag: 'stream-max-buffered-bytes', default: String(1024 * 1024), help: 'Bytes a live stream may have unsent before it waits for the consumer', parse: (raw) => parseInteger(raw, 1024, 1024 * 1024 * 1024) }),
   option({ key: 'streamStallTimeoutSeconds', env: 'STREAM_STALL_TIMEOUT', flag: 'stream-stall-timeout', default: '10s', help: 'A consumer that reads nothing for this long while behind is disconnected (close code 4008) and resumes from its cursor', parse: parseDuration }),
@@ -221,9 +221,12 @@ export function loadConfig(env: Env = process.env, argv: readonly string[] = pro
     problems.push('DATABASE_URL is required with STORE=postgres (e.g. postgres://mls:secret@127.0.0.1:5432/mls)')
   }
   if (problems.length === 0) {
-    const { groupLogMaxAgeSeconds: logAge, idempotencyWindowSeconds: window } = values as unknown as Config
+    const { groupLogMaxAgeSeconds: logAge, idempotencyWindowSeconds: window, queueMaxAgeSeconds: queueAge } = values as unknown as Config
     if (logAge > 0 && logAge < window) {
       problems.push(`GROUP_LOG_MAX_AGE (${logAge} s) must be 0 or at least IDEMPOTENCY_WINDOW (${window} s): a retry within the window must find the message it repeats`)
+    }
+    if (logAge > 0 && logAge < queueAge) {
+      problems.push(`GROUP_LOG_MAX_AGE (${logAge} s) must be 0 or at least QUEUE_MAX_AGE (${queueAge} s): a message leaves the log only once no queue may still hold it`)
     }
   }
   if (problems.length === 0) problems.push(...authProblems(values as unknown as Config), ...tlsProblems(values as unknown as Config), ...pushProblems(values as unknown as Config))

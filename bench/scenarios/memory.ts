@@ -47,7 +47,7 @@ export const memory: Scenario = {
       const after = await lowest(2)
       ctx.log(`    retention: RSS start ${mb(start).toFixed(1)} MB, after ${count} messages were stored and dropped ${mb(unforced).toFixed(1)} MB, after a forced GC ${mb(after).toFixed(1)} MB`)
       return { start, unforced, after }
-    }, { nodeArgs: GC_ARGS, env: { GROUP_LOG_MAX_AGE: '1s', IDEMPOTENCY_WINDOW: '1s' } })
+    }, { nodeArgs: GC_ARGS, env: { GROUP_LOG_MAX_AGE: '1s', IDEMPOTENCY_WINDOW: '1s', QUEUE_MAX_AGE: '1s' } })
     return withService(ctx, async (service) => {
       await api(service.httpUrl, 'POST', '/groups', { group_id: GROUP, creator_id: 'alice' })
       // Warm the paths once so lazily loaded code is not counted as message storage.
@@ -76,7 +76,7 @@ export const memory: Scenario = {
           `RSS start ${mb(start).toFixed(1)} MB, stored ${mb(stored).toFixed(1)} MB, after delete ${mb(unforced).toFixed(1)} MB (lowest sample over ${settleSeconds(ctx)} s of light load), after one forced major GC ${mb(after).toFixed(1)} MB`,
           'the service runs with --expose-gc and a SIGUSR2 → gc() preload in this scenario only (bench/lib/gc-on-signal.mjs)',
           '"back near the start" is read as: at most a quarter of the payload still resident after the delete',
-          `retention: a second service with GROUP_LOG_MAX_AGE=1s (IDEMPOTENCY_WINDOW=1s) stored ${count.toLocaleString('en')} messages again and dropped them all; RSS start ${mb(retained.start).toFixed(1)} MB, after ${mb(retained.unforced).toFixed(1)} MB, after one forced major GC ${mb(retained.after).toFixed(1)} MB`,
+          `retention: a second service with GROUP_LOG_MAX_AGE=1s (and IDEMPOTENCY_WINDOW and QUEUE_MAX_AGE 1s, its lower bounds) stored ${count.toLocaleString('en')} messages again and dropped them all; RSS start ${mb(retained.start).toFixed(1)} MB, after ${mb(retained.unforced).toFixed(1)} MB, after one forced major GC ${mb(retained.after).toFixed(1)} MB`,
         ],
       }
     }, { nodeArgs: GC_ARGS })

@@ -58,7 +58,8 @@ export class LogRetention {
 
   async #sweep(): Promise<number> {
     const { store, maxAgeMs, log, counts } = this.#options
-    const before = (this.#options.now ?? Date.now)() - maxAgeMs
+    // Never before 1970: an age longer than the clock's reading drops nothing.
+    const before = Math.max(0, (this.#options.now ?? Date.now)() - maxAgeMs)
     let total = 0
     try {
       while (!this.#stopped) {
@@ -70,7 +71,7 @@ export class LogRetention {
         await new Promise((resolve) => setImmediate(resolve))
       }
     } catch (err) {
-      if (err instanceof StoreUnavailableError) log.warn({ err }, 'Group logs not swept (GROUP_LOG_MAX_AGE): the store cannot be reached; trying again at the next sweep')
+      if (err instanceof StoreUnavailableError) log.warn({ err }, 'Group logs not swept (GROUP_LOG_MAX_AGE): the store did not answer (unreachable, or a batch outlasted DATABASE_STATEMENT_TIMEOUT); trying again at the next sweep')
       else log.error({ err }, 'Group logs not swept (GROUP_LOG_MAX_AGE)')
     }
     if (total > 0) log.debug({ dropped: total, before: new Date(before).toISOString() }, 'Dropped old messages from group logs')

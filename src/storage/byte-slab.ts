@@ -55,12 +55,15 @@ export class ByteSlab {
   }
 
   /**
-   * Forgets chunk `index`: the owner reads none of its values again (views already made keep it
-   * alive until they go). If values were still being placed into it, the next starts a new chunk.
+   * Forgets chunk `index`, whose values the owner reads none of again (views already made keep
+   * it alive until they go); returns false, keeping it, for the chunk values are still placed
+   * into: its space is used up first (a quiet owner whose every value was dropped would
+   * otherwise start a new, larger chunk for each value), and it can go once it is not current.
    */
-  release(index: number): void {
+  release(index: number): boolean {
+    if (index === this.#current) return false
     this.#chunks[index] = undefined
-    if (index === this.#current) this.#current = -1
+    return true
   }
 
   /** Chunks not released (for tests). */

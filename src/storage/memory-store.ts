@@ -47,6 +47,9 @@ interface GroupState {
   readonly messages: MessageLog
 }
 
+/** Messages purgeGroupLogs drops per call, at most. */
+const PURGE_BATCH = 10_000
+
 export type MemoryStoreOptions = StoreOptions
 export { DEFAULT_STORE_OPTIONS } from './options.js'
 
@@ -309,14 +312,18 @@ export class MemoryStore implements Store {
     return { messages: withinBudget(state.messages.slice(start, start + limit), dataSize, maxBytes), firstSeq: state.messages.firstSeq }
   }
 
-  /** One pass over every group: what a group drops is a prefix, so the pass stops at its first young message. */
+  /**
+   * Groups in turn, each dropping a prefix up to its first young message, until PURGE_BATCH are
+   * dropped: a batch blocks the event loop for a bounded time, and the next call goes on.
+   */
   async purgeGroupLogs(before: number): Promise<number> {
     let dropped = 0
     for (const state of this.#groups.values()) {
-      const n = state.messages.dropReceivedBefore(before)
+      const n = state.messages.dropReceivedBefore(before, PURGE_BATCH - dropped)
       if (n === 0) continue
       state.retries.forgetBefore(state.messages.firstSeq)
       dropped += n
+      if (dropped >= PURGE_BATCH) break
     }
     return dropped
   }

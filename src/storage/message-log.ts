@@ -44,7 +44,7 @@ export class MessageLog {
   #base = 0
   #records: number[] = []
   #senderIds: string[] = []
-  /** Byte slab chunk → index of the last message placed in it: a chunk is released once that one is dropped. */
+  /** Byte slab chunk → index of the last message placed in it: a chunk is released once that one is dropped (and it is full). */
   readonly #chunkLast = new Map<number, number>()
 
   constructor(bytes = new ByteSlab()) {
@@ -81,17 +81,17 @@ export class MessageLog {
 
   /**
    * Drops the oldest messages, from the first kept one on, while they were received before
-   * `before` (unix ms): what is kept stays one run of seqs. Returns how many were dropped.
+   * `before` (unix ms), at most `max`: what is kept stays one run of seqs. Returns how many
+   * were dropped.
    */
-  dropReceivedBefore(before: number): number {
+  dropReceivedBefore(before: number, max = Infinity): number {
     const from = this.#first
-    while (this.#first < this.#length && this.#field(this.#first, RECEIVED_AT) < before) this.#first++
+    const end = Math.min(this.#length, from + max)
+    while (this.#first < end && this.#field(this.#first, RECEIVED_AT) < before) this.#first++
     const dropped = this.#first - from
     if (dropped === 0) return 0
     for (const [chunk, last] of this.#chunkLast) {
-      if (last >= this.#first) continue
-      this.#bytes.release(chunk)
-      this.#chunkLast.delete(chunk)
+      if (last < this.#first && this.#bytes.release(chunk)) this.#chunkLast.delete(chunk)
     }
     // Compact once the dropped records are the larger part, so memory follows what is kept.
     const stale = this.#first - this.#base

@@ -317,19 +317,26 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * The PURGE_BATCH oldest messages of all groups (by messages_received), and in each of their
-   * groups every message up to the newest of them, so a log keeps one run of seqs. Deliveries
-   * still queued that share those messages' bytes get their own copy first (as deleteGroup does).
+   * The groups of the oldest messages of all groups (by messages_received), each dropping the
+   * prefix of its log up to its first young message, until PURGE_BATCH are dropped. Deliveries
+   * that share a dropped message's bytes go with it: they are past QUEUE_MAX_AGE (the caller's
+   * rule), so their queue's retention drops them at its next look anyway, and tells the reader.
    */
   purgeGroupLogs(before: number): Promise<number> {
     return this.#tx(() => {
-      const through = this.#db.prepare(`SELECT group_id, max(seq) AS seq FROM (
-        SELECT group_id, seq FROM messages WHERE received_at < ? ORDER BY received_at LIMIT ${PURGE_BATCH}) GROUP BY group_id`).all(before) as { group_id: string; seq: number }[]
+      const groups = this.#db.prepare(`SELECT DISTINCT group_id FROM (
+        SELECT group_id FROM messages WHERE received_at < ? ORDER BY received_at LIMIT ${PURGE_BATCH})`).all(before) as { group_id: string }[]
       let dropped = 0
-      for (const { group_id: groupId, seq } of through) {
-        this.#db.prepare(`UPDATE deliveries SET data = (SELECT m.data FROM messages m WHERE m.group_id = deliveries.group_id AND m.seq = deliveries.group_seq)
-          WHERE group_id = ? AND data IS NULL AND group_seq <= ?`).run(groupId, seq)
-        dropped += this.#db.prepare('DELETE FROM messages WHERE group_id = ? AND seq <= ?').run(groupId, seq).changes
+      for (const { group_id: groupId } of groups) {
+        if (dropped >= PURGE_BATCH) break
+        // Both along the primary key in seq order: the second stops at the first young message.
+        const log = this.#db.prepare(`SELECT (SELECT seq FROM messages WHERE group_id = @g ORDER BY seq LIMIT 1) AS first,
+          (SELECT seq FROM messages WHERE group_id = @g AND received_at >= @before ORDER BY seq LIMIT 1) AS young`).get({ g: groupId, before }) as { first: number | null; young: number | null }
+        if (log.first === null) continue
+        const through = Math.min((log.young ?? Infinity) - 1, log.first + PURGE_BATCH - dropped - 1)
+        if (through < log.first) continue
+        this.#db.prepare('DELETE FROM deliveries WHERE group_id = ? AND data IS NULL AND group_seq <= ?').run(groupId, through)
+        dropped += this.#db.prepare('DELETE FROM messages WHERE group_id = ? AND seq <= ?').run(groupId, through).changes
       }
       return dropped
     })

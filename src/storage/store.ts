@@ -283,10 +283,12 @@ export interface Store {
    */
   readMessages(groupId: string, after: number, limit: number, maxBytes?: number): Promise<MessagePage | undefined>
   /**
-   * Drops from every group's log the messages received before `before` (unix ms), oldest first,
-   * so what a log keeps stays one run of seqs up to its last (a message received a moment after
-   * `before` but accepted before an older one may go with it). Deliveries of them still queued
-   * keep their bytes. A bounded batch: returns how many were dropped; call again until 0.
+   * Drops from every group's log its oldest messages received before `before` (unix ms): a
+   * prefix of the log up to its first message received at or after `before` (which keeps the
+   * older ones after it), so what a log keeps stays one run of seqs. The caller drops only
+   * messages older than the queues' max age (GROUP_LOG_MAX_AGE >= QUEUE_MAX_AGE): a delivery of
+   * one may go with it, as its queue's retention would drop it anyway and tell the reader.
+   * A bounded batch: returns how many were dropped; call again until 0.
    */
   purgeGroupLogs(before: number): Promise<number>
   /** The latest GroupInfo of the group; undefined when there is no group or no GroupInfo. */

@@ -182,12 +182,14 @@ test('MESSAGE_RATE_LIMIT: none by default, <messages>/<window>, or 0 for none', 
   assert.match(problemsOf({ MESSAGE_RATE_LIMIT: '0/1m' })[0] ?? '', /^MESSAGE_RATE_LIMIT="0\/1m": the count must be from 1 to 1000000/)
 })
 
-test('GROUP_LOG_MAX_AGE: off (0) by default, a duration, never shorter than IDEMPOTENCY_WINDOW', () => {
+test('GROUP_LOG_MAX_AGE: off (0) by default, a duration, never shorter than QUEUE_MAX_AGE or IDEMPOTENCY_WINDOW', () => {
   assert.equal(load({ GROUP_LOG_MAX_AGE: '30d' }).groupLogMaxAgeSeconds, 30 * 86400)
-  assert.equal(load({}, ['--group-log-max-age', '10m']).groupLogMaxAgeSeconds, 600)
-  assert.equal(load({ GROUP_LOG_MAX_AGE: '1s', IDEMPOTENCY_WINDOW: '1s' }).groupLogMaxAgeSeconds, 1)
-  assert.deepEqual(problemsOf({ GROUP_LOG_MAX_AGE: '5m' }), ['GROUP_LOG_MAX_AGE (300 s) must be 0 or at least IDEMPOTENCY_WINDOW (600 s): a retry within the window must find the message it repeats'])
+  assert.equal(load({ QUEUE_MAX_AGE: '10m' }, ['--group-log-max-age', '10m']).groupLogMaxAgeSeconds, 600)
+  assert.equal(load({ GROUP_LOG_MAX_AGE: '1s', IDEMPOTENCY_WINDOW: '1s', QUEUE_MAX_AGE: '1s' }).groupLogMaxAgeSeconds, 1)
+  assert.deepEqual(problemsOf({ GROUP_LOG_MAX_AGE: '5m', QUEUE_MAX_AGE: '1m' }), ['GROUP_LOG_MAX_AGE (300 s) must be 0 or at least IDEMPOTENCY_WINDOW (600 s): a retry within the window must find the message it repeats'])
+  assert.deepEqual(problemsOf({ GROUP_LOG_MAX_AGE: '1d' }), ['GROUP_LOG_MAX_AGE (86400 s) must be 0 or at least QUEUE_MAX_AGE (604800 s): a message leaves the log only once no queue may still hold it'])
   assert.match(problemsOf({ GROUP_LOG_MAX_AGE: 'a month' })[0] ?? '', /^GROUP_LOG_MAX_AGE="a month": must be a whole number of seconds/)
+  assert.deepEqual(problemsOf({ GROUP_LOG_MAX_AGE: '36501d' }), ['GROUP_LOG_MAX_AGE="36501d": must be at most 36500d'])
 })
 
 test('push notifications: off by default; PUSH_WEBHOOK_URL and PUSH_WEBHOOK_SECRET together, the secret never echoed', () => {

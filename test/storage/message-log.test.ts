@@ -113,7 +113,31 @@ test('MessageLog: dropping the oldest keeps one run of seqs, every field of what
   assert.equal(log.dropReceivedBefore(Infinity), 501)
   assert.equal(log.firstSeq, 3002)
   assert.deepEqual(log.slice(0), [])
-  assert.equal(slab.chunksHeld, 0)
+  assert.equal(slab.chunksHeld, 1, 'only the chunk values still go into')
   log.append(message(3001), 4001)
-  assert.deepEqual(log.slice(0).map((m) => m.seq), [3002])
+  assert.deepEqual(log.slice(0).map((m) => [m.seq, m.data]), [[3002, message(3001).data]])
+})
+
+test('MessageLog: a quiet log whose every message is dropped keeps filling the chunk in use, not a new one per message', () => {
+  const slab = new ByteSlab(4096, 1024 * 1024)
+  const log = new MessageLog(slab)
+  const views: Uint8Array[] = []
+  for (let i = 0; i < 50; i++) {
+    log.append(message(i, { data: new Uint8Array(200).fill(i), receivedAt: T0 + i }), i)
+    views.push(log.slice(i)[0]!.data)
+    assert.equal(log.dropReceivedBefore(T0 + i + 1), 1)
+  }
+  // 50 × 200 B: three chunks of 4 KiB at most, however long the log lives this way.
+  assert.ok(slab.chunksHeld <= 1, `${slab.chunksHeld} chunks held`)
+  assert.ok(new Set(views.map((v) => v.buffer)).size <= 3, `${new Set(views.map((v) => v.buffer)).size} buffers for 50 small messages`)
+  views.forEach((view, i) => assert.ok(view.every((b) => b === i), `message ${i} read back through its view`))
+})
+
+test('MessageLog: a drop stops at `max`, and the next goes on from there', () => {
+  const log = new MessageLog(new ByteSlab(64, 1024))
+  for (let i = 0; i < 100; i++) log.append(message(i), i)
+  assert.equal(log.dropReceivedBefore(Infinity, 30), 30)
+  assert.equal(log.firstSeq, 31)
+  assert.equal(log.dropReceivedBefore(Infinity, 100), 70)
+  assert.equal(log.firstSeq, 101)
 })

@@ -131,24 +131,30 @@ export async function readMessages(pool: pg.Pool, groupId: string, after: number
 const PURGE_BATCH = 1000
 
 /**
- * Store.purgeGroupLogs: the PURGE_BATCH oldest messages of all groups (migration 11), and in
- * each of their groups every message up to the newest of them, so a log keeps one run of seqs.
- * Deliveries still queued that share those messages' bytes (migration 8) get their own copy in
- * the same transaction, so a read sees either the shared bytes or the copy.
+ * Store.purgeGroupLogs: the groups of old messages (found by the BRIN index of migration 11,
+ * in about the order they were written), each dropping the prefix of its log up to its first
+ * young message, until PURGE_BATCH are dropped, one statement per group in one transaction.
+ * Deliveries that share a dropped message's bytes (migration 8) go with it: they are past
+ * QUEUE_MAX_AGE (the caller's rule), so their queue's retention drops them at its next look
+ * anyway and tells the reader; a read sees the delivery with its bytes, or neither.
  */
 export async function purgeGroupLogs(pool: pg.Pool, before: number): Promise<number> {
   return transaction(pool, async (client) => {
-    const { rows } = await client.query<{ group_id: string; seq: number }>(`SELECT o.group_id, max(o.seq) AS seq FROM (
-      SELECT group_id, seq FROM messages WHERE received_at < $1 ORDER BY received_at LIMIT ${PURGE_BATCH}) o GROUP BY o.group_id`, [before])
-    if (rows.length === 0) return 0
-    const groups = rows.map((r) => r.group_id)
-    const through = rows.map((r) => r.seq)
-    await client.query(`UPDATE deliveries d SET data = m.data
-      FROM unnest($1::text[], $2::bigint[]) AS t(group_id, seq), messages m
-      WHERE d.group_id = t.group_id AND d.data IS NULL AND d.group_seq <= t.seq AND m.group_id = d.group_id AND m.seq = d.group_seq`, [groups, through])
-    const { rowCount } = await client.query(`DELETE FROM messages m USING unnest($1::text[], $2::bigint[]) AS t(group_id, seq)
-      WHERE m.group_id = t.group_id AND m.seq <= t.seq`, [groups, through])
-    return rowCount ?? 0
+    const { rows: groups } = await client.query<{ group_id: string }>(`SELECT DISTINCT o.group_id FROM (
+      SELECT group_id FROM messages WHERE received_at < $1 LIMIT ${PURGE_BATCH}) o`, [before])
+    let dropped = 0
+    for (const { group_id: groupId } of groups) {
+      if (dropped >= PURGE_BATCH) break
+      const { rows: [log] } = await client.query<{ first: number | null; young: number | null }>(`SELECT
+          (SELECT seq FROM messages WHERE group_id = $1 ORDER BY seq LIMIT 1) AS first,
+          (SELECT seq FROM messages WHERE group_id = $1 AND received_at >= $2 ORDER BY seq LIMIT 1) AS young`, [groupId, before])
+      if (log?.first == null) continue
+      const through = Math.min((log.young ?? Infinity) - 1, log.first + PURGE_BATCH - dropped - 1)
+      if (through < log.first) continue
+      await client.query('DELETE FROM deliveries WHERE group_id = $1 AND data IS NULL AND group_seq <= $2', [groupId, through])
+      dropped += (await client.query('DELETE FROM messages WHERE group_id = $1 AND seq <= $2', [groupId, through])).rowCount ?? 0
+    }
+    return dropped
   })
 }
 
