@@ -4,6 +4,7 @@ import type { ValidationMode } from '../config.js'
 import { ServiceError } from '../errors.js'
 import { equalBytes, isKnownCiphersuite, isMlsValidationError, supportedCiphersuites, verifyExternalCommit } from '../mls/index.js'
 import type {
+  AppendEffects,
   ClientDeletion,
   GroupInfoRecord,
   GroupRecord,
@@ -305,9 +306,9 @@ export class DeliveryService {
     if (message.length === 0) throw new ServiceError('bad_request', 'message must not be empty')
     await this.#countMessage(senderId)
     const classified = await this.#externalJoin(groupId, senderId, message, classifyMessage(groupId, message, request.messageType, options.validation ?? 'strict'))
-    const recipients = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
+    const routed = classified.welcomeRefs ? await this.#welcomeRecipients(classified.welcomeRefs) : undefined
     const result = await this.#append(groupId, senderId, message, classified, request.idempotencyKey, {
-      welcome: recipients ? { data: message, recipients } : undefined,
+      welcome: routed ? { data: message, ...routed } : undefined,
       senderJoins: classified.externalCommit,
     })
     this.#log.info('Relayed message from %s to group %s', senderId, groupId)
@@ -330,13 +331,13 @@ export class DeliveryService {
     if (classified.externalCommit && bundle.welcome) throw new ServiceError('bad_request', 'an external commit adds no one but its sender: it comes without a welcome (RFC 9420 §12.4.3.2)')
     const groupInfo = bundle.groupInfo ? await checkGroupInfo(groupId, bundle.groupInfo, bundle.ratchetTree, classified.epoch + 1, this.#now()) : undefined
     if (!bundle.groupInfo && bundle.ratchetTree) throw new ServiceError('bad_request', 'ratchet_tree is only accepted together with group_info')
-    let welcome: { data: Uint8Array; recipients: readonly string[] } | undefined
+    let welcome: AppendEffects['welcome']
     if (bundle.welcome) {
       const inspection = inspectOrReject(bundle.welcome, 'welcome')
       if (inspection.kind !== 'welcome') throw new ServiceError('invalid_message', 'welcome: the bytes are not an MLS Welcome')
-      const recipients = bundle.welcomeRecipients ?? (await this.#welcomeRecipients(inspection.newMembers))
-      recipients.forEach((r) => assertId('welcome_recipients[]', r))
-      welcome = { data: bundle.welcome, recipients }
+      bundle.welcomeRecipients?.forEach((r) => assertId('welcome_recipients[]', r))
+      const routed = bundle.welcomeRecipients ? { recipients: bundle.welcomeRecipients } : await this.#welcomeRecipients(inspection.newMembers)
+      welcome = { data: bundle.welcome, ...routed }
     } else if (bundle.welcomeRecipients) {
       throw new ServiceError('bad_request', 'welcome_recipients is only accepted together with welcome')
     }
@@ -460,6 +461,9 @@ export class DeliveryService {
           `Stale epoch: the message is for epoch ${classified.epoch}, the group is at epoch ${result.currentEpoch}`,
           { current_epoch: result.currentEpoch },
         )
+      case 'unknown_ref':
+        // Its client was deleted (or it expired) after the refs were read: as if it had been before.
+        throw unknownRef(result.ref)
     }
   }
 
@@ -550,13 +554,12 @@ export class DeliveryService {
     return ciphersuite === undefined ? count.total - count.lastResort - count.legacy : (count.byCiphersuite.get(ciphersuite) ?? 0)
   }
 
-  async #welcomeRecipients(refs: readonly string[]): Promise<string[]> {
+  /** The clients a Welcome's KeyPackageRefs were handed out to, and the refs, which the append checks again (AppendEffects.welcome). */
+  async #welcomeRecipients(refs: readonly string[]): Promise<{ recipients: string[]; refs: Map<string, string> }> {
     const owners = await this.#store.keyPackageOwners(refs, this.#seconds())
-    const unknown = refs.filter((ref) => !owners.has(ref))
-    if (unknown.length > 0) {
-      throw new ServiceError('invalid_message', `welcome: KeyPackageRef ${unknown[0]} is not one this service handed out (never claimed here, past its KeyPackage's lifetime, or its client was deleted); name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref: unknown[0] })
-    }
-    return [...new Set(refs.map((ref) => owners.get(ref)!))]
+    const unknown = refs.find((ref) => !owners.has(ref))
+    if (unknown !== undefined) throw unknownRef(unknown)
+    return { recipients: [...new Set(refs.map((ref) => owners.get(ref)!))], refs: owners }
   }
 
   #seconds(): number {
@@ -603,6 +606,10 @@ async function pageOf(page: IdPage, read: (wider: IdPage) => Promise<string[]>):
   if (limit === undefined || ids.length <= limit) return { ids }
   ids.length = limit
   return { ids, nextAfter: ids[limit - 1]! }
+}
+
+function unknownRef(ref: string): ServiceError {
+  return new ServiceError('invalid_message', `welcome: KeyPackageRef ${ref} is not one this service handed out (never claimed here, past its KeyPackage's lifetime, or its client was deleted); name the recipients in welcome_recipients`, { check: 'unknown_key_package_ref', ref })
 }
 
 function orNotFound<T>(value: T | undefined, groupId: string): T {

@@ -25,6 +25,7 @@ import type {
   StoredMessage,
   WelcomeRecord,
 } from './store.js'
+import { changedRef } from './store.js'
 import { dataSize, NO_BYTE_LIMIT, withinBudget } from './page-budget.js'
 import { WelcomeInbox } from './welcome-inbox.js'
 
@@ -247,6 +248,11 @@ export class MemoryStore implements Store {
     if (condition.senderMustBeMember && !state.members.has(message.senderId)) return { ok: false, reason: 'not_member' }
     if (condition.epoch && condition.epoch.expected !== state.epoch) {
       return { ok: false, reason: 'stale_epoch', currentEpoch: state.epoch }
+    }
+    const refs = effects.welcome?.refs
+    if (refs) {
+      const ref = changedRef(refs, this.#handedOut.owners([...refs.keys()], Math.floor(message.receivedAt / 1000)))
+      if (ref !== undefined) return { ok: false, reason: 'unknown_ref', ref }
     }
     if (condition.epoch?.advance) state.epoch += 1
     const seq = state.messages.append(message, state.epoch)

@@ -15,6 +15,8 @@ const MESSAGE_TYPE = 5
 /** Index in CONTENT_TYPES, or NO_CONTENT_TYPE. */
 const CONTENT_TYPE = 6
 const FIELDS = 7
+/** In #chunkLast for a chunk released. */
+const RELEASED = -1
 /** The contentType code of a message without one (opaque bytes). */
 const NO_CONTENT_TYPE = 255
 const messageTypeCodes = new Map<MessageType, number>(MESSAGE_TYPES.map((type, code) => [type, code]))
@@ -45,7 +47,10 @@ export class MessageLog {
   #records: number[] = []
   #senderIds: string[] = []
   /** Byte slab chunk → index of the last message placed in it: a chunk is released once that one is dropped (and it is full). */
-  readonly #chunkLast = new Map<number, number>()
+  /** (A plain array by chunk index, cheaper per append than a Map; RELEASED once released.) */
+  readonly #chunkLast: number[] = []
+  /** Chunks before this one are all released. */
+  #chunksReleased = 0
 
   constructor(bytes = new ByteSlab()) {
     this.#bytes = bytes
@@ -64,7 +69,7 @@ export class MessageLog {
   /** Stores a copy of the message with the next seq; returns that seq. */
   append(message: NewMessage, epochAfter: number): number {
     const location = this.#bytes.place(message.data)
-    this.#chunkLast.set(chunkOf(location), this.#length)
+    this.#chunkLast[chunkOf(location)] = this.#length
     // In field order (RECEIVED_AT, EPOCH, …); numbers only, so V8 keeps the array unboxed.
     this.#records.push(
       message.receivedAt,
@@ -90,9 +95,11 @@ export class MessageLog {
     while (this.#first < end && this.#field(this.#first, RECEIVED_AT) < before) this.#first++
     const dropped = this.#first - from
     if (dropped === 0) return 0
-    for (const [chunk, last] of this.#chunkLast) {
-      if (last < this.#first && this.#bytes.release(chunk)) this.#chunkLast.delete(chunk)
+    for (let chunk = this.#chunksReleased; chunk < this.#chunkLast.length; chunk++) {
+      const last = this.#chunkLast[chunk]!
+      if (last !== RELEASED && last < this.#first && this.#bytes.release(chunk)) this.#chunkLast[chunk] = RELEASED
     }
+    while (this.#chunksReleased < this.#chunkLast.length && this.#chunkLast[this.#chunksReleased] === RELEASED) this.#chunksReleased++
     // Compact once the dropped records are the larger part, so memory follows what is kept.
     const stale = this.#first - this.#base
     if (stale > 1024 && stale * 2 > this.#length - this.#base) {

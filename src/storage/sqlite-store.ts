@@ -12,6 +12,7 @@ import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ClientDeletion, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
   KeyPackageCount, KeyPackageRecord, MessagePage, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
 } from './store.js'
+import { changedRef } from './store.js'
 
 export interface SqliteStoreOptions extends Partial<StoreOptions> {
   /** A file path, or ':memory:'. */
@@ -187,6 +188,10 @@ export class SqliteStore implements Store {
 
   /** Expired refs are left out even before a claim forgets them. */
   async keyPackageOwners(refs: readonly string[], now = nowSeconds()): Promise<Map<string, string>> {
+    return this.#owners(refs, now)
+  }
+
+  #owners(refs: readonly string[], now: number): Map<string, string> {
     const owners = new Map<string, string>()
     const get = this.#db.prepare('SELECT client_id FROM handed_out_refs WHERE ref = ? AND expires_at >= ?')
     for (const ref of refs) {
@@ -280,6 +285,11 @@ export class SqliteStore implements Store {
       const members = this.#members(groupId)
       if (condition.senderMustBeMember && !members.includes(message.senderId)) return { ok: false, reason: 'not_member' }
       if (condition.epoch && condition.epoch.expected !== group.epoch) return { ok: false, reason: 'stale_epoch', currentEpoch: group.epoch }
+      const refs = effects.welcome?.refs
+      if (refs) {
+        const ref = changedRef(refs, this.#owners([...refs.keys()], Math.floor(message.receivedAt / 1000)))
+        if (ref !== undefined) return { ok: false, reason: 'unknown_ref', ref }
+      }
       const seq = group.next_seq
       const epoch = group.epoch + (condition.epoch?.advance ? 1 : 0)
       this.#db.prepare(`INSERT INTO messages (group_id, seq, sender_id, message_type, data, received_at, epoch, content_type) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)

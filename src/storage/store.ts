@@ -121,12 +121,23 @@ export interface RetryIdentity {
   readonly key?: string
 }
 
+/** The first ref of `expected` (ref → client) that `owners` (keyPackageOwners) does not give to the same client. */
+export function changedRef(expected: ReadonlyMap<string, string> | undefined, owners: ReadonlyMap<string, string>): string | undefined {
+  for (const [ref, client] of expected ?? []) if (owners.get(ref) !== client) return ref
+  return undefined
+}
+
 /** What an accepted append also does, in the same atomic step (RFC 9420 §14: Welcome only with its Commit). */
 export interface AppendEffects {
   /** The GroupInfo (and ratchet tree) of the epoch the commit starts. */
   readonly groupInfo?: GroupInfoRecord
-  /** A Welcome for these clients: queued in their inboxes, and they become members. */
-  readonly welcome?: { readonly data: Uint8Array; readonly recipients: readonly string[] }
+  /**
+   * A Welcome for these clients: queued in their inboxes, and they become members. `refs`: the
+   * KeyPackageRefs the recipients were found by (ref → client, keyPackageOwners), checked again
+   * in the same step at the message's receivedAt: one no longer handed out to that client (its
+   * client deleted, or expired since) refuses the append, so no Welcome reaches a deleted client.
+   */
+  readonly welcome?: { readonly data: Uint8Array; readonly recipients: readonly string[]; readonly refs?: ReadonlyMap<string, string> }
   /**
    * The sender becomes a member, after the message (it is not one of its recipients): an
    * external commit (RFC 9420 §12.4.3.2), whose sender joins by it. Idempotent for a member.
@@ -147,6 +158,8 @@ export type AppendResult =
   }
   | { readonly ok: false; readonly reason: 'no_group' | 'not_member' }
   | { readonly ok: false; readonly reason: 'stale_epoch'; readonly currentEpoch: number }
+  /** A ref of `welcome.refs` is no longer handed out to its client. */
+  | { readonly ok: false; readonly reason: 'unknown_ref'; readonly ref: string }
 
 export interface GroupInfoRecord {
   readonly epoch: number

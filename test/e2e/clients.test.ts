@@ -5,6 +5,9 @@ import { MlsTestClient } from '../helpers/mls-client.js'
 import { RestMember, unb64, type RestApi } from '../helpers/rest-api.js'
 import { useTestService } from '../helpers/service.js'
 import { TcpApi } from '../tcp/tcp-api.js'
+import { silentLogger } from '../helpers/app.js'
+import { DeliveryService } from '../../src/service/delivery-service.js'
+import { MemoryStore } from '../../src/storage/memory-store.js'
 
 /**
  * A client's groups and its deletion, with real ts-mls clients: a device that lost its state
@@ -112,5 +115,38 @@ describe("real MLS clients: a client's groups, and deleting a client", () => {
     const queue = await api.call('GET', '/clients/erase-bob/messages?after=0')
     assert.deepEqual(queue.body.deliveries, [])
     assert.deepEqual(await api.welcomes('erase-bob'), [])
+  })
+})
+
+describe('a delete racing a commit that adds the client', () => {
+  test('the Welcome is refused when the client is deleted between the lookup of its KeyPackageRef and the append', async () => {
+    // A store that lets bob's delete land right after the service looked his ref up.
+    let racing: (() => Promise<unknown>) | undefined
+    class RacedStore extends MemoryStore {
+      override async keyPackageOwners(refs: readonly string[], now?: number) {
+        const owners = await super.keyPackageOwners(refs, now)
+        const race = racing
+        racing = undefined
+        await race?.()
+        return owners
+      }
+    }
+    const service = new DeliveryService({ store: new RacedStore(), log: silentLogger })
+    const alice = await MlsTestClient.create('alice')
+    const bob = await MlsTestClient.create('bob')
+    await service.storeKeyPackages('bob', [(await bob.createKeyPackage()).bytes])
+    await alice.createGroup('room')
+    await service.createGroup('room', 'alice')
+    const claimed = (await service.fetchKeyPackage('bob'))!
+    const add = await alice.addMembers([claimed.data])
+    racing = () => service.deleteClient('bob')
+    await assert.rejects(
+      service.commit({ groupId: 'room', senderId: 'alice', commit: add.commit, welcome: add.welcome, groupInfo: add.groupInfo, ratchetTree: add.ratchetTree }),
+      (err: Error & { details?: Record<string, unknown> }) => err.details?.check === 'unknown_key_package_ref' && err.details.ref === claimed.ref,
+    )
+    const room = await service.getGroup('room')
+    assert.deepEqual([room.members, room.epoch, room.nextSeq], [['alice'], 0, 1], 'nothing changed')
+    assert.deepEqual(await service.readWelcomes('bob'), [])
+    assert.deepEqual((await service.listClientGroups('bob')).groups, [])
   })
 })

@@ -1,6 +1,7 @@
 import type pg from 'pg'
 import type { StoreOptions } from '../options.js'
 import type { AppendCondition, AppendEffects, AppendResult, MessageType, NewMessage } from '../store.js'
+import { changedRef } from '../store.js'
 import { retryKeys } from '../retry-keys.js'
 import { statement, toBuffer, transaction } from './database.js'
 import { StoreUnavailableError } from '../errors.js'
@@ -60,6 +61,21 @@ export async function appendMessage(
       welcomeTo, effects.welcome ? toBuffer(effects.welcome.data) : null,
       retention.maxMessages, message.receivedAt - retention.maxAgeMs,
     ],
+  }
+  const refs = effects.welcome?.refs
+  if (refs) {
+    // A Welcome routed by the refs handed out: they are read again FOR SHARE in the same
+    // transaction, so a delete of a recipient (deleteClient deletes its refs) is either done,
+    // and the ref is gone, or waits until this append is.
+    return transaction(pool, async (client) => {
+      const { rows } = await client.query<{ ref: string; client_id: string }>(
+        'SELECT ref, client_id FROM handed_out_refs WHERE ref = ANY ($1::text[]) AND expires_at >= $2 FOR SHARE',
+        [[...refs.keys()], Math.floor(message.receivedAt / 1000)],
+      )
+      const ref = changedRef(refs, new Map(rows.map((r) => [r.ref, r.client_id])))
+      if (ref !== undefined) return { ok: false, reason: 'unknown_ref', ref }
+      return appendResult((await client.query<AppendRow>(call)).rows[0]!, welcomeTo)
+    })
   }
   if (effects.senderJoins) {
     // An external commit: its sender joins in the same transaction, after the function has

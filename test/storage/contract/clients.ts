@@ -207,6 +207,30 @@ export function clientContract(factory: StoreFactory): void {
       assert.equal(await store.claimKeyPackage('bob', { now: NOW }), undefined)
     })
 
+    test('a Welcome routed by refs is refused, changing nothing, when a recipient was deleted after the refs were read', async (t) => {
+      const store = await openStore(t, factory)
+      await groupWith(store, 'g', ['alice'])
+      await store.addKeyPackages('bob', [keyPackage()], NOW)
+      await store.addKeyPackages('carol', [keyPackage()], NOW)
+      const bobs = (await store.claimKeyPackage('bob', { now: NOW }))!
+      const carols = (await store.claimKeyPackage('carol', { now: NOW }))!
+      const refs = await store.keyPackageOwners([bobs.ref, carols.ref], NOW)
+      assert.deepEqual([...refs], [[bobs.ref, 'bob'], [carols.ref, 'carol']])
+      await store.deleteClient('bob', NOW)
+      const commit = (label: string) => message('alice', label, { messageType: 'Commit', epoch: 0, contentType: 'commit' })
+      const condition = { ...MEMBER, epoch: { expected: 0, advance: true } }
+      const refused = await store.appendMessage('g', commit('adds bob and carol'), condition, { welcome: { data: bytes('welcome'), recipients: ['bob', 'carol'], refs } })
+      assert.deepEqual(refused, { ok: false, reason: 'unknown_ref', ref: bobs.ref })
+      const group = await store.getGroup('g')
+      assert.deepEqual([group?.members, group?.epoch, group?.nextSeq], [['alice'], 0, 1])
+      assert.deepEqual(await store.readWelcomes('bob', 0, 10, T0), [])
+      assert.deepEqual(await store.readWelcomes('carol', 0, 10, T0), [])
+      const onlyCarol = new Map([[carols.ref, 'carol']])
+      const routed = await store.appendMessage('g', commit('adds carol'), condition, { welcome: { data: bytes('welcome'), recipients: ['carol'], refs: onlyCarol } })
+      assert.ok(routed.ok && routed.seq === 1)
+      assert.deepEqual((await store.getGroup('g'))?.members, ['alice', 'carol'])
+    })
+
     test('the KeyPackages counted are those it could still hand out; the expired go too', async (t) => {
       const store = await openStore(t, factory)
       await store.addKeyPackages('bob', [...range(20).map(() => keyPackage({ notAfter: NOW - 10 })), keyPackage(), keyPackage({ lastResort: true })], NOW)
