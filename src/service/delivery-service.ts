@@ -15,7 +15,6 @@ import type {
   NewMessage,
   Store,
   DeliveryPage,
-  StoredMessage,
   WelcomeRecord,
 } from '../storage/store.js'
 import type { RateLimiter } from '../storage/rate-limiter.js'

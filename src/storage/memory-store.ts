@@ -22,7 +22,6 @@ import type {
   RemoveMemberResult,
   QueueRead,
   Store,
-  StoredMessage,
   WelcomeRecord,
 } from './store.js'
 import { changedRef } from './store.js'

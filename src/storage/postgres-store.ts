@@ -31,7 +31,6 @@ import type {
   RemoveMemberResult,
   QueueRead,
   Store,
-  StoredMessage,
   WelcomeRecord,
 } from './store.js'
 

@@ -10,7 +10,7 @@ import { retryKeys } from './retry-keys.js'
 import { StoreUnavailableError } from './errors.js'
 import type {
   AckResult, AppendCondition, AppendEffects, AppendResult, ClaimQuery, ClientDeletion, ContentType, DeliveryPage, GroupInfoRecord, GroupRecord,
-  KeyPackageCount, KeyPackageRecord, MessagePage, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, StoredMessage, WelcomeRecord,
+  KeyPackageCount, KeyPackageRecord, MessagePage, MessageType, NewGroup, NewMessage, QueueRead, RemoveMemberResult, Store, WelcomeRecord,
 } from './store.js'
 import { changedRef } from './store.js'
 
