@@ -1,4 +1,5 @@
 import { ByteSlab, chunkOf } from './byte-slab.js'
+import { worthCompacting } from './prefix-compaction.js'
 import { CONTENT_TYPES, MESSAGE_TYPES, type ContentType, type MessageType, type NewMessage, type StoredMessage } from './store.js'
 
 // Message i is the record #records[(i - #base) * FIELDS + field], for these fields.
@@ -46,8 +47,11 @@ export class MessageLog {
   #base = 0
   #records: number[] = []
   #senderIds: string[] = []
-  /** Byte slab chunk → index of the last message placed in it: a chunk is released once that one is dropped (and it is full). */
-  /** (A plain array by chunk index, cheaper per append than a Map; RELEASED once released.) */
+  /**
+   * By byte slab chunk: the index of the last message placed in it (RELEASED once released; a
+   * plain array, cheaper per append than a Map). A chunk is released once that message is
+   * dropped and values no longer go into it.
+   */
   readonly #chunkLast: number[] = []
   /** Chunks before this one are all released. */
   #chunksReleased = 0
@@ -100,9 +104,8 @@ export class MessageLog {
       if (last !== RELEASED && last < this.#first && this.#bytes.release(chunk)) this.#chunkLast[chunk] = RELEASED
     }
     while (this.#chunksReleased < this.#chunkLast.length && this.#chunkLast[this.#chunksReleased] === RELEASED) this.#chunksReleased++
-    // Compact once the dropped records are the larger part, so memory follows what is kept.
     const stale = this.#first - this.#base
-    if (stale > 1024 && stale * 2 > this.#length - this.#base) {
+    if (worthCompacting(stale, this.#length - this.#base)) {
       this.#records = this.#records.slice(stale * FIELDS)
       this.#senderIds = this.#senderIds.slice(stale)
       this.#base = this.#first

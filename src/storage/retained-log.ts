@@ -1,4 +1,5 @@
 import type { RetentionPolicy } from './client-queue.js'
+import { worthCompacting } from './prefix-compaction.js'
 
 /**
  * Entries with seqs 1, 2, 3, … that only ever lose a prefix: retention drops the oldest, and
@@ -51,7 +52,7 @@ export class RetainedLog<T extends { readonly receivedAt: number }> {
     this.#head += count
     this.#firstSeq += count
     // Compact once the dropped prefix is the larger part, so memory follows the live size.
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+    if (worthCompacting(this.#head, this.#items.length)) {
       this.#items = this.#items.slice(this.#head)
       this.#head = 0
     }

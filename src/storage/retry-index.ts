@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { worthCompacting } from './prefix-compaction.js'
 import type { RetryIdentity } from './store.js'
 
 /** What the index reads of a group's accepted messages (MessageLog), by index (seq - 1). */
@@ -103,7 +104,7 @@ export class RetryIndex {
   /** Drops the digests of forgotten messages once they are the larger part, so memory follows the window. */
   #compact(): void {
     const stale = this.#expired - this.#base
-    if (stale <= 1024 || stale * 2 <= this.#digests.length) return
+    if (!worthCompacting(stale, this.#digests.length)) return
     this.#digests = this.#digests.slice(stale)
     this.#base = this.#expired
   }
